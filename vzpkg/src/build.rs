@@ -1,0 +1,1 @@
+//! The build pipeline. OWNER: lead.

@@ -1,0 +1,3 @@
+//! Running maintainer scripts inside the staging tree, in a namespaced chroot.
+
+pub mod deb;

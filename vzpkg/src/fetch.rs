@@ -1,0 +1,1 @@
+//! Parallel verified downloads into the package cache. OWNER: lead.

@@ -1,0 +1,24 @@
+//! vzpkg: build OS templates for VPS hosting from distribution packages.
+//!
+//! The flow runs one way: `recipe` → `source` → `resolve` → `fetch` →
+//! `unpack` → `configure` → `store`. Each stage takes a plain value and hands
+//! the next one a plain value; `build` strings them together.
+
+pub mod build;
+pub mod cancel;
+pub mod configure;
+pub mod control;
+pub mod error;
+pub mod fetch;
+pub mod http;
+pub mod openpgp;
+pub mod package;
+pub mod progress;
+pub mod recipe;
+pub mod resolve;
+pub mod sandbox;
+pub mod source;
+pub mod store;
+pub mod unpack;
+
+pub use error::Error;

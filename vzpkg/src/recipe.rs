@@ -1,0 +1,1 @@
+//! Recipes (`recipes/NAME.toml`). OWNER: lead.

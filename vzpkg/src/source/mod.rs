@@ -1,0 +1,4 @@
+//! Repository sources: where packages come from and the verified index of them.
+
+pub mod apt;
+pub mod deb;

@@ -1,0 +1,4 @@
+//! Unpacking packages into a staging tree, in parallel, keeping every file's
+//! metadata and refusing paths that would leave the tree.
+
+pub mod deb;
