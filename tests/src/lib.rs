@@ -1,0 +1,5 @@
+//! Test fixtures: real `.deb` files, real OpenPGP keys and signatures, and a
+//! Debian-style mirror served over loopback HTTP.
+
+pub mod debfile;
+pub mod signing;

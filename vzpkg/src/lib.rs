@@ -8,6 +8,7 @@ pub mod build;
 pub mod cancel;
 pub mod configure;
 pub mod control;
+pub mod debversion;
 pub mod error;
 pub mod fetch;
 pub mod http;

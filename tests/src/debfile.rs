@@ -1,0 +1,1 @@
+//! Building real `.deb` files for tests. OWNER: unpack helper.

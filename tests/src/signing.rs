@@ -1,0 +1,1 @@
+//! Test OpenPGP keys and signatures. OWNER: source helper.

@@ -1,0 +1,1 @@
+//! Debian version comparison (deb-version(7)). OWNER: resolve helper.
