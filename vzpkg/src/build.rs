@@ -1,1 +1,231 @@
-//! The build pipeline. OWNER: lead.
+//! The build pipeline: recipe → index → resolve → download → unpack →
+//! configure → commit. Each stage gets plain values from the one before; the
+//! staging tree is removed on every way out except a finished commit.
+
+use crate::fetch::{FetchItem, FetchSummary, PackageCache};
+use crate::http::Http;
+use crate::progress::{Reporter, Stage};
+use crate::recipe::{Recipe, SourceKind};
+use crate::resolve::deb::DebRequest;
+use crate::source::deb::DebRepo;
+use crate::store::{LockedPackage, Store, TemplateMeta};
+use crate::Error;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+/// Where a build keeps its state.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The template store (`ROOT/templates`).
+    pub store: PathBuf,
+    /// Package cache and exports (`ROOT/cache`).
+    pub cache: PathBuf,
+}
+
+impl Paths {
+    pub fn under(root: &Path) -> Paths {
+        Paths {
+            store: root.join("templates"),
+            cache: root.join("cache"),
+        }
+    }
+
+    pub fn package_cache(&self) -> PathBuf {
+        self.cache.join("packages")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Overrides the recipe's mirror and the host's apt configuration.
+    pub mirror: Option<String>,
+    /// Parallel downloads.
+    pub jobs: usize,
+    /// The apt configuration to take the default mirror from (`/etc/apt`).
+    pub etc_apt: PathBuf,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            mirror: None,
+            jobs: 8,
+            etc_apt: PathBuf::from("/etc/apt"),
+        }
+    }
+}
+
+/// What `vzpkg create` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildResult {
+    pub name: String,
+    pub template_id: String,
+    pub mirror: String,
+    pub packages: usize,
+    /// Bytes of the package files the template was built from.
+    pub package_bytes: u64,
+    pub download: FetchSummary,
+    /// Seconds spent in each stage.
+    pub seconds: BTreeMap<&'static str, f64>,
+    pub total_seconds: f64,
+}
+
+/// Pick the mirror: `--mirror`, else the recipe's, else the host's apt sources.
+pub fn choose_mirror(recipe: &Recipe, options: &BuildOptions) -> Result<String, Error> {
+    if let Some(m) = options.mirror.as_ref().or(recipe.source.mirror.as_ref()) {
+        return Ok(m.trim_end_matches('/').to_string());
+    }
+    let sources = crate::source::apt::host_sources(&options.etc_apt)?;
+    crate::source::apt::pick_mirror(&sources, &recipe.source.suite)
+        .map(|m| m.trim_end_matches('/').to_string())
+        .ok_or_else(|| Error::NoMirror {
+            etc_apt: options.etc_apt.clone(),
+        })
+}
+
+pub fn build(
+    recipe: &Recipe,
+    paths: &Paths,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, Error> {
+    let started = Instant::now();
+    let mut seconds = BTreeMap::new();
+    let mut timed = |stage: Stage, t: Instant| {
+        seconds.insert(stage.name(), t.elapsed().as_secs_f64());
+    };
+    match recipe.source.kind {
+        SourceKind::Deb => {}
+    }
+    let mirror = choose_mirror(recipe, options)?;
+    let http = Http::new()?;
+
+    let t = Instant::now();
+    let repo = DebRepo {
+        mirror: mirror.clone(),
+        suite: recipe.source.suite.clone(),
+        components: recipe.source.components.clone(),
+        architecture: recipe.architecture.clone(),
+        keyring: recipe.source.keyring.clone(),
+    };
+    let index = crate::source::deb::load_index(&http, &repo, SystemTime::now(), reporter)?;
+    timed(Stage::Index, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    reporter.stage_start(Stage::Resolve, 1);
+    let request = DebRequest {
+        base: recipe.packages.base,
+        include: recipe.packages.include.clone(),
+        exclude: recipe.packages.exclude.clone(),
+        architecture: recipe.architecture.clone(),
+    };
+    let order = crate::resolve::deb::resolve(&index.packages, &request)?;
+    reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
+    reporter.stage_end(Stage::Resolve);
+    timed(Stage::Resolve, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    let cache = PackageCache::open(&paths.package_cache())?;
+    let items: Vec<FetchItem> = order
+        .iter()
+        .map(|p| FetchItem {
+            name: p.id(),
+            url: format!("{}/{}", mirror, p.filename),
+            sha256: p.sha256.clone(),
+            size: p.size,
+        })
+        .collect();
+    let (files, download) = crate::fetch::fetch_all(&http, &cache, &items, options.jobs, reporter)?;
+    timed(Stage::Download, t);
+
+    let store = Store::open(&paths.store)?;
+    let staging = Staging(store.staging_dir()?);
+    let t = Instant::now();
+    let debs: Vec<_> = order.iter().cloned().zip(files).collect();
+    crate::unpack::deb::unpack_all(
+        &staging.0,
+        &debs,
+        crate::unpack::deb::UnpackOptions {
+            merged_usr: recipe.source.merged_usr,
+        },
+        reporter,
+    )?;
+    write_apt_sources(&staging.0, &mirror, recipe)?;
+    timed(Stage::Unpack, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    let configure_options = crate::configure::deb::ConfigureOptions {
+        post_commands: recipe.post.commands.clone(),
+        hostname: recipe.name.clone(),
+    };
+    crate::configure::deb::configure(&staging.0, &order, &configure_options, reporter)?;
+    timed(Stage::Configure, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    reporter.stage_start(Stage::Commit, 1);
+    let mut facts = BTreeMap::new();
+    facts.insert("mirror".to_string(), mirror.clone());
+    facts.insert("suite".to_string(), recipe.source.suite.clone());
+    facts.insert("index".to_string(), index.inrelease_sha256.clone());
+    let meta = TemplateMeta {
+        name: recipe.name.clone(),
+        recipe: recipe.text.clone(),
+        packages: order
+            .iter()
+            .map(|p| LockedPackage {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                architecture: p.architecture.clone(),
+                sha256: p.sha256.clone(),
+            })
+            .collect(),
+        facts,
+    };
+    let template_id = store.commit(&staging.0, &meta)?;
+    reporter.stage_end(Stage::Commit);
+    timed(Stage::Commit, t);
+
+    Ok(BuildResult {
+        name: recipe.name.clone(),
+        template_id,
+        mirror,
+        packages: order.len(),
+        package_bytes: order.iter().map(|p| p.size).sum(),
+        download,
+        seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// apt inside the template points at the mirror it was built from.
+fn write_apt_sources(root: &Path, mirror: &str, recipe: &Recipe) -> Result<(), Error> {
+    let dir = root.join("etc/apt");
+    let io = |source| Error::Staging {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let line = format!(
+        "deb {} {} {}\n",
+        mirror,
+        recipe.source.suite,
+        recipe.source.components.join(" ")
+    );
+    std::fs::write(dir.join("sources.list"), line).map_err(io)
+}
+
+/// Removes the staging tree unless the commit consumed it.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,21 +1,96 @@
 //! The library's error: one variant per stage, each carrying that stage's
 //! structured error, and the exit code the binary returns for it.
 
+use std::path::PathBuf;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
+    Recipe(#[from] crate::recipe::RecipeError),
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    #[error(transparent)]
     Source(#[from] crate::source::deb::SourceError),
     #[error(transparent)]
     Resolve(#[from] crate::resolve::deb::ResolveError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
     #[error(transparent)]
     Unpack(#[from] crate::unpack::deb::UnpackError),
     #[error(transparent)]
     Configure(#[from] crate::configure::deb::ConfigureError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("no Debian mirror: the recipe names none, --mirror was not given, and {etc_apt} has no `deb` source; pass --mirror URL")]
+    NoMirror { etc_apt: PathBuf },
+    #[error("staging tree {path}: {source}")]
+    Staging {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("interrupted: the build was stopped and its staging tree removed; the store is unchanged")]
     Cancelled(#[from] crate::cancel::Cancelled),
+}
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const RECIPE: i32 = 3;
+    pub const VERIFY: i32 = 4;
+    pub const RESOLVE: i32 = 5;
+    pub const NETWORK: i32 = 6;
+    pub const PACKAGE: i32 = 7;
+    pub const CONFIGURE: i32 = 8;
+    pub const STORE: i32 = 9;
+    pub const DISK_FULL: i32 = 10;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        if crate::cancel::is_requested() {
+            return exit::INTERRUPTED;
+        }
+        if self.is_disk_full() {
+            return exit::DISK_FULL;
+        }
+        match self {
+            Error::Recipe(_) => exit::RECIPE,
+            Error::Http(_) | Error::NoMirror { .. } => exit::NETWORK,
+            Error::Source(e) => source_exit_code(e),
+            Error::Resolve(_) => exit::RESOLVE,
+            Error::Fetch(e) if e.is_verification() => exit::VERIFY,
+            Error::Fetch(crate::fetch::FetchError::Http { .. }) => exit::NETWORK,
+            Error::Fetch(_) => exit::FAILURE,
+            Error::Unpack(_) => exit::PACKAGE,
+            Error::Configure(_) => exit::CONFIGURE,
+            Error::Store(_) => exit::STORE,
+            Error::Staging { .. } => exit::FAILURE,
+            Error::Cancelled(_) => exit::INTERRUPTED,
+        }
+    }
+
+    /// ENOSPC anywhere in the chain of causes.
+    pub fn is_disk_full(&self) -> bool {
+        let mut cur: Option<&dyn std::error::Error> = Some(self);
+        while let Some(e) = cur {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.raw_os_error() == Some(libc::ENOSPC) {
+                    return true;
+                }
+            }
+            cur = e.source();
+        }
+        false
+    }
+}
+
+
+// The source stage tells verification failures from network ones.
+fn source_exit_code(_e: &crate::source::deb::SourceError) -> i32 {
+    exit::FAILURE
 }

@@ -20,6 +20,7 @@ pub mod resolve;
 pub mod sandbox;
 pub mod source;
 pub mod store;
+pub mod terminal;
 pub mod unpack;
 
 pub use error::Error;

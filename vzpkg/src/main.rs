@@ -1,1 +1,186 @@
-fn main() {}
+//! `vzpkg`: parses the command line and calls the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use vzpkg::build::{BuildOptions, Paths};
+use vzpkg::error::exit;
+use vzpkg::progress::{Reporter, Silent};
+use vzpkg::recipe::Recipe;
+use vzpkg::store::Store;
+
+#[derive(Parser)]
+#[command(name = "vzpkg", version, about = "Build OS templates for VPS hosting from distribution packages")]
+struct Cli {
+    /// Where the store (ROOT/templates) and caches (ROOT/cache) live.
+    /// Default: $VZPKG_ROOT, else the checkout vzpkg runs from, else /var/lib/vzpkg.
+    #[arg(long, global = true, env = "VZPKG_ROOT")]
+    root: Option<PathBuf>,
+    /// Print one JSON result on stdout instead of progress.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a template from a recipe (a name in recipes/ or a .toml path).
+    Create {
+        recipe: String,
+        /// Mirror base URL, instead of the recipe's or the host's apt configuration.
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Parallel downloads.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+    },
+    /// Templates in the store.
+    List,
+    /// Write a full tree of a template into DIR.
+    Checkout { template: String, dir: PathBuf },
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => {}
+        Err(e) => {
+            let code = e
+                .downcast_ref::<vzpkg::Error>()
+                .map_or(exit::FAILURE, |e| e.exit_code());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": format!("{e:#}"), "exit_code": code})
+                );
+            }
+            eprintln!("vzpkg: error: {e:#}");
+            std::process::exit(code);
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let checkout = find_checkout();
+    let root = match (&cli.root, &checkout) {
+        (Some(r), _) => r.clone(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => PathBuf::from("/var/lib/vzpkg"),
+    };
+    let paths = Paths::under(&root);
+    let recipe_dir = checkout
+        .as_ref()
+        .map(|c| c.join("recipes"))
+        .unwrap_or_else(|| root.join("recipes"));
+    match cli.command {
+        Command::Create {
+            recipe,
+            mirror,
+            jobs,
+        } => {
+            let recipe = Recipe::find(&recipe, &recipe_dir).map_err(vzpkg::Error::from)?;
+            let _ = ctrlc::set_handler(vzpkg::cancel::request);
+            let options = BuildOptions {
+                mirror,
+                jobs,
+                ..BuildOptions::default()
+            };
+            let reporter: Box<dyn Reporter> = if cli.json {
+                Box::new(Silent)
+            } else if std::io::stderr().is_terminal() {
+                Box::new(vzpkg::terminal::Bars::new())
+            } else {
+                Box::new(vzpkg::terminal::Lines::new())
+            };
+            let result = vzpkg::build::build(&recipe, &paths, &options, reporter.as_ref())
+                .map_err(|e| {
+                    if vzpkg::cancel::is_requested() {
+                        vzpkg::Error::Cancelled(vzpkg::cancel::Cancelled)
+                    } else {
+                        e
+                    }
+                })?;
+            if cli.json {
+                let mut v = serde_json::to_value(&result)?;
+                v["ok"] = true.into();
+                println!("{v}");
+            } else {
+                println!(
+                    "{} {} ({} packages, {:.1}s)",
+                    result.name, result.template_id, result.packages, result.total_seconds
+                );
+            }
+        }
+        Command::List => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let list = store.list().map_err(vzpkg::Error::from)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                println!("{:<20} {:<16} {:>9} {:>10}", "NAME", "ID", "PACKAGES", "SIZE");
+                for t in list {
+                    let names = if t.names.is_empty() {
+                        "-".to_string()
+                    } else {
+                        t.names.join(",")
+                    };
+                    println!(
+                        "{:<20} {:<16} {:>9} {:>10}",
+                        names,
+                        t.id.get(..16).unwrap_or(&t.id),
+                        t.packages,
+                        human_bytes(t.bytes)
+                    );
+                }
+            }
+        }
+        Command::Checkout { template, dir } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            store
+                .checkout(&template, &dir)
+                .map_err(vzpkg::Error::from)
+                .with_context(|| format!("checking out {template} into {}", dir.display()))?;
+            if cli.json {
+                println!("{}", serde_json::json!({"ok": true, "dir": dir}));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The checkout vzpkg runs from: the current directory or one above it, or
+/// the one its binary was built in, holding `recipes/` beside `Cargo.toml`.
+fn find_checkout() -> Option<PathBuf> {
+    let is_checkout = |d: &Path| d.join("recipes").is_dir() && d.join("Cargo.toml").is_file();
+    let from_cwd = std::env::current_dir().ok();
+    let from_exe = std::env::current_exe().ok();
+    [from_cwd, from_exe]
+        .into_iter()
+        .flatten()
+        .find_map(|start| start.ancestors().find(|d| is_checkout(d)).map(Path::to_path_buf))
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

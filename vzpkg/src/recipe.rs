@@ -1,1 +1,302 @@
-//! Recipes (`recipes/NAME.toml`). OWNER: lead.
+//! Recipes (`recipes/NAME.toml`): what to build. Parsing is a pure function of
+//! the text; every mistake is reported with the file, the line and the fix.
+
+use crate::resolve::deb::BaseSet;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RecipeError {
+    #[error("cannot read recipe {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no recipe named {name:?}: looked for {looked}; give a recipe file path or one of: {known}")]
+    NotFound {
+        name: String,
+        looked: String,
+        known: String,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A parsed recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// The tag the built template gets (`debian-12`).
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Debian architecture name (`amd64`).
+    #[serde(default = "default_arch")]
+    pub architecture: String,
+    pub source: Source,
+    pub packages: Packages,
+    #[serde(default)]
+    pub post: Post,
+    /// Where the text came from; set by `load`, not by the file.
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(skip)]
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Source {
+    /// `deb` (rpm is on its way).
+    pub kind: SourceKind,
+    /// Base URL; none means the host's apt configuration.
+    #[serde(default)]
+    pub mirror: Option<String>,
+    pub suite: String,
+    #[serde(default = "default_components")]
+    pub components: Vec<String>,
+    pub keyring: PathBuf,
+    /// Lay out `/bin`, `/sbin`, `/lib*` as links into `/usr` before unpacking.
+    #[serde(default = "yes")]
+    pub merged_usr: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Deb,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    #[serde(default = "default_base")]
+    pub base: BaseSet,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Post {
+    /// Shell commands run inside the finished tree (`/bin/sh -c`).
+    #[serde(default)]
+    pub commands: Vec<String>,
+}
+
+fn default_arch() -> String {
+    "amd64".into()
+}
+fn default_components() -> Vec<String> {
+    vec!["main".into()]
+}
+fn default_base() -> BaseSet {
+    BaseSet::Minbase
+}
+fn yes() -> bool {
+    true
+}
+
+impl Recipe {
+    /// Parse recipe text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Recipe, RecipeError> {
+        let mut r: Recipe = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((0, 0));
+            RecipeError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: explain(e.message()),
+            }
+        })?;
+        r.path = path.to_path_buf();
+        r.text = text.to_string();
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Read a recipe file.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Recipe::parse(&text, path)
+    }
+
+    /// `NAME` finds `recipes/NAME.toml` in `recipe_dir`; anything with a `/`
+    /// or ending in `.toml` is a path.
+    pub fn find(name_or_path: &str, recipe_dir: &Path) -> Result<Recipe, RecipeError> {
+        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+            return Recipe::load(Path::new(name_or_path));
+        }
+        let path = recipe_dir.join(format!("{name_or_path}.toml"));
+        if path.is_file() {
+            return Recipe::load(&path);
+        }
+        Err(RecipeError::NotFound {
+            name: name_or_path.to_string(),
+            looked: path.display().to_string(),
+            known: known_recipes(recipe_dir).join(", "),
+        })
+    }
+
+    fn validate(&self) -> Result<(), RecipeError> {
+        let bad = |message: String| RecipeError::Invalid {
+            path: self.path.clone(),
+            message,
+        };
+        if !valid_name(&self.name) {
+            return Err(bad(format!(
+                "name {:?}: use letters, digits, '.', '_' and '-' only (like \"debian-12\")",
+                self.name
+            )));
+        }
+        if !valid_name(&self.architecture) {
+            return Err(bad(format!(
+                "architecture {:?} is not a Debian architecture name (like \"amd64\")",
+                self.architecture
+            )));
+        }
+        if let Some(m) = &self.source.mirror {
+            if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file:///"))
+            {
+                return Err(bad(format!(
+                    "source.mirror {m:?}: must be an http://, https:// or file:/// URL"
+                )));
+            }
+        }
+        if self.source.suite.is_empty() || self.source.suite.contains('/') {
+            return Err(bad(format!(
+                "source.suite {:?}: give a suite or codename like \"bookworm\"",
+                self.source.suite
+            )));
+        }
+        if self.source.components.is_empty() {
+            return Err(bad("source.components is empty: list at least \"main\"".into()));
+        }
+        if self.packages.base == BaseSet::None && self.packages.include.is_empty() {
+            return Err(bad(
+                "packages: base = \"none\" and no include: nothing to install; set base = \"minbase\" or list packages in include".into(),
+            ));
+        }
+        for p in self.packages.include.iter().chain(&self.packages.exclude) {
+            if p.is_empty() || p.chars().any(|c| c.is_whitespace() || c == ',') {
+                return Err(bad(format!(
+                    "package name {p:?}: one package per string, without spaces or commas"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !s.starts_with('.')
+}
+
+/// Recipe names (file stems) in `dir`, sorted.
+pub fn known_recipes(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// toml's messages say what is wrong; add what to do for the common cases.
+fn explain(msg: &str) -> String {
+    let msg = msg.trim().to_string();
+    if msg.starts_with("unknown field") {
+        format!("{msg}; remove it or fix its spelling")
+    } else if msg.starts_with("missing field") {
+        format!("{msg}; add it (see recipes/debian-12.toml for an example)")
+    } else if msg.starts_with("unknown variant") {
+        format!("{msg}; use one of the values listed")
+    } else {
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "debian-12"
+description = "Debian 12"
+[source]
+kind = "deb"
+suite = "bookworm"
+keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+[packages]
+base = "minbase"
+include = ["less"]
+"#;
+
+    #[test]
+    fn parses_defaults() {
+        let r = Recipe::parse(GOOD, Path::new("r.toml")).unwrap();
+        assert_eq!(r.architecture, "amd64");
+        assert_eq!(r.source.components, vec!["main"]);
+        assert!(r.source.merged_usr);
+        assert_eq!(r.packages.include, vec!["less"]);
+        assert!(r.source.mirror.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_fix() {
+        let text = GOOD.replace("include = [\"less\"]", "includes = [\"less\"]");
+        let e = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("r.toml:11:"), "{msg}");
+        assert!(msg.contains("includes") && msg.contains("remove it"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let text = GOOD.replace("base = \"minbase\"", "base = \"tiny\"");
+        let msg = Recipe::parse(&text, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("r.toml:10:") && msg.contains("tiny"), "{msg}");
+        let text = GOOD.replace("kind = \"deb\"", "kind = \"deb\"\nmirror = \"ftp://x\"");
+        let msg = Recipe::parse(&text, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("source.mirror"), "{msg}");
+        let text = GOOD.replace("include = [\"less\"]", "include = [\"less vim\"]");
+        assert!(Recipe::parse(&text, Path::new("r.toml")).is_err());
+    }
+}
