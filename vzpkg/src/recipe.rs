@@ -280,7 +280,7 @@ include = ["less"]
         let text = GOOD.replace("include = [\"less\"]", "includes = [\"less\"]");
         let e = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("r.toml:11:"), "{msg}");
+        assert!(msg.starts_with("r.toml:10:"), "{msg}");
         assert!(msg.contains("includes") && msg.contains("remove it"), "{msg}");
     }
 
@@ -290,7 +290,7 @@ include = ["less"]
         let msg = Recipe::parse(&text, Path::new("r.toml"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("r.toml:10:") && msg.contains("tiny"), "{msg}");
+        assert!(msg.contains("r.toml:9:") && msg.contains("tiny"), "{msg}");
         let text = GOOD.replace("kind = \"deb\"", "kind = \"deb\"\nmirror = \"ftp://x\"");
         let msg = Recipe::parse(&text, Path::new("r.toml"))
             .unwrap_err()
