@@ -61,7 +61,9 @@ impl Error {
         match self {
             Error::Recipe(_) => exit::RECIPE,
             Error::Http(_) | Error::NoMirror { .. } => exit::NETWORK,
-            Error::Source(e) => source_exit_code(e),
+            Error::Source(e) if e.is_verification() => exit::VERIFY,
+            Error::Source(e) if e.is_network() => exit::NETWORK,
+            Error::Source(_) => exit::FAILURE,
             Error::Resolve(_) => exit::RESOLVE,
             Error::Fetch(e) if e.is_verification() => exit::VERIFY,
             Error::Fetch(crate::fetch::FetchError::Http { .. }) => exit::NETWORK,
@@ -90,7 +92,3 @@ impl Error {
 }
 
 
-// The source stage tells verification failures from network ones.
-fn source_exit_code(_e: &crate::source::deb::SourceError) -> i32 {
-    exit::FAILURE
-}
