@@ -2,4 +2,6 @@
 //! Debian-style mirror served over loopback HTTP.
 
 pub mod debfile;
+pub mod mirror;
+pub mod server;
 pub mod signing;
