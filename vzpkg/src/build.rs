@@ -8,7 +8,8 @@ use crate::progress::{Reporter, Stage};
 use crate::recipe::{Recipe, SourceKind};
 use crate::resolve::deb::DebRequest;
 use crate::source::deb::DebRepo;
-use crate::store::{LockedPackage, Store, TemplateMeta};
+use crate::lock::{Lock, LockError};
+use crate::store::{Store, TemplateMeta};
 use crate::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// The apt configuration to take the default mirror from (`/etc/apt`).
     pub etc_apt: PathBuf,
+    /// Build exactly the recipe's lock file instead of resolving.
+    pub locked: bool,
 }
 
 impl Default for BuildOptions {
@@ -52,6 +55,7 @@ impl Default for BuildOptions {
             mirror: None,
             jobs: 8,
             etc_apt: PathBuf::from("/etc/apt"),
+            locked: false,
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct BuildResult {
     pub template_id: String,
     pub mirror: String,
     pub packages: usize,
+    /// The lock file written (or honoured).
+    pub lock: PathBuf,
     /// Bytes of the package files the template was built from.
     pub package_bytes: u64,
     pub download: FetchSummary,
@@ -121,7 +127,15 @@ pub fn build(
         exclude: recipe.packages.exclude.clone(),
         architecture: recipe.architecture.clone(),
     };
-    let order = crate::resolve::deb::resolve(&index.packages, &request)?;
+    let lock_file = crate::lock::lock_path(&recipe.path);
+    let order = if options.locked {
+        let lock = Lock::read(&lock_file)?.ok_or_else(|| LockError::Missing {
+            path: lock_file.clone(),
+        })?;
+        lock.select(&index.packages)?
+    } else {
+        crate::resolve::deb::resolve(&index.packages, &request)?
+    };
     reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
     reporter.stage_end(Stage::Resolve);
     timed(Stage::Resolve, t);
@@ -175,26 +189,35 @@ pub fn build(
     let meta = TemplateMeta {
         name: recipe.name.clone(),
         recipe: recipe.text.clone(),
-        packages: order
-            .iter()
-            .map(|p| LockedPackage {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                architecture: p.architecture.clone(),
-                sha256: p.sha256.clone(),
-            })
-            .collect(),
+        packages: order.iter().map(crate::lock::locked).collect(),
         facts,
     };
     let template_id = store.commit(&staging.0, &meta)?;
     reporter.stage_end(Stage::Commit);
     timed(Stage::Commit, t);
 
+    // The lock follows the store: written only once the template exists.
+    let lock = Lock {
+        recipe: recipe.name.clone(),
+        architecture: recipe.architecture.clone(),
+        index: crate::lock::Snapshot {
+            suite: recipe.source.suite.clone(),
+            inrelease_sha256: index.inrelease_sha256.clone(),
+            date: index.date,
+        },
+        packages: meta.packages.clone(),
+    };
+    let previous = Lock::read(&lock_file).ok().flatten();
+    if !options.locked && previous.as_ref() != Some(&lock) {
+        lock.write(&lock_file)?;
+    }
+
     Ok(BuildResult {
         name: recipe.name.clone(),
         template_id,
         mirror,
         packages: order.len(),
+        lock: lock_file,
         package_bytes: order.iter().map(|p| p.size).sum(),
         download,
         seconds,

@@ -22,6 +22,8 @@ pub enum Error {
     #[error(transparent)]
     Configure(#[from] crate::configure::deb::ConfigureError),
     #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("no Debian mirror: the recipe names none, --mirror was not given, and {etc_apt} has no `deb` source; pass --mirror URL")]
     NoMirror { etc_apt: PathBuf },
@@ -70,6 +72,10 @@ impl Error {
             Error::Fetch(_) => exit::FAILURE,
             Error::Unpack(_) => exit::PACKAGE,
             Error::Configure(_) => exit::CONFIGURE,
+            Error::Lock(
+                crate::lock::LockError::Missing { .. } | crate::lock::LockError::NotUpstream { .. },
+            ) => exit::RESOLVE,
+            Error::Lock(_) => exit::RECIPE,
             Error::Store(_) => exit::STORE,
             Error::Staging { .. } => exit::FAILURE,
             Error::Cancelled(_) => exit::INTERRUPTED,

@@ -12,6 +12,7 @@ pub mod debversion;
 pub mod error;
 pub mod fetch;
 pub mod http;
+pub mod lock;
 pub mod openpgp;
 pub mod package;
 pub mod progress;

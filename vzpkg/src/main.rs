@@ -35,6 +35,9 @@ enum Command {
         /// Parallel downloads.
         #[arg(long, default_value_t = 8)]
         jobs: usize,
+        /// Build exactly the packages in the recipe's lock file (NAME.lock beside it).
+        #[arg(long)]
+        locked: bool,
     },
     /// Templates in the store.
     List,
@@ -87,12 +90,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             recipe,
             mirror,
             jobs,
+            locked,
         } => {
             let recipe = Recipe::find(&recipe, &recipe_dir).map_err(vzpkg::Error::from)?;
             let _ = ctrlc::set_handler(vzpkg::cancel::request);
             let options = BuildOptions {
                 mirror,
                 jobs,
+                locked,
                 ..BuildOptions::default()
             };
             let reporter: Box<dyn Reporter> = if cli.json {
