@@ -2,3 +2,4 @@
 //! verified index to the exact package set, in install order.
 
 pub mod deb;
+pub mod relation;
