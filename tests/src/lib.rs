@@ -2,6 +2,7 @@
 //! Debian-style mirror served over loopback HTTP.
 
 pub mod debfile;
+pub mod fixture;
 pub mod mirror;
 pub mod server;
 pub mod signing;

@@ -88,7 +88,11 @@ pub fn write_mirror(
         e.finish().unwrap()
     };
     let mut sums = String::new();
-    for (name, bytes) in [("Packages", &plain), ("Packages.xz", &xz), ("Packages.gz", &gz)] {
+    for (name, bytes) in [
+        ("Packages", &plain),
+        ("Packages.xz", &xz),
+        ("Packages.gz", &gz),
+    ] {
         let rel = format!("{bin}/{name}");
         std::fs::write(dists.join(&rel), bytes).unwrap();
         sums.push_str(&format!(

@@ -61,7 +61,10 @@ impl Server {
     }
 
     pub fn deb_requests(&self) -> usize {
-        self.requests().iter().filter(|p| p.ends_with(".deb")).count()
+        self.requests()
+            .iter()
+            .filter(|p| p.ends_with(".deb"))
+            .count()
     }
 
     pub fn set_deb_delay(&self, d: Duration) {

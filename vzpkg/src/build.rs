@@ -4,11 +4,11 @@
 
 use crate::fetch::{FetchItem, FetchSummary, PackageCache};
 use crate::http::Http;
+use crate::lock::{Lock, LockError};
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{Recipe, SourceKind};
 use crate::resolve::deb::DebRequest;
 use crate::source::deb::DebRepo;
-use crate::lock::{Lock, LockError};
 use crate::store::{Store, TemplateMeta};
 use crate::Error;
 use std::collections::BTreeMap;
@@ -167,6 +167,11 @@ pub fn build(
         },
         reporter,
     )?;
+    // Measured before vzpkg writes anything of its own into the tree.
+    let epoch = match crate::normalize::epoch_from_env()? {
+        Some(e) => e,
+        None => crate::normalize::newest_file(&staging.0)?,
+    };
     write_apt_sources(&staging.0, &mirror, recipe)?;
     timed(Stage::Unpack, t);
     crate::cancel::check()?;
@@ -175,8 +180,10 @@ pub fn build(
     let configure_options = crate::configure::deb::ConfigureOptions {
         post_commands: recipe.post.commands.clone(),
         hostname: recipe.name.clone(),
+        source_date_epoch: Some(epoch),
     };
     crate::configure::deb::configure(&staging.0, &order, &configure_options, reporter)?;
+    crate::normalize::normalize(&staging.0, epoch, &recipe.post.volatile)?;
     timed(Stage::Configure, t);
     crate::cancel::check()?;
 

@@ -31,7 +31,11 @@ impl Paragraph {
     /// Set or replace a field, keeping its position if present.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
-        match self.fields.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .fields
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name.to_string(), value)),
         }
@@ -98,7 +102,8 @@ pub fn parse_paragraphs(text: &str) -> Result<Vec<Paragraph>, ControlError> {
                 text: line.to_string(),
             });
         };
-        cur.fields.push((k.trim().to_string(), v.trim().to_string()));
+        cur.fields
+            .push((k.trim().to_string(), v.trim().to_string()));
     }
     if !cur.fields.is_empty() {
         out.push(cur);

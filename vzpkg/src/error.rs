@@ -22,6 +22,8 @@ pub enum Error {
     #[error(transparent)]
     Configure(#[from] crate::configure::deb::ConfigureError),
     #[error(transparent)]
+    Normalize(#[from] crate::normalize::NormalizeError),
+    #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -33,7 +35,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("interrupted: the build was stopped and its staging tree removed; the store is unchanged")]
+    #[error(
+        "interrupted: the build was stopped and its staging tree removed; the store is unchanged"
+    )]
     Cancelled(#[from] crate::cancel::Cancelled),
 }
 
@@ -77,7 +81,7 @@ impl Error {
             ) => exit::RESOLVE,
             Error::Lock(_) => exit::RECIPE,
             Error::Store(_) => exit::STORE,
-            Error::Staging { .. } => exit::FAILURE,
+            Error::Staging { .. } | Error::Normalize(_) => exit::FAILURE,
             Error::Cancelled(_) => exit::INTERRUPTED,
         }
     }
@@ -96,5 +100,3 @@ impl Error {
         false
     }
 }
-
-

@@ -167,11 +167,10 @@ fn fetch_one(
         let path = path.to_path_buf();
         move |source| FetchError::Cache { path, source }
     };
-    let tmp = cache.dir.join("tmp").join(format!(
-        "{}.{}.part",
-        item.sha256,
-        std::process::id()
-    ));
+    let tmp = cache
+        .dir
+        .join("tmp")
+        .join(format!("{}.{}.part", item.sha256, std::process::id()));
     let mut got = 0u64;
     let r = http.download(&item.url, &tmp, &mut |n| {
         got += n;

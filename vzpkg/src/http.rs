@@ -12,7 +12,9 @@ use thiserror::Error;
 pub enum HttpError {
     #[error("{url}: not found on the mirror (HTTP 404); check the mirror URL and suite, or pass --mirror")]
     NotFound { url: String },
-    #[error("{url}: HTTP {status}; the mirror refused the request, try again later or pass --mirror")]
+    #[error(
+        "{url}: HTTP {status}; the mirror refused the request, try again later or pass --mirror"
+    )]
     Status { url: String, status: u16 },
     #[error("{url}: cannot reach the mirror after {attempts} attempts ({reason}); check the network or pass --mirror")]
     Unreachable {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fetch;
 pub mod http;
 pub mod lock;
+pub mod normalize;
 pub mod openpgp;
 pub mod package;
 pub mod progress;

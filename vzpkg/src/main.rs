@@ -11,7 +11,11 @@ use vzpkg::recipe::Recipe;
 use vzpkg::store::Store;
 
 #[derive(Parser)]
-#[command(name = "vzpkg", version, about = "Build OS templates for VPS hosting from distribution packages")]
+#[command(
+    name = "vzpkg",
+    version,
+    about = "Build OS templates for VPS hosting from distribution packages"
+)]
 struct Cli {
     /// Where the store (ROOT/templates) and caches (ROOT/cache) live.
     /// Default: $VZPKG_ROOT, else the checkout vzpkg runs from, else /var/lib/vzpkg.
@@ -132,7 +136,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 println!("{}", serde_json::to_string(&list)?);
             } else {
-                println!("{:<20} {:<16} {:>9} {:>10}", "NAME", "ID", "PACKAGES", "SIZE");
+                println!(
+                    "{:<20} {:<16} {:>9} {:>10}",
+                    "NAME", "ID", "PACKAGES", "SIZE"
+                );
                 for t in list {
                     let names = if t.names.is_empty() {
                         "-".to_string()
@@ -172,7 +179,12 @@ fn find_checkout() -> Option<PathBuf> {
     [from_cwd, from_exe]
         .into_iter()
         .flatten()
-        .find_map(|start| start.ancestors().find(|d| is_checkout(d)).map(Path::to_path_buf))
+        .find_map(|start| {
+            start
+                .ancestors()
+                .find(|d| is_checkout(d))
+                .map(Path::to_path_buf)
+        })
 }
 
 fn human_bytes(n: u64) -> String {

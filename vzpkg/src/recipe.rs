@@ -15,7 +15,9 @@ pub enum RecipeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no recipe named {name:?}: looked for {looked}; give a recipe file path or one of: {known}")]
+    #[error(
+        "no recipe named {name:?}: looked for {looked}; give a recipe file path or one of: {known}"
+    )]
     NotFound {
         name: String,
         looked: String,
@@ -94,6 +96,10 @@ pub struct Post {
     /// Shell commands run inside the finished tree (`/bin/sh -c`).
     #[serde(default)]
     pub commands: Vec<String>,
+    /// More paths to remove before commit because they differ from build to
+    /// build (added to the built-in list; `dir/prefix*` matches a prefix).
+    #[serde(default)]
+    pub volatile: Vec<String>,
 }
 
 fn default_arch() -> String {
@@ -113,10 +119,7 @@ impl Recipe {
     /// Parse recipe text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Recipe, RecipeError> {
         let mut r: Recipe = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             RecipeError::Syntax {
                 path: path.to_path_buf(),
                 line,
@@ -188,7 +191,9 @@ impl Recipe {
             )));
         }
         if self.source.components.is_empty() {
-            return Err(bad("source.components is empty: list at least \"main\"".into()));
+            return Err(bad(
+                "source.components is empty: list at least \"main\"".into()
+            ));
         }
         if self.packages.base == BaseSet::None && self.packages.include.is_empty() {
             return Err(bad(
@@ -281,7 +286,10 @@ include = ["less"]
         let e = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("r.toml:10:"), "{msg}");
-        assert!(msg.contains("includes") && msg.contains("remove it"), "{msg}");
+        assert!(
+            msg.contains("includes") && msg.contains("remove it"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -92,7 +92,11 @@ impl Reporter for Lines {
         if let Ok(mut s) = self.started.lock() {
             s.insert(stage, Instant::now());
         }
-        let unit = if stage == Stage::Download { "bytes" } else { "items" };
+        let unit = if stage == Stage::Download {
+            "bytes"
+        } else {
+            "items"
+        };
         let _ = writeln!(std::io::stderr(), "{}: {total} {unit}", stage.name());
     }
 

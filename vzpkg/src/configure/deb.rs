@@ -9,6 +9,7 @@ use crate::control::{parse_paragraphs, ControlError, Paragraph};
 use crate::package::DebPackage;
 use crate::progress::{Reporter, Stage};
 use crate::sandbox::{RunOptions, Sandbox, SandboxError, DEFAULT_PATH};
+use crate::unpack::deb::info_name;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -101,18 +102,9 @@ pub struct ConfigureOptions {
     pub post_commands: Vec<String>,
     /// Hostname seen by scripts inside the tree.
     pub hostname: String,
-}
-
-/// Name of a package's files under `var/lib/dpkg/info/` (without the suffix).
-pub fn info_stem(pkg: &DebPackage) -> String {
-    let same = pkg
-        .field("Multi-Arch")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("same"));
-    if same {
-        format!("{}:{}", pkg.name, pkg.architecture)
-    } else {
-        pkg.name.clone()
-    }
+    /// `SOURCE_DATE_EPOCH` for the scripts, so tools that honour it
+    /// (shadow's password dates, generated files) give the same bytes.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// `order` is the resolver's install order.
@@ -133,7 +125,7 @@ pub fn configure(
         }
     }
     let interests = read_interests(&info, order)?;
-    let script = |pkg: &DebPackage, name: &str| info.join(format!("{}.{name}", info_stem(pkg)));
+    let script = |pkg: &DebPackage, name: &str| info.join(format!("{}.{name}", info_name(pkg)));
     let preinsts = order.iter().filter(|p| script(p, "preinst").is_file());
     let triggered = interests
         .iter()
@@ -151,6 +143,11 @@ pub fn configure(
     sandbox.env = base_env();
     if let Some(v) = status.dpkg_version() {
         sandbox.env.push(("DPKG_RUNNING_VERSION".into(), v));
+    }
+    if let Some(epoch) = options.source_date_epoch {
+        sandbox
+            .env
+            .push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }
 
     let _policy = PolicyRcD::install(root)?;
@@ -379,7 +376,7 @@ fn read_interests<'a>(
 ) -> Result<Vec<(&'a DebPackage, Vec<Interest>)>, ConfigureError> {
     let mut out = Vec::new();
     for pkg in order {
-        let path = info.join(format!("{}.triggers", info_stem(pkg)));
+        let path = info.join(format!("{}.triggers", info_name(pkg)));
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -451,7 +448,7 @@ fn write_trigger_db(
     for (pkg, names) in interests {
         for i in names {
             let suffix = if i.noawait { "/noawait" } else { "" };
-            file.push_str(&format!("{} {}{suffix}\n", i.name, info_stem(pkg)));
+            file.push_str(&format!("{} {}{suffix}\n", i.name, info_name(pkg)));
         }
     }
     write_replace(&dir.join("File"), file.as_bytes())?;
@@ -567,9 +564,9 @@ mod tests {
     #[test]
     fn info_stem_uses_arch_for_multi_arch_same() {
         let mut p = pkg("libc6");
-        assert_eq!(info_stem(&p), "libc6");
+        assert_eq!(info_name(&p), "libc6");
         p.control.set("Multi-Arch", "same");
-        assert_eq!(info_stem(&p), "libc6:amd64");
+        assert_eq!(info_name(&p), "libc6:amd64");
     }
 
     #[test]
@@ -593,6 +590,7 @@ mod tests {
         let opts = ConfigureOptions {
             post_commands: vec!["echo post >> /log".into()],
             hostname: "tmpl".into(),
+            source_date_epoch: None,
         };
         configure(root, &[pkg("a"), pkg("b")], &opts, &Silent).unwrap();
         assert_eq!(
@@ -716,6 +714,7 @@ mod tests {
         let opts = ConfigureOptions {
             post_commands: vec!["echo hi > /post".into(), "echo bad; exit 4".into()],
             hostname: String::new(),
+            source_date_epoch: None,
         };
         let err = configure(root, &[pkg("a")], &opts, &Silent).unwrap_err();
         match &err {
