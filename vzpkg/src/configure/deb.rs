@@ -432,8 +432,10 @@ fn trigger_names(interests: &[Interest]) -> String {
         .join(" ")
 }
 
-/// `triggers/File` (`TRIGGER PACKAGE[/noawait]` per line) and an empty
-/// `triggers/Unincorp`, as dpkg leaves them after processing everything.
+/// The trigger interest database as dpkg leaves it after processing
+/// everything: file triggers in `triggers/File` (`PATH PACKAGE[/noawait]` per
+/// line), each named trigger in its own `triggers/NAME` listing the
+/// interested packages, and an empty `triggers/Unincorp`.
 fn write_trigger_db(
     root: &Path,
     interests: &[(&DebPackage, Vec<Interest>)],
@@ -445,13 +447,22 @@ fn write_trigger_db(
         source,
     })?;
     let mut file = String::new();
+    let mut named: std::collections::BTreeMap<&str, String> = Default::default();
     for (pkg, names) in interests {
         for i in names {
             let suffix = if i.noawait { "/noawait" } else { "" };
-            file.push_str(&format!("{} {}{suffix}\n", i.name, info_name(pkg)));
+            let line = format!("{}{suffix}\n", info_name(pkg));
+            if i.name.starts_with('/') {
+                file.push_str(&format!("{} {line}", i.name));
+            } else if !i.name.contains('/') && !i.name.starts_with('.') {
+                named.entry(i.name.as_str()).or_default().push_str(&line);
+            }
         }
     }
     write_replace(&dir.join("File"), file.as_bytes())?;
+    for (name, packages) in named {
+        write_replace(&dir.join(name), packages.as_bytes())?;
+    }
     write_replace(&dir.join("Unincorp"), b"")
 }
 
@@ -648,9 +659,14 @@ mod tests {
              libc-bin postinst configure []\n\
              libc-bin postinst triggered [ldconfig /usr/lib/x]\n"
         );
+        // File triggers in File, named ones in a file of their own.
         assert_eq!(
             read(root, "var/lib/dpkg/triggers/File"),
-            "ldconfig libc-bin/noawait\n/usr/lib/x libc-bin\n"
+            "/usr/lib/x libc-bin\n"
+        );
+        assert_eq!(
+            read(root, "var/lib/dpkg/triggers/ldconfig"),
+            "libc-bin/noawait\n"
         );
         assert_eq!(read(root, POLICY_RC_D), "mine");
     }
