@@ -2,3 +2,4 @@
 
 pub mod apt;
 pub mod deb;
+pub mod rpm;

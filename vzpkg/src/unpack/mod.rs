@@ -4,3 +4,4 @@
 pub mod ar;
 pub mod deb;
 pub mod tree;
+pub mod rpm;
