@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 host_mirror() {
-    { grep -hE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
-      grep -hE '^\s*deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-        | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
-    } | grep -v -e security -e '^$' | head -n1
+    { grep -shE '^\s*URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true
+      grep -shE '^\s*deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        | sed -E 's/\[[^]]*\]//' | awk '{print $2}' || true
+    } 2>/dev/null | grep -v -e security -e '^$' | head -n1 || true
 }
 mirror=${1:-$(host_mirror)}
 [ -n "$mirror" ] || { echo "no mirror: pass one as the first argument" >&2; exit 2; }

@@ -47,6 +47,14 @@ enum Command {
     List,
     /// Write a full tree of a template into DIR.
     Checkout { template: String, dir: PathBuf },
+    /// A template's layers, sizes, packages and build facts.
+    Info { template: String },
+    /// Drop a template's name (its data stays until `gc`).
+    Rm { name: String },
+    /// Remove what no name reaches, and say how much was freed.
+    Gc,
+    /// Check every object's content and every layer against its manifest.
+    Fsck,
 }
 
 fn main() {
@@ -164,6 +172,78 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("checking out {template} into {}", dir.display()))?;
             if cli.json {
                 println!("{}", serde_json::json!({"ok": true, "dir": dir}));
+            }
+        }
+        Command::Info { template } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let d = store.info(&template).map_err(vzpkg::Error::from)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&d)?);
+            } else {
+                println!("id:       {}", d.info.id);
+                println!("names:    {}", d.info.names.join(", "));
+                println!("packages: {}", d.info.packages);
+                println!("size:     {}", human_bytes(d.info.bytes));
+                println!("layers (bottom first):");
+                for l in &d.layers {
+                    println!(
+                        "  {}  {:>10}  {:>6} files",
+                        l.id.get(..16).unwrap_or(&l.id),
+                        human_bytes(l.bytes),
+                        l.files
+                    );
+                }
+                for (k, v) in &d.facts {
+                    println!("{k}: {v}");
+                }
+            }
+        }
+        Command::Rm { name } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            store.remove_tag(&name).map_err(vzpkg::Error::from)?;
+            if cli.json {
+                println!("{}", serde_json::json!({"ok": true, "removed": name}));
+            }
+        }
+        Command::Gc => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let r = store.gc().map_err(vzpkg::Error::from)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "removed {} templates, {} layers, {} objects; freed {}",
+                    r.templates,
+                    r.layers,
+                    r.objects,
+                    human_bytes(r.bytes)
+                );
+            }
+        }
+        Command::Fsck => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let r = store.fsck().map_err(vzpkg::Error::from)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                for p in &r.problems {
+                    println!("{p}");
+                }
+                println!(
+                    "{} objects, {} layers, {} templates, {} tags: {}",
+                    r.objects,
+                    r.layers,
+                    r.templates,
+                    r.tags,
+                    if r.is_clean() {
+                        "clean".to_string()
+                    } else {
+                        format!("{} problems", r.problems.len())
+                    }
+                );
+            }
+            if !r.is_clean() {
+                std::process::exit(exit::STORE);
             }
         }
     }

@@ -209,6 +209,20 @@ pub struct Sandbox {
     pub env: Vec<(String, String)>,
     /// Mount a read-only sysfs on `/sys`.
     pub mount_sys: bool,
+    /// Who is PID 1 of the new PID namespace.
+    pub init: InitMode,
+}
+
+/// How the command relates to PID 1 of its PID namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitMode {
+    /// The command is PID 1, in a root made with `pivot_root` (a VPS).
+    Command,
+    /// PID 1 is a small reaper that stays outside the tree and the command
+    /// is its child in a `chroot`, as in a build chroot: `ischroot` answers
+    /// yes, so maintainer scripts don't try to re-exec init or restart
+    /// services, and the host's mounts still can't be reached from inside.
+    Chroot,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -221,6 +235,7 @@ impl Sandbox {
             hostname: "localhost".into(),
             env: vec![("PATH".into(), DEFAULT_PATH.into())],
             mount_sys: true,
+            init: InitMode::Command,
         }
     }
 
@@ -290,12 +305,14 @@ impl Sandbox {
                 source,
             }
         };
-        let plan = MountPlan::new(&self.root, &self.hostname, self.mount_sys).map_err(|_| {
-            SandboxError::Nul {
-                root: self.root.clone(),
-                what: format!("{} (hostname {:?})", self.root.display(), self.hostname),
-            }
-        })?;
+        let mut plan =
+            MountPlan::new(&self.root, &self.hostname, self.mount_sys).map_err(|_| {
+                SandboxError::Nul {
+                    root: self.root.clone(),
+                    what: format!("{} (hostname {:?})", self.root.display(), self.hostname),
+                }
+            })?;
+        plan.pivot = self.init == InitMode::Command;
         let (mut step_reader, step_writer) = io::pipe().map_err(io_err("creating a pipe"))?;
 
         let mut cmd = Command::new(program);
@@ -491,6 +508,8 @@ pub struct MountPlan {
     dev_links: Vec<(CString, CString)>,
     sys_dir: Option<CString>,
     hostname: Vec<u8>,
+    /// `pivot_root` into the tree (else the caller chroots a child into it).
+    pub pivot: bool,
 }
 
 fn cpath(p: &Path) -> Result<CString, std::ffi::NulError> {
@@ -520,6 +539,7 @@ impl MountPlan {
             dev_links.push((CString::new(target)?, cpath(&dev.join(name))?));
         }
         Ok(MountPlan {
+            pivot: true,
             root: cpath(root)?,
             proc_dir: cpath(&root.join("proc"))?,
             dev_dir: cpath(&dev)?,
@@ -597,8 +617,10 @@ impl MountPlan {
         }
         report(Step::Hostname);
         rustix::system::sethostname(&self.hostname)?;
-        report(Step::PivotRoot);
-        pivot_into(&self.root)?;
+        if self.pivot {
+            report(Step::PivotRoot);
+            pivot_into(&self.root)?;
+        }
         Ok(())
     }
 }
@@ -674,6 +696,22 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
     if pid == 0 {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         plan.apply(&mut |s| note_step(step_fd, s))?;
+        if !plan.pivot {
+            // PID 1 stays at the namespace's root and reaps; the command
+            // runs chrooted below it.
+            // SAFETY: still a single-threaded child of a fork.
+            let pid = unsafe { libc::fork() };
+            if pid < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if pid != 0 {
+                wait_and_mirror(pid)
+            }
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            note_step(step_fd, Step::PivotRoot);
+            rustix::process::chroot(plan.root.as_c_str())?;
+            rustix::process::chdir(c"/")?;
+        }
         note_step(step_fd, Step::Exec);
         return Ok(());
     }
@@ -838,6 +876,25 @@ mod tests {
         for d in ["proc", "dev", "sys"] {
             assert!(!root.join(d).exists(), "{d} left in the tree");
         }
+    }
+
+    #[test]
+    fn chroot_mode_looks_like_a_build_chroot() {
+        let Some(tree) = testtree::minimal_tree() else {
+            return;
+        };
+        // What `ischroot` checks: is PID 1's root the same as ours?
+        let probe = "if [ /proc/1/root/ -ef / ]; then echo booted; else echo chroot; fi; echo $$";
+        let mut sb = Sandbox::new(tree.path());
+        let out = sh(&sb, probe);
+        assert!(out.success(), "{}", out.tail(20));
+        assert_eq!(String::from_utf8_lossy(&out.output), "booted\n1\n");
+        sb.init = InitMode::Chroot;
+        let out = sh(&sb, probe);
+        assert!(out.success(), "{}", out.tail(20));
+        // The command is PID 2, below a reaper that stays outside the tree.
+        assert_eq!(String::from_utf8_lossy(&out.output), "chroot\n2\n");
+        assert!(!sh(&sb, "exit 7").success());
     }
 
     #[test]

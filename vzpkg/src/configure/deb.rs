@@ -141,6 +141,8 @@ pub fn configure(
         options.hostname.clone()
     };
     sandbox.env = base_env();
+    // Scripts must see a build chroot (`ischroot`), not a booted system.
+    sandbox.init = crate::sandbox::InitMode::Chroot;
     if let Some(v) = status.dpkg_version() {
         sandbox.env.push(("DPKG_RUNNING_VERSION".into(), v));
     }
