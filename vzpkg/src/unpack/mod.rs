@@ -3,5 +3,5 @@
 
 pub mod ar;
 pub mod deb;
-pub mod tree;
 pub mod rpm;
+pub mod tree;
