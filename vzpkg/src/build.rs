@@ -90,17 +90,20 @@ pub fn choose_mirror(recipe: &Recipe, options: &BuildOptions) -> Result<String, 
         })
 }
 
-pub fn build(
-    recipe: &Recipe,
-    paths: &Paths,
-    options: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<BuildResult, Error> {
-    let started = Instant::now();
+/// What a build will install: the verified index it read and the exact
+/// package set, in install order. Cheap next to a build (no package is
+/// downloaded), which is what makes `rebuild --if-changed` a no-op.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mirror: String,
+    pub index: crate::source::deb::DebIndex,
+    pub order: Vec<crate::package::DebPackage>,
+    pub seconds: BTreeMap<&'static str, f64>,
+}
+
+/// Read and verify the index, then resolve the request (or take the lock).
+pub fn plan(recipe: &Recipe, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Plan, Error> {
     let mut seconds = BTreeMap::new();
-    let mut timed = |stage: Stage, t: Instant| {
-        seconds.insert(stage.name(), t.elapsed().as_secs_f64());
-    };
     match recipe.source.kind {
         SourceKind::Deb => {}
     }
@@ -116,7 +119,7 @@ pub fn build(
         keyring: recipe.source.keyring.clone(),
     };
     let index = crate::source::deb::load_index(&http, &repo, SystemTime::now(), reporter)?;
-    timed(Stage::Index, t);
+    seconds.insert(Stage::Index.name(), t.elapsed().as_secs_f64());
     crate::cancel::check()?;
 
     let t = Instant::now();
@@ -127,20 +130,56 @@ pub fn build(
         exclude: recipe.packages.exclude.clone(),
         architecture: recipe.architecture.clone(),
     };
-    let lock_file = crate::lock::lock_path(&recipe.path);
     let order = if options.locked {
-        let lock = Lock::read(&lock_file)?.ok_or_else(|| LockError::Missing {
-            path: lock_file.clone(),
-        })?;
+        let lock_file = crate::lock::lock_path(&recipe.path);
+        let lock = Lock::read(&lock_file)?.ok_or(LockError::Missing { path: lock_file })?;
         lock.select(&index.packages)?
     } else {
         crate::resolve::deb::resolve(&index.packages, &request)?
     };
     reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
     reporter.stage_end(Stage::Resolve);
-    timed(Stage::Resolve, t);
+    seconds.insert(Stage::Resolve.name(), t.elapsed().as_secs_f64());
     crate::cancel::check()?;
+    Ok(Plan {
+        mirror,
+        index,
+        order,
+        seconds,
+    })
+}
 
+pub fn build(
+    recipe: &Recipe,
+    paths: &Paths,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, Error> {
+    let started = Instant::now();
+    let plan = plan(recipe, options, reporter)?;
+    build_plan(recipe, paths, options, plan, started, reporter)
+}
+
+/// Download, unpack, configure and commit what `plan` chose.
+pub fn build_plan(
+    recipe: &Recipe,
+    paths: &Paths,
+    options: &BuildOptions,
+    plan: Plan,
+    started: Instant,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, Error> {
+    let Plan {
+        mirror,
+        index,
+        order,
+        mut seconds,
+    } = plan;
+    let mut timed = |stage: Stage, t: Instant| {
+        seconds.insert(stage.name(), t.elapsed().as_secs_f64());
+    };
+    let http = Http::new()?;
+    let lock_file = crate::lock::lock_path(&recipe.path);
     let t = Instant::now();
     let cache = PackageCache::open(&paths.package_cache())?;
     let items: Vec<FetchItem> = order

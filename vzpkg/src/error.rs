@@ -53,6 +53,10 @@ pub mod exit {
     pub const CONFIGURE: i32 = 8;
     pub const STORE: i32 = 9;
     pub const DISK_FULL: i32 = 10;
+    /// `rebuild`: at least one template was rebuilt, none failed.
+    pub const REBUILT: i32 = 11;
+    /// `rebuild`: at least one template failed.
+    pub const REBUILD_FAILED: i32 = 12;
     pub const INTERRUPTED: i32 = 130;
 }
 

@@ -17,6 +17,7 @@ pub mod normalize;
 pub mod openpgp;
 pub mod package;
 pub mod progress;
+pub mod rebuild;
 pub mod recipe;
 pub mod resolve;
 pub mod sandbox;

@@ -43,6 +43,22 @@ enum Command {
         #[arg(long)]
         locked: bool,
     },
+    /// Rebuild templates whose package set changed upstream (the nightly job).
+    /// Exit 0: nothing changed; 11: something was rebuilt; 12: something failed.
+    Rebuild {
+        /// Recipes to check (names in recipes/ or .toml paths).
+        recipes: Vec<String>,
+        /// Every recipe in recipes/.
+        #[arg(long)]
+        all: bool,
+        /// Do nothing for a recipe whose resolved packages equal its lock.
+        #[arg(long)]
+        if_changed: bool,
+        #[arg(long)]
+        mirror: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+    },
     /// Templates in the store.
     List,
     /// Write a full tree of a template into DIR.
@@ -112,13 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 locked,
                 ..BuildOptions::default()
             };
-            let reporter: Box<dyn Reporter> = if cli.json {
-                Box::new(Silent)
-            } else if std::io::stderr().is_terminal() {
-                Box::new(vzpkg::terminal::Bars::new())
-            } else {
-                Box::new(vzpkg::terminal::Lines::new())
-            };
+            let reporter = reporter_for(cli.json);
             let result = vzpkg::build::build(&recipe, &paths, &options, reporter.as_ref())
                 .map_err(|e| {
                     if vzpkg::cancel::is_requested() {
@@ -137,6 +147,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     result.name, result.template_id, result.packages, result.total_seconds
                 );
             }
+        }
+        Command::Rebuild {
+            recipes,
+            all,
+            if_changed,
+            mirror,
+            jobs,
+        } => {
+            let mut names = recipes;
+            if all {
+                names.extend(vzpkg::recipe::known_recipes(&recipe_dir));
+            }
+            if names.is_empty() {
+                anyhow::bail!("rebuild: name recipes or pass --all");
+            }
+            let _ = ctrlc::set_handler(vzpkg::cancel::request);
+            let options = BuildOptions {
+                mirror,
+                jobs,
+                ..BuildOptions::default()
+            };
+            let reporter = reporter_for(cli.json);
+            let mut reports = Vec::new();
+            for name in names {
+                let report = match Recipe::find(&name, &recipe_dir) {
+                    Ok(recipe) => vzpkg::rebuild::rebuild(
+                        &recipe,
+                        &paths,
+                        &options,
+                        if_changed,
+                        reporter.as_ref(),
+                    ),
+                    Err(e) => vzpkg::rebuild::RebuildReport::failed(&name, &vzpkg::Error::from(e)),
+                };
+                if !cli.json {
+                    print_rebuild(&report);
+                }
+                reports.push(report);
+            }
+            let code = if reports
+                .iter()
+                .any(|r| r.outcome == vzpkg::rebuild::Outcome::Failed)
+            {
+                exit::REBUILD_FAILED
+            } else if reports
+                .iter()
+                .any(|r| r.outcome == vzpkg::rebuild::Outcome::Rebuilt)
+            {
+                exit::REBUILT
+            } else {
+                0
+            };
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": code != exit::REBUILD_FAILED, "exit_code": code, "templates": reports})
+                );
+            }
+            std::process::exit(code);
         }
         Command::List => {
             let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
@@ -248,6 +317,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bars on a terminal, lines otherwise, nothing under `--json`.
+fn reporter_for(json: bool) -> Box<dyn Reporter> {
+    if json {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(vzpkg::terminal::Bars::new())
+    } else {
+        Box::new(vzpkg::terminal::Lines::new())
+    }
+}
+
+fn print_rebuild(r: &vzpkg::rebuild::RebuildReport) {
+    use vzpkg::rebuild::Outcome;
+    let short = |id: &Option<String>| {
+        id.as_deref()
+            .map(|i| i.get(..16).unwrap_or(i).to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    match r.outcome {
+        Outcome::Unchanged => println!(
+            "{}: unchanged ({}) in {:.2}s",
+            r.name,
+            short(&r.old_id),
+            r.seconds
+        ),
+        Outcome::Rebuilt => {
+            println!(
+                "{}: rebuilt {} -> {} in {:.1}s",
+                r.name,
+                short(&r.old_id),
+                short(&r.new_id),
+                r.seconds
+            );
+            for a in &r.added {
+                println!("  + {a}");
+            }
+            for u in &r.upgraded {
+                println!("  ~ {u}");
+            }
+            for d in &r.removed {
+                println!("  - {d}");
+            }
+        }
+        Outcome::Failed => println!(
+            "{}: failed: {}",
+            r.name,
+            r.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
 }
 
 /// The checkout vzpkg runs from: the current directory or one above it, or
