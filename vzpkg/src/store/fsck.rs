@@ -84,9 +84,11 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
     for id in dir_names(&store.layers())? {
         let p = store.layers().join(&id);
         if keep_layers.contains(&id) {
-            // An unreadable manifest stops gc: its objects must not go.
-            for e in store.read_manifest(&id)? {
-                if let Kind::File { object } = e.kind {
+            // An unreadable manifest stops gc: its objects must not go. Layers
+            // of an older format still name their objects.
+            let (bytes, mpath) = store.manifest_bytes(&id)?;
+            for e in super::manifest::decode_any(&bytes, &mpath)?.1 {
+                if let Kind::File { object, .. } = e.kind {
                     keep_objects.insert(object);
                 }
             }
@@ -180,7 +182,7 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
                 }
             };
             let m = &e.meta;
-            if let Kind::File { object } = &e.kind {
+            if let Kind::File { object, .. } = &e.kind {
                 let op = object_path(&store.objects(), object);
                 match std::fs::symlink_metadata(&op) {
                     Err(_) => problem(format!("object {object} is missing")),

@@ -5,7 +5,7 @@ use super::manifest::{Entry, Kind, Meta};
 use super::object::object_path;
 use super::tree::{apply_meta, create_node, disk_path, set_mtime};
 use super::StoreError;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -121,9 +121,38 @@ pub fn split(entries: &[Entry], split: &LayerSplit) -> Vec<Vec<Entry>> {
                 },
             );
         }
+        relink(&mut map, &own);
         layers.push(map.into_values().collect());
     }
     layers
+}
+
+/// Keep hardlinks within the layer only: a name whose first name went to
+/// another layer is linked to the first of its names here instead (or is the
+/// first itself), so a hardlink across layers becomes one file per layer.
+fn relink(map: &mut std::collections::BTreeMap<Vec<u8>, Entry>, own: &[&Entry]) {
+    let here: HashSet<&[u8]> = own
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::File { .. }))
+        .map(|e| &e.path[..])
+        .collect();
+    // First name in the committed tree -> first name in this layer.
+    let mut anchors: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    for e in map.values_mut() {
+        let Kind::File { link, .. } = &mut e.kind else {
+            continue;
+        };
+        let Some(first) = link.take() else {
+            continue;
+        };
+        if here.contains(&first[..]) {
+            *link = Some(first);
+        } else if let Some(anchor) = anchors.get(&first) {
+            *link = Some(anchor.clone());
+        } else {
+            anchors.insert(first, e.path.clone());
+        }
+    }
 }
 
 /// Build `dir/tree` and `dir/manifest` for a layer whose objects exist.
@@ -143,7 +172,7 @@ pub fn build(
         crate::cancel::check()?;
         let path = disk_path(&tree, e);
         match &e.kind {
-            Kind::File { object } => {
+            Kind::File { object, .. } => {
                 let obj = object_path(objects, object);
                 std::fs::hard_link(&obj, &path).map_err(|source| StoreError::Io {
                     op: "hardlink an object into the layer at",
@@ -238,5 +267,41 @@ mod tests {
         assert_eq!(paths(&layers[0]), ["/", "/usr"]);
         assert_eq!(paths(&layers[1]), ["/", "/bin", "/lib", "/lib/x"]);
         assert_eq!(paths(&layers[2]), ["/", "/etc", "/libfoo"]);
+    }
+
+    #[test]
+    fn hardlinks_across_layers_are_split() {
+        let file = |link: Option<&str>| Kind::File {
+            object: "a".repeat(64),
+            link: link.map(|l| l.as_bytes().to_vec()),
+        };
+        // One inode named /etc/a, /etc/b, /usr/x, /usr/y, /usr/z.
+        let tree = vec![
+            e("/", Kind::Dir),
+            e("/etc", Kind::Dir),
+            e("/etc/a", file(None)),
+            e("/etc/b", file(Some("/etc/a"))),
+            e("/usr", Kind::Dir),
+            e("/usr/x", file(Some("/etc/a"))),
+            e("/usr/y", file(Some("/etc/a"))),
+            e("/usr/z", file(Some("/etc/a"))),
+        ];
+        let layers = split(&tree, &LayerSplit::default());
+        let link = |l: &Vec<Entry>, p: &str| -> Option<String> {
+            let e = l.iter().find(|e| e.path == p.as_bytes()).unwrap();
+            match &e.kind {
+                Kind::File { link, .. } => link.as_ref().map(|l| String::from_utf8_lossy(l).into()),
+                _ => panic!("{p} is not a file"),
+            }
+        };
+        assert_eq!(link(&layers[0], "/usr/x"), None);
+        assert_eq!(link(&layers[0], "/usr/y").as_deref(), Some("/usr/x"));
+        assert_eq!(link(&layers[0], "/usr/z").as_deref(), Some("/usr/x"));
+        assert_eq!(link(&layers[1], "/etc/a"), None);
+        assert_eq!(link(&layers[1], "/etc/b").as_deref(), Some("/etc/a"));
+        for l in &layers {
+            super::super::manifest::decode(&super::super::manifest::encode(l), Path::new("m"))
+                .unwrap();
+        }
     }
 }

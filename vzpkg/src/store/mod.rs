@@ -4,8 +4,11 @@
 //! - `objects/ab/<id>`: one file per distinct (content, mode, owner, mtime,
 //!   xattrs); the id is SHA-256 over all of them (see `object.rs`).
 //! - `layers/<id>/manifest` and `layers/<id>/tree/`: a canonical sorted
-//!   manifest (id = its SHA-256) and the read-only tree it describes, regular
-//!   files being hardlinks into `objects/` (an overlayfs lower dir).
+//!   manifest (id = its SHA-256; format in `manifest.rs`) and the read-only
+//!   tree it describes, regular files being hardlinks into `objects/` (an
+//!   overlayfs lower dir). So identical files share one inode there; the
+//!   manifest records which names were real hardlinks in the committed tree,
+//!   and only those are hardlinked in a checkout.
 //! - `templates/<id>.json`: ordered layer ids (bottom first), packages,
 //!   recipe, facts, creation time. The id covers layers, packages and recipe.
 //! - `tags/<name>`: a template id.
@@ -56,6 +59,12 @@ pub enum StoreError {
     Ambiguous { prefix: String, matches: String },
     #[error("the store is damaged: {path}: {why}; run `vzpkg fsck` to see what else is affected, then rebuild those templates")]
     Corrupt { path: PathBuf, why: String },
+    #[error("{path} is a layer manifest of format {found}, but this vzpkg reads format {expected}; rebuild the templates using it with `vzpkg create`, then `vzpkg gc` removes the old layers")]
+    LayerFormat {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     #[error("tag `{name}` points at template {id}, which is not in the store; remove the tag or build the template again")]
     DanglingTag { name: String, id: String },
     #[error("checkout destination {path} exists and is not an empty directory; choose a new path or empty it first")]
@@ -324,7 +333,7 @@ impl Store {
         let ids: HashMap<(u64, u64), (String, u64)> =
             ids.into_iter().map(|(k, id, n)| (k, (id, n))).collect();
         for s in &mut scanned {
-            if let Kind::File { object } = &mut s.entry.kind {
+            if let Kind::File { object, .. } = &mut s.entry.kind {
                 let (id, size) = ids.get(&s.inode).ok_or(StoreError::Internal {
                     what: "a scanned file has no object",
                 })?;
@@ -557,7 +566,8 @@ impl Store {
             .collect()
     }
 
-    fn read_manifest(&self, layer_id: &str) -> Result<Vec<Entry>, StoreError> {
+    /// A layer's manifest bytes, checked against its id, and their path.
+    fn manifest_bytes(&self, layer_id: &str) -> Result<(Vec<u8>, PathBuf), StoreError> {
         let p = self.layers().join(layer_id).join("manifest");
         let bytes = std::fs::read(&p).map_err(io("read", &p))?;
         if manifest::digest(&bytes) != layer_id {
@@ -566,13 +576,19 @@ impl Store {
                 why: "the manifest does not hash to its layer id".into(),
             });
         }
+        Ok((bytes, p))
+    }
+
+    fn read_manifest(&self, layer_id: &str) -> Result<Vec<Entry>, StoreError> {
+        let (bytes, p) = self.manifest_bytes(layer_id)?;
         manifest::decode(&bytes, &p)
     }
 
     /// Write a full tree of template `name_or_id` into `dest` (which must not exist or be empty).
     ///
-    /// Files are copies, independent of the store; paths that share an object
-    /// (one inode in the layers) are hardlinked to each other, as a VPS sees them.
+    /// Files are copies, independent of the store and of each other: names
+    /// share an inode only where the committed tree had a real hardlink
+    /// within one layer, not because their content and metadata are equal.
     pub fn checkout(&self, name_or_id: &str, dest: &Path) -> Result<(), StoreError> {
         let _lock = self.lock(false)?;
         let id = self.resolve(name_or_id)?;
@@ -632,16 +648,33 @@ impl Store {
         dest: &Path,
     ) -> Result<(), StoreError> {
         let objects = self.objects();
-        let mut copies: HashMap<&str, PathBuf> = HashMap::new();
+        // Files written as copies: path -> (object, where it was written).
+        let mut copies: HashMap<&[u8], (&str, PathBuf)> = HashMap::new();
         for e in merged.values() {
             crate::cancel::check()?;
             let path = tree::disk_path(dest, e);
             match &e.kind {
-                Kind::File { object } => {
-                    if let Some(first) = copies.get(object.as_str()) {
-                        std::fs::hard_link(first, &path).map_err(io("create", &path))?;
-                        continue;
-                    }
+                Kind::File {
+                    object,
+                    link: Some(first),
+                } => {
+                    // Path order puts the first name earlier, so it is written.
+                    let target = match copies.get(&first[..]) {
+                        Some((o, p)) if *o == object.as_str() => p,
+                        _ => {
+                            return Err(StoreError::Corrupt {
+                                path: path.clone(),
+                                why: format!(
+                                    "{} is a hardlink of {}, which the template does not hold as the same file",
+                                    String::from_utf8_lossy(&e.path),
+                                    String::from_utf8_lossy(first)
+                                ),
+                            })
+                        }
+                    };
+                    std::fs::hard_link(target, &path).map_err(io("create", &path))?;
+                }
+                Kind::File { object, link: None } => {
                     let src = object::object_path(&objects, object);
                     if !src.exists() {
                         return Err(StoreError::Corrupt {
@@ -652,9 +685,10 @@ impl Store {
                             ),
                         });
                     }
+                    // A fresh inode per name: equal files stay independent.
                     std::fs::copy(&src, &path).map_err(io("copy an object to", &path))?;
                     tree::apply_meta(&path, e, true)?;
-                    copies.insert(object, path);
+                    copies.insert(&e.path, (object, path));
                 }
                 _ => {
                     tree::create_node(&path, e)?;

@@ -309,6 +309,144 @@ fn split_usr_tree_round_trips_through_checkout() {
     assert!(matches!(err, StoreError::DestNotEmpty { .. }), "{err}");
 }
 
+/// Identical empty logs (one object), a real hardlink pair of that same
+/// object, a pair with its own content, and a hardlink across layers.
+fn make_link_tree(root: &Path) {
+    for d in ["etc", "usr", "usr/bin", "var", "var/log"] {
+        std::fs::create_dir(root.join(d)).unwrap();
+    }
+    for f in ["faillog", "lastlog", "wtmp", "btmp"] {
+        file(root, &format!("var/log/{f}"), b"", 0o644, (0, 0));
+    }
+    std::fs::hard_link(root.join("var/log/btmp"), root.join("var/log/btmp.1")).unwrap();
+    file(root, "etc/pair1", b"pair", 0o644, (0, 0));
+    std::fs::hard_link(root.join("etc/pair1"), root.join("etc/pair2")).unwrap();
+    file(root, "usr/bin/both", b"in two layers", 0o755, (0, 0));
+    std::fs::hard_link(root.join("usr/bin/both"), root.join("etc/both")).unwrap();
+    let mut all: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap().path().to_path_buf())
+        .collect();
+    all.sort();
+    for p in all.iter().rev() {
+        set_times(p, T0, 0);
+    }
+}
+
+#[test]
+fn only_real_hardlinks_are_hardlinks_in_a_checkout() {
+    let (dir, store) = new_store();
+    let staging = store.staging_dir().unwrap();
+    make_link_tree(&staging);
+    let id = store.commit(&staging, &meta("links")).unwrap();
+    let ino = |p: PathBuf| {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        (md.ino(), md.nlink())
+    };
+
+    // The layer tree shares the object: all five empty names, one inode.
+    let trees = store.layer_trees(&id).unwrap();
+    let rest = trees.last().unwrap();
+    let logs = ["faillog", "lastlog", "wtmp", "btmp", "btmp.1"];
+    let shared: Vec<u64> = logs
+        .iter()
+        .map(|f| ino(rest.join("var/log").join(f)).0)
+        .collect();
+    assert!(shared.iter().all(|i| *i == shared[0]), "{shared:?}");
+
+    // The manifest knows which names were real hardlinks.
+    let layer = &store.info(&id).unwrap().layers.last().unwrap().id.clone();
+    let links: BTreeMap<String, Option<String>> = store
+        .read_manifest(layer)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            manifest::Kind::File { link, .. } => Some((
+                String::from_utf8_lossy(&e.path).into_owned(),
+                link.map(|l| String::from_utf8_lossy(&l).into_owned()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(links["/var/log/btmp.1"].as_deref(), Some("/var/log/btmp"));
+    assert_eq!(links["/etc/pair2"].as_deref(), Some("/etc/pair1"));
+    assert_eq!(links["/var/log/wtmp"], None);
+    assert_eq!(
+        links["/etc/both"], None,
+        "its first name is in the /usr layer"
+    );
+
+    let out = dir.path().join("out");
+    store.checkout("links", &out).unwrap();
+    let log = |f: &str| ino(out.join("var/log").join(f));
+    let (a, b, c) = (log("faillog"), log("lastlog"), log("wtmp"));
+    assert_eq!((a.1, b.1, c.1), (1, 1, 1));
+    assert!(a.0 != b.0 && b.0 != c.0 && a.0 != c.0);
+    let (p, q) = (log("btmp"), log("btmp.1"));
+    assert_eq!(p, q);
+    assert_eq!(p.1, 2);
+    assert!(![a.0, b.0, c.0].contains(&p.0));
+    let (p1, p2) = (ino(out.join("etc/pair1")), ino(out.join("etc/pair2")));
+    assert_eq!(p1, p2);
+    assert_eq!(p1.1, 2);
+    // A hardlink across layers comes out as two files.
+    assert_eq!(ino(out.join("etc/both")).1, 1);
+    assert_eq!(ino(out.join("usr/bin/both")).1, 1);
+    // Editing one log leaves the others alone.
+    std::fs::write(out.join("var/log/wtmp"), b"login").unwrap();
+    assert_eq!(std::fs::read(out.join("var/log/faillog")).unwrap(), b"");
+    assert_eq!(std::fs::read(rest.join("var/log/wtmp")).unwrap(), b"");
+
+    assert!(store.fsck().unwrap().is_clean());
+    // The same tree from outside (copied, not moved) gives the same template.
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    make_link_tree(&outside);
+    let (_dir_b, other) = new_store();
+    assert_eq!(other.commit(&outside, &meta("links")).unwrap(), id);
+}
+
+#[test]
+fn old_layers_are_refused_with_a_fix_and_kept_by_gc() {
+    let (dir, store) = new_store();
+    let id = commit_tree(&store, "t", true, false);
+    // Rewrite the top layer as format 1 (no link field) under its new id.
+    let record_path = store.record_path(&id);
+    let mut record = read_record(&record_path).unwrap();
+    let old_id = record.layers.last().unwrap().id.clone();
+    let text =
+        String::from_utf8(std::fs::read(store.layers().join(&old_id).join("manifest")).unwrap())
+            .unwrap();
+    let mut v1 = String::from("vzpkg-layer 1\n");
+    for line in text.lines().skip(1) {
+        v1.push_str(line.rsplit_once(' ').unwrap().0);
+        v1.push('\n');
+    }
+    let v1_id = manifest::digest(v1.as_bytes());
+    let dir1 = store.layers().join(&v1_id);
+    std::fs::rename(store.layers().join(&old_id), &dir1).unwrap();
+    std::fs::write(dir1.join("manifest"), &v1).unwrap();
+    record.layers.last_mut().unwrap().id = v1_id.clone();
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let err = store.checkout("t", &dir.path().join("out")).unwrap_err();
+    assert!(
+        matches!(err, StoreError::LayerFormat { found: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("vzpkg create"), "{err}");
+    let report = store.fsck().unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.what.contains("format 1")),
+        "{:?}",
+        report.problems
+    );
+    // gc keeps the objects the old layer names.
+    let g = store.gc().unwrap();
+    assert_eq!(g.objects, 0);
+    assert!(store.info("t").is_ok());
+}
+
 #[test]
 fn merged_usr_tree_has_two_layers() {
     let (dir, store) = new_store();

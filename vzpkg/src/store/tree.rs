@@ -3,6 +3,7 @@
 
 use super::manifest::{Entry, Kind, Meta, Xattrs};
 use super::StoreError;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -51,7 +52,8 @@ pub fn meta_of(md: &std::fs::Metadata, xattrs: Xattrs) -> Meta {
 }
 
 /// Walk `root` (lstat, not crossing mount points) into entries sorted by path.
-/// Regular files get an empty object id, filled in once hashed.
+/// Regular files get an empty object id, filled in once hashed, and the first
+/// path of their inode if they are not its first name.
 pub fn scan(root: &Path) -> Result<Vec<Scanned>, StoreError> {
     let mut out = Vec::new();
     let walker = walkdir::WalkDir::new(root)
@@ -87,6 +89,7 @@ pub fn scan(root: &Path) -> Result<Vec<Scanned>, StoreError> {
             (
                 Kind::File {
                     object: String::new(),
+                    link: None,
                 },
                 md.len(),
             )
@@ -137,6 +140,19 @@ pub fn scan(root: &Path) -> Result<Vec<Scanned>, StoreError> {
         });
     }
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    // Further names of an inode point at its first name in path order, so
+    // checkout can tell real hardlinks from files that merely share an object.
+    let mut firsts: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for s in &mut out {
+        if let Kind::File { link, .. } = &mut s.entry.kind {
+            match firsts.get(&s.inode) {
+                Some(first) => *link = Some(first.clone()),
+                None => {
+                    firsts.insert(s.inode, s.entry.path.clone());
+                }
+            }
+        }
+    }
     Ok(out)
 }
 
