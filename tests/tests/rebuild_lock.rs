@@ -37,12 +37,22 @@ fn nightly_rebuild_is_a_no_op_until_upstream_changes() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let first = json(&out)["template_id"].as_str().unwrap().to_string();
     let lock = std::fs::read_to_string(recipe.with_extension("lock")).unwrap();
-    assert!(lock.contains("name = \"tool\"") && lock.contains("version = \"1.0\""), "{lock}");
+    assert!(
+        lock.contains("name = \"tool\"") && lock.contains("version = \"1.0\""),
+        "{lock}"
+    );
 
     // Nothing changed upstream: no work, exit 0, well under a second.
     fx.server.clear_log();
     let r = recipe.to_str().unwrap();
-    let out = fx.vzpkg(&["rebuild", r, "--if-changed", "--mirror", &fx.server.url, "--json"]);
+    let out = fx.vzpkg(&[
+        "rebuild",
+        r,
+        "--if-changed",
+        "--mirror",
+        &fx.server.url,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = &json(&out)["templates"][0];
     assert_eq!(report["outcome"], "unchanged");
@@ -54,7 +64,14 @@ fn nightly_rebuild_is_a_no_op_until_upstream_changes() {
     let old_lock = fx.dir.path().join("old.lock");
     std::fs::copy(recipe.with_extension("lock"), &old_lock).unwrap();
     fx.republish(&dist("1.1"), &fx.key, &fx.spec);
-    let out = fx.vzpkg(&["rebuild", r, "--if-changed", "--mirror", &fx.server.url, "--json"]);
+    let out = fx.vzpkg(&[
+        "rebuild",
+        r,
+        "--if-changed",
+        "--mirror",
+        &fx.server.url,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(11), "{}", text(&out));
     let report = &json(&out)["templates"][0];
     assert_eq!(report["outcome"], "rebuilt");
@@ -75,7 +92,10 @@ fn nightly_rebuild_is_a_no_op_until_upstream_changes() {
     let out = fx.vzpkg(&["create", r, "--locked", "--mirror", &fx.server.url]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(msg.contains("tool_1.0_amd64") && msg.contains("--locked"), "{msg}");
+    assert!(
+        msg.contains("tool_1.0_amd64") && msg.contains("--locked"),
+        "{msg}"
+    );
     assert_eq!(fx.list(), before);
 }
 
@@ -95,7 +115,14 @@ fn a_locked_build_in_another_store_gives_the_same_template() {
     let out = std::process::Command::new(vzpkg_tests::fixture::vzpkg_bin())
         .arg("--root")
         .arg(&other)
-        .args(["create", recipe.to_str().unwrap(), "--locked", "--mirror", &fx.server.url, "--json"])
+        .args([
+            "create",
+            recipe.to_str().unwrap(),
+            "--locked",
+            "--mirror",
+            &fx.server.url,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

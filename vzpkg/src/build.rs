@@ -102,7 +102,11 @@ pub struct Plan {
 }
 
 /// Read and verify the index, then resolve the request (or take the lock).
-pub fn plan(recipe: &Recipe, options: &BuildOptions, reporter: &dyn Reporter) -> Result<Plan, Error> {
+pub fn plan(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Plan, Error> {
     let mut seconds = BTreeMap::new();
     match recipe.source.kind {
         SourceKind::Deb => {}

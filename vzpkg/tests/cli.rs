@@ -27,15 +27,27 @@ fn an_unknown_recipe_lists_the_known_ones() {
     let out = vzpkg(d.path(), &["create", "no-such-distro"]);
     assert_eq!(out.status.code(), Some(3));
     let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(msg.contains("no-such-distro") && msg.contains("debian-12"), "{msg}");
+    assert!(
+        msg.contains("no-such-distro") && msg.contains("debian-12"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn an_empty_store_lists_nothing() {
     let d = tempfile::tempdir().unwrap();
     let out = vzpkg(d.path(), &["list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     let out = vzpkg(d.path(), &["checkout", "nothing", "/nonexistent-dir"]);
-    assert_eq!(out.status.code(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
