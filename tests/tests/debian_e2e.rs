@@ -27,13 +27,19 @@ fn debian_12_from_the_host_mirror_is_a_working_system() {
         .tempdir_in("/var/tmp")
         .unwrap();
     let root = dir.path().join("root");
+    // The shipped recipe, copied so the build's lock file lands beside the
+    // copy rather than in the checkout.
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/debian-12.toml");
+    let recipe = dir.path().join("debian-12.toml");
+    std::fs::copy(&shipped, &recipe).unwrap();
     let out = Command::new(vzpkg_bin())
         .args([
             "--root",
             root.to_str().unwrap(),
             "--json",
             "create",
-            "debian-12",
+            recipe.to_str().unwrap(),
         ])
         .output()
         .unwrap();
