@@ -6,7 +6,7 @@ use crate::fetch::{FetchItem, FetchSummary, PackageCache};
 use crate::http::Http;
 use crate::lock::{Lock, LockError};
 use crate::progress::{Reporter, Stage};
-use crate::recipe::{Recipe, SourceKind};
+use crate::recipe::{DebSource, Recipe};
 use crate::resolve::deb::DebRequest;
 use crate::source::deb::DebRepo;
 use crate::store::{Store, TemplateMeta};
@@ -79,11 +79,15 @@ pub struct BuildResult {
 
 /// Pick the mirror: `--mirror`, else the recipe's, else the host's apt sources.
 pub fn choose_mirror(recipe: &Recipe, options: &BuildOptions) -> Result<String, Error> {
-    if let Some(m) = options.mirror.as_ref().or(recipe.source.mirror.as_ref()) {
+    if let Some(m) = options
+        .mirror
+        .as_ref()
+        .or(deb_source(recipe)?.mirror.as_ref())
+    {
         return Ok(m.trim_end_matches('/').to_string());
     }
     let sources = crate::source::apt::host_sources(&options.etc_apt)?;
-    crate::source::apt::pick_mirror(&sources, &recipe.source.suite)
+    crate::source::apt::pick_mirror(&sources, &deb_source(recipe)?.suite)
         .map(|m| m.trim_end_matches('/').to_string())
         .ok_or_else(|| Error::NoMirror {
             etc_apt: options.etc_apt.clone(),
@@ -108,19 +112,16 @@ pub fn plan(
     reporter: &dyn Reporter,
 ) -> Result<Plan, Error> {
     let mut seconds = BTreeMap::new();
-    match recipe.source.kind {
-        SourceKind::Deb => {}
-    }
     let mirror = choose_mirror(recipe, options)?;
     let http = Http::new()?;
 
     let t = Instant::now();
     let repo = DebRepo {
         mirror: mirror.clone(),
-        suite: recipe.source.suite.clone(),
-        components: recipe.source.components.clone(),
+        suite: deb_source(recipe)?.suite.clone(),
+        components: deb_source(recipe)?.components.clone(),
         architecture: recipe.architecture.clone(),
-        keyring: recipe.source.keyring.clone(),
+        keyring: deb_source(recipe)?.keyring.clone(),
     };
     let index = crate::source::deb::load_index(&http, &repo, SystemTime::now(), reporter)?;
     seconds.insert(Stage::Index.name(), t.elapsed().as_secs_f64());
@@ -129,7 +130,7 @@ pub fn plan(
     let t = Instant::now();
     reporter.stage_start(Stage::Resolve, 1);
     let request = DebRequest {
-        base: recipe.packages.base,
+        base: recipe.base(),
         include: recipe.packages.include.clone(),
         exclude: recipe.packages.exclude.clone(),
         architecture: recipe.architecture.clone(),
@@ -206,7 +207,7 @@ pub fn build_plan(
         &staging.0,
         &debs,
         crate::unpack::deb::UnpackOptions {
-            merged_usr: recipe.source.merged_usr,
+            merged_usr: deb_source(recipe)?.merged_usr,
         },
         reporter,
     )?;
@@ -234,7 +235,7 @@ pub fn build_plan(
     reporter.stage_start(Stage::Commit, 1);
     let mut facts = BTreeMap::new();
     facts.insert("mirror".to_string(), mirror.clone());
-    facts.insert("suite".to_string(), recipe.source.suite.clone());
+    facts.insert("suite".to_string(), deb_source(recipe)?.suite.clone());
     facts.insert("index".to_string(), index.inrelease_sha256.clone());
     let meta = TemplateMeta {
         name: recipe.name.clone(),
@@ -251,7 +252,7 @@ pub fn build_plan(
         recipe: recipe.name.clone(),
         architecture: recipe.architecture.clone(),
         index: crate::lock::Snapshot {
-            suite: recipe.source.suite.clone(),
+            suite: deb_source(recipe)?.suite.clone(),
             inrelease_sha256: index.inrelease_sha256.clone(),
             date: index.date,
         },
@@ -275,6 +276,14 @@ pub fn build_plan(
     })
 }
 
+/// The Debian half of a recipe; RPM recipes take the RPM path.
+fn deb_source(recipe: &Recipe) -> Result<&DebSource, Error> {
+    recipe.source.deb().ok_or_else(|| Error::Unsupported {
+        recipe: recipe.path.clone(),
+        kind: recipe.source.kind(),
+    })
+}
+
 /// apt inside the template points at the mirror it was built from.
 fn write_apt_sources(root: &Path, mirror: &str, recipe: &Recipe) -> Result<(), Error> {
     let dir = root.join("etc/apt");
@@ -286,8 +295,8 @@ fn write_apt_sources(root: &Path, mirror: &str, recipe: &Recipe) -> Result<(), E
     let line = format!(
         "deb {} {} {}\n",
         mirror,
-        recipe.source.suite,
-        recipe.source.components.join(" ")
+        deb_source(recipe)?.suite,
+        deb_source(recipe)?.components.join(" ")
     );
     std::fs::write(dir.join("sources.list"), line).map_err(io)
 }

@@ -29,6 +29,8 @@ pub enum Error {
     Store(#[from] crate::store::StoreError),
     #[error("no Debian mirror: the recipe names none, --mirror was not given, and {etc_apt} has no `deb` source; pass --mirror URL")]
     NoMirror { etc_apt: PathBuf },
+    #[error("{recipe}: building `kind = \"{kind}\"` recipes is not supported by this command yet")]
+    Unsupported { recipe: PathBuf, kind: &'static str },
     #[error("staging tree {path}: {source}")]
     Staging {
         path: PathBuf,
@@ -69,7 +71,7 @@ impl Error {
             return exit::DISK_FULL;
         }
         match self {
-            Error::Recipe(_) => exit::RECIPE,
+            Error::Recipe(_) | Error::Unsupported { .. } => exit::RECIPE,
             Error::Http(_) | Error::NoMirror { .. } => exit::NETWORK,
             Error::Source(e) if e.is_verification() => exit::VERIFY,
             Error::Source(e) if e.is_network() => exit::NETWORK,

@@ -42,7 +42,8 @@ pub struct Recipe {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// Debian architecture name (`amd64`).
+    /// The distribution's architecture name (`amd64` for Debian, `x86_64`
+    /// or `i386` for RPM distributions).
     #[serde(default = "default_arch")]
     pub architecture: String,
     pub source: Source,
@@ -56,11 +57,17 @@ pub struct Recipe {
     pub text: String,
 }
 
+/// Where packages come from; `kind` picks the distribution family.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    Deb(DebSource),
+    Rpm(RpmSource),
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Source {
-    /// `deb` (rpm is on its way).
-    pub kind: SourceKind,
+pub struct DebSource {
     /// Base URL; none means the host's apt configuration.
     #[serde(default)]
     pub mirror: Option<String>,
@@ -73,17 +80,63 @@ pub struct Source {
     pub merged_usr: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Deb,
+/// yum/dnf repositories, like a `.repo` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpmSource {
+    #[serde(rename = "repo")]
+    pub repos: Vec<RpmRepoSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpmRepoSpec {
+    /// A short id (`base`, `updates`).
+    pub name: String,
+    /// The repository's base URL (holding `repodata/`); `$basearch` is
+    /// replaced by the recipe's architecture.
+    #[serde(default)]
+    pub baseurl: Option<String>,
+    /// A mirror list URL (one base URL per line) instead of `baseurl`.
+    #[serde(default)]
+    pub mirrorlist: Option<String>,
+    /// Key files (paths, or `file://`/`http(s)://` URLs) for package and
+    /// `repomd.xml` signatures.
+    #[serde(default)]
+    pub gpgkey: Vec<String>,
+    /// Check each package's header signature against `gpgkey`.
+    #[serde(default = "yes")]
+    pub gpgcheck: bool,
+    /// Check `repodata/repomd.xml.asc` against `gpgkey`.
+    #[serde(default)]
+    pub repo_gpgcheck: bool,
+    /// Lower wins when two repositories offer the same package (yum's priorities).
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+}
+
+impl Source {
+    pub fn deb(&self) -> Option<&DebSource> {
+        match self {
+            Source::Deb(d) => Some(d),
+            Source::Rpm(_) => None,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Deb(_) => "deb",
+            Source::Rpm(_) => "rpm",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Packages {
-    #[serde(default = "default_base")]
-    pub base: BaseSet,
+    /// Debian only; default `minbase`.
+    #[serde(default)]
+    pub base: Option<BaseSet>,
     #[serde(default)]
     pub include: Vec<String>,
     #[serde(default)]
@@ -108,8 +161,8 @@ fn default_arch() -> String {
 fn default_components() -> Vec<String> {
     vec!["main".into()]
 }
-fn default_base() -> BaseSet {
-    BaseSet::Minbase
+fn default_priority() -> u32 {
+    99
 }
 fn yes() -> bool {
     true
@@ -176,26 +229,73 @@ impl Recipe {
                 self.architecture
             )));
         }
-        if let Some(m) = &self.source.mirror {
-            if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file:///"))
-            {
-                return Err(bad(format!(
-                    "source.mirror {m:?}: must be an http://, https:// or file:/// URL"
-                )));
+        let url_ok = |u: &str| {
+            u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file:///")
+        };
+        match &self.source {
+            Source::Deb(d) => {
+                if let Some(m) = &d.mirror {
+                    if !url_ok(m) {
+                        return Err(bad(format!(
+                            "source.mirror {m:?}: must be an http://, https:// or file:/// URL"
+                        )));
+                    }
+                }
+                if d.suite.is_empty() || d.suite.contains('/') {
+                    return Err(bad(format!(
+                        "source.suite {:?}: give a suite or codename like \"bookworm\"",
+                        d.suite
+                    )));
+                }
+                if d.components.is_empty() {
+                    return Err(bad(
+                        "source.components is empty: list at least \"main\"".into()
+                    ));
+                }
+            }
+            Source::Rpm(r) => {
+                if r.repos.is_empty() {
+                    return Err(bad(
+                        "source: no [[source.repo]]: add at least one repository".into(),
+                    ));
+                }
+                for repo in &r.repos {
+                    let url = match (&repo.baseurl, &repo.mirrorlist) {
+                        (Some(u), None) | (None, Some(u)) => u,
+                        (Some(_), Some(_)) => {
+                            return Err(bad(format!(
+                                "repo {:?}: give baseurl or mirrorlist, not both",
+                                repo.name
+                            )))
+                        }
+                        (None, None) => {
+                            return Err(bad(format!(
+                                "repo {:?}: needs a baseurl (or a mirrorlist)",
+                                repo.name
+                            )))
+                        }
+                    };
+                    if !url_ok(url) {
+                        return Err(bad(format!(
+                            "repo {:?}: {url:?} must be an http://, https:// or file:/// URL",
+                            repo.name
+                        )));
+                    }
+                    if (repo.gpgcheck || repo.repo_gpgcheck) && repo.gpgkey.is_empty() {
+                        return Err(bad(format!(
+                            "repo {:?}: gpgcheck is on but no gpgkey is given; add the distribution's key or set gpgcheck = false",
+                            repo.name
+                        )));
+                    }
+                }
+                if self.packages.base.is_some() {
+                    return Err(bad(
+                        "packages.base applies to Debian recipes; list RPM packages in packages.include".into(),
+                    ));
+                }
             }
         }
-        if self.source.suite.is_empty() || self.source.suite.contains('/') {
-            return Err(bad(format!(
-                "source.suite {:?}: give a suite or codename like \"bookworm\"",
-                self.source.suite
-            )));
-        }
-        if self.source.components.is_empty() {
-            return Err(bad(
-                "source.components is empty: list at least \"main\"".into()
-            ));
-        }
-        if self.packages.base == BaseSet::None && self.packages.include.is_empty() {
+        if self.base() == BaseSet::None && self.packages.include.is_empty() {
             return Err(bad(
                 "packages: base = \"none\" and no include: nothing to install; set base = \"minbase\" or list packages in include".into(),
             ));
@@ -208,6 +308,17 @@ impl Recipe {
             }
         }
         Ok(())
+    }
+}
+
+impl Recipe {
+    /// The Debian base set (`minbase` unless the recipe says otherwise);
+    /// RPM recipes start from nothing.
+    pub fn base(&self) -> BaseSet {
+        match &self.source {
+            Source::Deb(_) => self.packages.base.unwrap_or(BaseSet::Minbase),
+            Source::Rpm(_) => BaseSet::None,
+        }
     }
 }
 
@@ -274,10 +385,12 @@ include = ["less"]
     fn parses_defaults() {
         let r = Recipe::parse(GOOD, Path::new("r.toml")).unwrap();
         assert_eq!(r.architecture, "amd64");
-        assert_eq!(r.source.components, vec!["main"]);
-        assert!(r.source.merged_usr);
+        let d = r.source.deb().unwrap();
+        assert_eq!(d.components, vec!["main"]);
+        assert!(d.merged_usr);
         assert_eq!(r.packages.include, vec!["less"]);
-        assert!(r.source.mirror.is_none());
+        assert!(d.mirror.is_none());
+        assert_eq!(r.base(), BaseSet::Minbase);
     }
 
     #[test]
@@ -306,5 +419,50 @@ include = ["less"]
         assert!(msg.contains("source.mirror"), "{msg}");
         let text = GOOD.replace("include = [\"less\"]", "include = [\"less vim\"]");
         assert!(Recipe::parse(&text, Path::new("r.toml")).is_err());
+    }
+
+    #[test]
+    fn unknown_source_key_is_named() {
+        let text = GOOD.replace("suite = \"bookworm\"", "suite = \"bookworm\"\nsuit = \"x\"");
+        let msg = Recipe::parse(&text, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("suit") && msg.contains("r.toml:"), "{msg}");
+    }
+
+    #[test]
+    fn rpm_recipes_parse_and_are_checked() {
+        let text = r#"
+name = "centos-7"
+architecture = "x86_64"
+[source]
+kind = "rpm"
+[[source.repo]]
+name = "os"
+baseurl = "http://example.invalid/7/os/$basearch/"
+gpgkey = ["/etc/pki/key"]
+[[source.repo]]
+name = "updates"
+mirrorlist = "http://example.invalid/list"
+gpgcheck = false
+priority = 1
+[packages]
+include = ["bash", "yum"]
+"#;
+        let r = Recipe::parse(text, Path::new("c.toml")).unwrap();
+        let Source::Rpm(src) = &r.source else {
+            panic!("not rpm")
+        };
+        assert_eq!(src.repos.len(), 2);
+        assert!(src.repos[0].gpgcheck);
+        assert_eq!(src.repos[1].priority, 1);
+        assert_eq!(r.base(), BaseSet::None);
+        let no_key = text.replace("gpgkey = [\"/etc/pki/key\"]\n", "");
+        let msg = Recipe::parse(&no_key, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("gpgkey"), "{msg}");
+        let with_base = text.replace("[packages]\n", "[packages]\nbase = \"minbase\"\n");
+        assert!(Recipe::parse(&with_base, Path::new("c.toml")).is_err());
     }
 }
