@@ -4,5 +4,6 @@
 pub mod debfile;
 pub mod fixture;
 pub mod mirror;
+pub mod rpmtree;
 pub mod server;
 pub mod signing;

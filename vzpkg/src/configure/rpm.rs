@@ -1,0 +1,951 @@
+//! RPM: register the unpacked packages in the tree's rpm database, then run
+//! their scriptlets as rpm does on a fresh install, then the recipe's
+//! commands. Everything runs inside [`Sandbox`] as a build chroot.
+//!
+//! The database is written by the tree's own `rpm` (`rpm -i --justdb`):
+//! only it knows its format (Berkeley DB on old releases, sqlite on new
+//! ones). Scriptlets run in this order: every `%pretrans`, every `%pre`,
+//! every `%post` (the files are already unpacked, so all `%pre` can go
+//! first), every `%triggerin` whose condition names a package of the set
+//! (once each, after all `%post`, rather than right after its target's),
+//! then every `%posttrans`. Each gets the argument `1`, as on a first
+//! install. `<lua>` scriptlets are run by the tree's rpm through
+//! `rpm --eval '%{lua:...}'`; a tree whose rpm cannot do that skips them
+//! with a message. `%triggerprein`, file triggers and the remove-side
+//! scriptlets do not run on a fresh install of this kind.
+
+use crate::cancel::Cancelled;
+use crate::progress::{Reporter, Stage};
+use crate::sandbox::{InitMode, RunOptions, RunOutput, Sandbox, SandboxError, DEFAULT_PATH};
+use crate::source::rpm::compare_evr;
+use crate::unpack::rpm::{RpmScript, RpmTrigger, RpmUnpacked, TriggerKind};
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Lines of a failing command's output kept in the error.
+const TAIL_LINES: usize = 30;
+/// Where a tree's rpm lives, inside the tree.
+const RPM_PROGRAMS: [&str; 2] = ["/usr/bin/rpm", "/bin/rpm"];
+/// The `PATH` rpm gives scriptlets (its `%_install_script_path`).
+const SCRIPT_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin";
+/// Our scratch directory's name, under `/var/tmp` of the tree.
+const TEMP_NAME: &str = "vzpkg-configure";
+/// Bytes of file names per `rpm -i` command line, far below `ARG_MAX`.
+const BATCH_BYTES: usize = 64 * 1024;
+/// Printed by the Lua wrapper after the scriptlet returned. Built from two
+/// halves in the Lua code, so an rpm echoing the macro unexpanded doesn't
+/// print it.
+const LUA_MARK: &str = "vzpkg-lua-ok";
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RpmConfigureError {
+    #[error("tree {root} has no rpm program (looked for {}), so the packages cannot be registered in its rpm database; the package set must include rpm: add it to the recipe", RPM_PROGRAMS.join(" and "))]
+    NoRpm { root: PathBuf },
+    #[error("`{command}` failed in the tree ({}); last output:\n{output_tail}\nThe tree's rpm cannot create its database: check that the recipe's package set includes a complete rpm and that the disk is not full", exit_text(*.code))]
+    InitDb {
+        command: String,
+        code: Option<i32>,
+        output_tail: String,
+    },
+    #[error("registering packages {packages} in the tree's rpm database failed ({}); last output:\n{output_tail}\nThe tree's rpm could not read these packages: check that the recipe's repositories belong to the same release as its rpm (an old rpm cannot read newer package formats)", exit_text(*.code))]
+    Register {
+        /// The packages of the failing batch (name-version-release, comma-separated).
+        packages: String,
+        code: Option<i32>,
+        output_tail: String,
+    },
+    #[error("querying the tree's rpm database (`{command}`) failed ({}); last output:\n{output_tail}\nThe database was written but cannot be read back: rebuild from scratch", exit_text(*.code))]
+    Query {
+        command: String,
+        code: Option<i32>,
+        output_tail: String,
+    },
+    #[error("package {package} is missing from the tree's rpm database after registering it; the tree's rpm skipped it (an rpm older than the package format?): check the recipe's repositories and rebuild")]
+    NotRegistered { package: String },
+    #[error("{action} in the tree: {source}")]
+    RpmSandbox {
+        action: &'static str,
+        #[source]
+        source: Box<SandboxError>,
+    },
+    #[error("package {package}: scriptlet {scriptlet} failed ({}); last output:\n{output_tail}\nThe package cannot be installed in this tree: check the recipe's package set and exclude list (a missing dependency or an excluded package is the usual cause)", exit_text(*.code))]
+    Scriptlet {
+        package: String,
+        /// `%pre`, `%post`, `%triggerin -- glibc`, ...
+        scriptlet: String,
+        /// Exit code, `None` if it was killed by a signal.
+        code: Option<i32>,
+        output_tail: String,
+    },
+    #[error("package {package}: scriptlet {scriptlet} needs the interpreter {interpreter}, which is not in the tree; add the package providing it to the recipe")]
+    MissingInterpreter {
+        package: String,
+        scriptlet: String,
+        interpreter: String,
+    },
+    #[error("package {package}: could not run scriptlet {scriptlet}: {source}")]
+    ScriptletSandbox {
+        package: String,
+        scriptlet: String,
+        #[source]
+        source: Box<SandboxError>,
+    },
+    #[error("recipe post command `{command}` failed ({}); last output:\n{output_tail}\nFix or remove the command in the recipe's post_commands", exit_text(*.code))]
+    PostCommand {
+        command: String,
+        code: Option<i32>,
+        output_tail: String,
+    },
+    #[error("recipe post command `{command}`: {source}")]
+    PostCommandSandbox {
+        command: String,
+        #[source]
+        source: Box<SandboxError>,
+    },
+    #[error("cannot read the header of {path} ({source}); delete it from the package cache so it is fetched again")]
+    ReadPackage {
+        path: PathBuf,
+        #[source]
+        source: rpm::Error,
+    },
+    #[error("{action} {path}: {source}; check that the staging tree is writable and the disk is not full")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit code {c}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+impl RpmConfigureError {
+    /// True when the tree's file system ran out of space (an I/O error says
+    /// so, or a failing command printed it).
+    pub fn is_disk_full(&self) -> bool {
+        const ENOSPC_TEXT: &str = "No space left on device";
+        match self {
+            RpmConfigureError::InitDb { output_tail, .. }
+            | RpmConfigureError::Register { output_tail, .. }
+            | RpmConfigureError::Query { output_tail, .. }
+            | RpmConfigureError::Scriptlet { output_tail, .. }
+            | RpmConfigureError::PostCommand { output_tail, .. } => {
+                output_tail.contains(ENOSPC_TEXT)
+            }
+            RpmConfigureError::RpmSandbox { source, .. }
+            | RpmConfigureError::ScriptletSandbox { source, .. }
+            | RpmConfigureError::PostCommandSandbox { source, .. } => source.is_disk_full(),
+            RpmConfigureError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RpmConfigureOptions {
+    /// Shell commands from the recipe, run inside the tree after all packages.
+    pub post_commands: Vec<String>,
+    /// Hostname seen by scriptlets inside the tree.
+    pub hostname: String,
+    /// `SOURCE_DATE_EPOCH` for the scriptlets, so tools that honour it give
+    /// the same bytes.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// `order` is rpm's install order: each unpacked package with its `.rpm`
+/// file. All of them are already unpacked into `root`.
+pub fn configure(
+    root: &Path,
+    order: &[(RpmUnpacked, PathBuf)],
+    options: &RpmConfigureOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), RpmConfigureError> {
+    let Some(rpm) = find_rpm(root) else {
+        return Err(RpmConfigureError::NoRpm {
+            root: root.to_path_buf(),
+        });
+    };
+    let triggers = fired_triggers(order);
+    let count = |f: fn(&RpmUnpacked) -> &Option<RpmScript>| {
+        order.iter().filter(|(p, _)| f(p).is_some()).count()
+    };
+    let total = 1
+        + count(|p| &p.pretrans)
+        + count(|p| &p.pre)
+        + count(|p| &p.post)
+        + triggers.len()
+        + count(|p| &p.posttrans)
+        + options.post_commands.len();
+    reporter.stage_start(Stage::Configure, total as u64);
+
+    let mut sandbox = Sandbox::new(root);
+    sandbox.hostname = if options.hostname.is_empty() {
+        "localhost".into()
+    } else {
+        options.hostname.clone()
+    };
+    sandbox.env = [("PATH", DEFAULT_PATH), ("LC_ALL", "C"), ("HOME", "/root")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Scriptlets must see a build chroot, not a booted system.
+    sandbox.init = InitMode::Chroot;
+    if let Some(epoch) = options.source_date_epoch {
+        sandbox
+            .env
+            .push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
+    }
+
+    let temp = TempArea::create(root)?;
+    crate::cancel::check()?;
+    register(&sandbox, &temp, rpm, order)?;
+    reporter.advance(Stage::Configure, 1, "rpm database");
+
+    let mut runner = Runner {
+        sandbox: &sandbox,
+        temp: &temp,
+        rpm,
+        lua: None,
+        serial: 0,
+        reporter,
+    };
+    type Pick = fn(&RpmUnpacked) -> &Option<RpmScript>;
+    let phases: [(&str, Pick); 3] = [
+        ("%pretrans", |p| &p.pretrans),
+        ("%pre", |p| &p.pre),
+        ("%post", |p| &p.post),
+    ];
+    for (name, pick) in phases {
+        for (pkg, file) in order {
+            if let Some(script) = pick(pkg) {
+                runner.run(pkg, file, name, script, &["1"])?;
+            }
+        }
+    }
+    for (i, trigger, target) in &triggers {
+        let (pkg, file) = &order[*i];
+        let name = format!("%triggerin -- {target}");
+        runner.run(pkg, file, &name, &trigger.script, &["1", "1"])?;
+    }
+    for (pkg, file) in order {
+        if let Some(script) = &pkg.posttrans {
+            runner.run(pkg, file, "%posttrans", script, &["1"])?;
+        }
+    }
+
+    for command in &options.post_commands {
+        crate::cancel::check()?;
+        let out = sandbox
+            .run(&["/bin/sh", "-c", command], &RunOptions::default())
+            .map_err(|source| RpmConfigureError::PostCommandSandbox {
+                command: command.clone(),
+                source: Box::new(source),
+            })?;
+        if !out.success() {
+            crate::cancel::check()?;
+            return Err(RpmConfigureError::PostCommand {
+                command: command.clone(),
+                code: out.status.code(),
+                output_tail: out.tail(TAIL_LINES),
+            });
+        }
+        reporter.advance(Stage::Configure, 1, command);
+    }
+    temp.finish()?;
+    reporter.stage_end(Stage::Configure);
+    Ok(())
+}
+
+/// The tree's rpm, as a path inside the tree.
+fn find_rpm(root: &Path) -> Option<&'static str> {
+    RPM_PROGRAMS.into_iter().find(|p| {
+        // A symlink counts: it may be absolute and only resolve inside.
+        std::fs::symlink_metadata(root.join(p.trim_start_matches('/'))).is_ok()
+    })
+}
+
+fn nvr(pkg: &RpmUnpacked) -> String {
+    format!("{}-{}-{}", pkg.name, pkg.version, pkg.release)
+}
+
+/// `%triggerin` scripts that fire: (index of the owner in `order`, the
+/// trigger, the target that fired it). Each fires once, for the first
+/// package of the set its conditions match.
+fn fired_triggers(order: &[(RpmUnpacked, PathBuf)]) -> Vec<(usize, &RpmTrigger, String)> {
+    let mut out = Vec::new();
+    for (i, (pkg, _)) in order.iter().enumerate() {
+        for t in pkg.triggers.iter().filter(|t| t.kind == TriggerKind::In) {
+            let target = t.conditions.iter().find_map(|(name, constraint)| {
+                order
+                    .iter()
+                    .any(|(p, _)| p.name == *name && satisfies(p, constraint))
+                    .then(|| name.clone())
+            });
+            if let Some(target) = target {
+                out.push((i, t, target));
+            }
+        }
+    }
+    out
+}
+
+/// Does `pkg` meet a trigger condition's `[op version]` part?
+fn satisfies(pkg: &RpmUnpacked, constraint: &str) -> bool {
+    let Some((op, version)) = constraint.trim().split_once(' ') else {
+        return true;
+    };
+    let evr = format!("{}:{}-{}", pkg.epoch, pkg.version, pkg.release);
+    let version = version.trim();
+    // A condition without an epoch matches any epoch only when it is 0.
+    let wanted = if version.contains(':') {
+        version.to_string()
+    } else {
+        format!("0:{version}")
+    };
+    let ord = compare_evr(&evr, &wanted);
+    match op {
+        "<" => ord == Ordering::Less,
+        "<=" => ord != Ordering::Greater,
+        "=" | "==" => ord == Ordering::Equal,
+        ">=" => ord != Ordering::Less,
+        ">" => ord == Ordering::Greater,
+        _ => true,
+    }
+}
+
+/// Copy the `.rpm` files into the tree and have the tree's rpm record them
+/// (headers only: files are unpacked already and scriptlets run later).
+fn register(
+    sandbox: &Sandbox,
+    temp: &TempArea,
+    rpm: &str,
+    order: &[(RpmUnpacked, PathBuf)],
+) -> Result<(), RpmConfigureError> {
+    let dir = temp.subdir("rpms")?;
+    let mut inside = Vec::with_capacity(order.len());
+    for (i, (_, file)) in order.iter().enumerate() {
+        let name = format!("{i:05}.rpm");
+        let dest = dir.host.join(&name);
+        // A hard link when the cache is on the same file system; rpm only reads it.
+        if std::fs::hard_link(file, &dest).is_err() {
+            std::fs::copy(file, &dest).map_err(|source| RpmConfigureError::Io {
+                action: "copying the package into the tree at",
+                path: dest.clone(),
+                source,
+            })?;
+        }
+        inside.push(format!("{}/{name}", dir.inside));
+    }
+
+    // Old rpm needs it before the first install; newer ones accept it again.
+    let initdb = [rpm, "--initdb"];
+    let out = run_rpm(sandbox, &initdb, "creating the rpm database")?;
+    if !out.success() {
+        return Err(RpmConfigureError::InitDb {
+            command: initdb.join(" "),
+            code: out.status.code(),
+            output_tail: out.tail(TAIL_LINES),
+        });
+    }
+
+    let mut start = 0;
+    while start < inside.len() {
+        crate::cancel::check()?;
+        let mut end = start;
+        let mut bytes = 0;
+        while end < inside.len() && (end == start || bytes + inside[end].len() < BATCH_BYTES) {
+            bytes += inside[end].len() + 1;
+            end += 1;
+        }
+        // No keys are imported yet: signatures (checked before unpacking)
+        // only give warnings here, as with the default verify level.
+        let mut argv = vec![
+            rpm,
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "--notriggers",
+            "--ignoresize",
+        ];
+        argv.extend(inside[start..end].iter().map(String::as_str));
+        let out = run_rpm(sandbox, &argv, "registering packages")?;
+        if !out.success() {
+            crate::cancel::check()?;
+            let names: Vec<String> = order[start..end].iter().map(|(p, _)| nvr(p)).collect();
+            return Err(RpmConfigureError::Register {
+                packages: names.join(", "),
+                code: out.status.code(),
+                output_tail: out.tail(TAIL_LINES),
+            });
+        }
+        start = end;
+    }
+    dir.remove()?;
+
+    // Read back: a package rpm quietly skipped would otherwise go unnoticed.
+    let query = [rpm, "-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n"];
+    let out = run_rpm(sandbox, &query, "querying the rpm database")?;
+    if !out.success() {
+        return Err(RpmConfigureError::Query {
+            command: query.join(" "),
+            code: out.status.code(),
+            output_tail: out.tail(TAIL_LINES),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.output);
+    let listed: HashSet<&str> = text.lines().map(str::trim).collect();
+    for (pkg, _) in order {
+        if !listed.contains(nvr(pkg).as_str()) {
+            return Err(RpmConfigureError::NotRegistered { package: nvr(pkg) });
+        }
+    }
+    Ok(())
+}
+
+fn run_rpm(
+    sandbox: &Sandbox,
+    argv: &[&str],
+    action: &'static str,
+) -> Result<RunOutput, RpmConfigureError> {
+    sandbox
+        .run(argv, &RunOptions::default())
+        .map_err(|source| RpmConfigureError::RpmSandbox {
+            action,
+            source: Box::new(source),
+        })
+}
+
+/// Runs scriptlets one by one, numbering their temp files.
+struct Runner<'a> {
+    sandbox: &'a Sandbox,
+    temp: &'a TempArea,
+    rpm: &'a str,
+    /// Whether the tree's rpm runs `%{lua:...}`; asked the first time it matters.
+    lua: Option<bool>,
+    serial: usize,
+    reporter: &'a dyn Reporter,
+}
+
+impl Runner<'_> {
+    fn run(
+        &mut self,
+        pkg: &RpmUnpacked,
+        file: &Path,
+        name: &str,
+        script: &RpmScript,
+        args: &[&str],
+    ) -> Result<(), RpmConfigureError> {
+        crate::cancel::check()?;
+        let what = format!("{} {name}", pkg.name);
+        let sandbox_err = |source| RpmConfigureError::ScriptletSandbox {
+            package: nvr(pkg),
+            scriptlet: name.to_string(),
+            source: Box::new(source),
+        };
+        let interpreter = &script.interpreter;
+        let out = if interpreter.first().map(String::as_str) == Some("<lua>") {
+            if !self.lua_works()? {
+                self.reporter.message(&format!(
+                    "package {}: skipped Lua scriptlet {name}: the tree's rpm cannot run Lua outside a transaction; run its effect in a recipe post command if it matters",
+                    nvr(pkg)
+                ));
+                self.reporter.advance(Stage::Configure, 1, &what);
+                return Ok(());
+            }
+            let path = self.write_script(pkg, name, "lua", &script.body)?;
+            let numbers = args.join(", ");
+            // rpm hands Lua scriptlets `arg` = {"<lua>", numbers...} and,
+            // since 4.17, the same as the chunk's `...`. The global is set
+            // through `_G`: inside a `%{lua:}` macro, `arg` names a local.
+            let code = format!(
+                "%{{lua: local f, e = loadfile('{path}'); if not f then error(e) end; \
+                 _G.arg = {{'<lua>', {numbers}}}; f('<lua>', {numbers}); print('vzpkg-' .. 'lua-ok')}}"
+            );
+            let out = self
+                .sandbox
+                .run(&[self.rpm, "--eval", &code], &self.options(file)?)
+                .map_err(sandbox_err)?;
+            let text = String::from_utf8_lossy(&out.output).into_owned();
+            if !text.contains(LUA_MARK) {
+                crate::cancel::check()?;
+                let cleaned = text.replace(&code, "");
+                return Err(RpmConfigureError::Scriptlet {
+                    package: nvr(pkg),
+                    scriptlet: name.to_string(),
+                    code: out.status.code(),
+                    output_tail: crate::sandbox::tail_lines(cleaned.as_bytes(), TAIL_LINES),
+                });
+            }
+            out
+        } else {
+            let Some(program) = interpreter.first() else {
+                return Err(RpmConfigureError::MissingInterpreter {
+                    package: nvr(pkg),
+                    scriptlet: name.to_string(),
+                    interpreter: "(none)".into(),
+                });
+            };
+            let on_host = self.temp.root.join(program.trim_start_matches('/'));
+            if program.starts_with('/') && std::fs::symlink_metadata(&on_host).is_err() {
+                return Err(RpmConfigureError::MissingInterpreter {
+                    package: nvr(pkg),
+                    scriptlet: name.to_string(),
+                    interpreter: program.clone(),
+                });
+            }
+            let mut argv: Vec<String> = interpreter.clone();
+            // Like rpm: `-p PROGRAM` without a body runs PROGRAM bare.
+            if !script.body.trim().is_empty() {
+                argv.push(self.write_script(pkg, name, "sh", &script.body)?);
+                argv.extend(args.iter().map(|a| a.to_string()));
+            }
+            self.sandbox
+                .run(&argv, &self.options(file)?)
+                .map_err(sandbox_err)?
+        };
+        if !out.success() {
+            crate::cancel::check()?;
+            return Err(RpmConfigureError::Scriptlet {
+                package: nvr(pkg),
+                scriptlet: name.to_string(),
+                code: out.status.code(),
+                output_tail: out.tail(TAIL_LINES),
+            });
+        }
+        self.reporter.advance(Stage::Configure, 1, &what);
+        Ok(())
+    }
+
+    fn lua_works(&mut self) -> Result<bool, RpmConfigureError> {
+        if let Some(known) = self.lua {
+            return Ok(known);
+        }
+        let probe = "%{lua: print('vzpkg-' .. 'lua-ok')}";
+        let out = run_rpm(
+            self.sandbox,
+            &[self.rpm, "--eval", probe],
+            "asking rpm for Lua",
+        )?;
+        let works = String::from_utf8_lossy(&out.output).contains(LUA_MARK);
+        self.lua = Some(works);
+        Ok(works)
+    }
+
+    /// Environment rpm gives a scriptlet: its `PATH` and the package's
+    /// install prefixes (relocatable packages read them).
+    fn options(&self, file: &Path) -> Result<RunOptions, RpmConfigureError> {
+        let mut env = vec![("PATH".to_string(), SCRIPT_PATH.to_string())];
+        let md =
+            rpm::PackageMetadata::open(file).map_err(|source| RpmConfigureError::ReadPackage {
+                path: file.to_path_buf(),
+                source,
+            })?;
+        let prefixes = md
+            .header
+            .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PREFIXES)
+            .unwrap_or_default();
+        for (i, p) in prefixes.iter().enumerate() {
+            if i == 0 {
+                env.push(("RPM_INSTALL_PREFIX".into(), p.to_string()));
+            }
+            env.push((format!("RPM_INSTALL_PREFIX{i}"), p.to_string()));
+        }
+        Ok(RunOptions {
+            extra_env: env,
+            ..Default::default()
+        })
+    }
+
+    /// Write a scriptlet body into the temp area; returns its path inside.
+    fn write_script(
+        &mut self,
+        pkg: &RpmUnpacked,
+        name: &str,
+        ext: &str,
+        body: &str,
+    ) -> Result<String, RpmConfigureError> {
+        self.serial += 1;
+        let safe: String = format!("{}-{}", pkg.name, name.trim_start_matches('%'))
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let file = format!("{:05}-{safe}.{ext}", self.serial);
+        let host = self.temp.host.join(&file);
+        std::fs::write(&host, body).map_err(|source| RpmConfigureError::Io {
+            action: "writing the scriptlet",
+            path: host.clone(),
+            source,
+        })?;
+        Ok(format!("{}/{file}", self.temp.inside))
+    }
+}
+
+/// Our scratch directory inside the tree, removed on drop. It lives in the
+/// tree's `var/tmp` when that is a real directory (a symlink could lead
+/// out of the tree), else at the tree's top.
+struct TempArea {
+    root: PathBuf,
+    host: PathBuf,
+    inside: String,
+    /// `var`, `var/tmp` if we had to make them; removed again if still empty.
+    created: Vec<PathBuf>,
+    done: bool,
+}
+
+struct SubDir {
+    host: PathBuf,
+    inside: String,
+}
+
+impl SubDir {
+    fn remove(self) -> Result<(), RpmConfigureError> {
+        std::fs::remove_dir_all(&self.host).map_err(|source| RpmConfigureError::Io {
+            action: "removing",
+            path: self.host.clone(),
+            source,
+        })
+    }
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RpmConfigureError {
+    let path = path.to_path_buf();
+    move |source| RpmConfigureError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl TempArea {
+    fn create(root: &Path) -> Result<TempArea, RpmConfigureError> {
+        let mut created = Vec::new();
+        let mut base = String::new();
+        for (part, mode) in [("var", 0o755), ("tmp", 0o1777)] {
+            let next = format!("{base}/{part}");
+            let host = root.join(next.trim_start_matches('/'));
+            match std::fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() => base = next,
+                Ok(_) => {
+                    base.clear();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&host).map_err(io_err("creating", &host))?;
+                    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
+                        .map_err(io_err("setting the mode of", &host))?;
+                    created.push(host);
+                    base = next;
+                }
+                Err(source) => {
+                    return Err(RpmConfigureError::Io {
+                        action: "inspecting",
+                        path: host,
+                        source,
+                    })
+                }
+            }
+        }
+        let inside = format!("{base}/{TEMP_NAME}");
+        let host = root.join(inside.trim_start_matches('/'));
+        // Left over from an interrupted run on this tree.
+        if std::fs::symlink_metadata(&host).is_ok() {
+            std::fs::remove_dir_all(&host).map_err(io_err("removing", &host))?;
+        }
+        std::fs::create_dir(&host).map_err(io_err("creating", &host))?;
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("setting the mode of", &host))?;
+        Ok(TempArea {
+            root: root.to_path_buf(),
+            host,
+            inside,
+            created,
+            done: false,
+        })
+    }
+
+    fn subdir(&self, name: &str) -> Result<SubDir, RpmConfigureError> {
+        let host = self.host.join(name);
+        std::fs::create_dir(&host).map_err(io_err("creating", &host))?;
+        Ok(SubDir {
+            host,
+            inside: format!("{}/{name}", self.inside),
+        })
+    }
+
+    fn finish(mut self) -> Result<(), RpmConfigureError> {
+        self.done = true;
+        std::fs::remove_dir_all(&self.host).map_err(io_err("removing", &self.host))?;
+        for dir in self.created.iter().rev() {
+            // Still empty only if no package or scriptlet put anything there.
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempArea {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.host);
+            for dir in self.created.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+// The fixture serves the integration tests too; not all of it is used here.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/src/rpmtree.rs"]
+mod rpmtree;
+
+#[cfg(test)]
+mod tests {
+    use super::rpmtree::{host_rpm_package, RpmFixture, Script, HOST_RPM_PACKAGE};
+    use super::*;
+    use crate::progress::Silent;
+    use crate::sandbox::testtree::is_root;
+    use crate::unpack::rpm::unpack_rpm;
+
+    struct Tree {
+        _work: tempfile::TempDir,
+        root: tempfile::TempDir,
+        order: Vec<(RpmUnpacked, PathBuf)>,
+    }
+
+    /// A tree with the host's rpm package and then `packages`, unpacked in
+    /// that order; `None` (with the reason printed) when the host can't.
+    fn tree(packages: Vec<RpmFixture>) -> Option<Tree> {
+        if !is_root() {
+            eprintln!("skipping: configure tests need root (mount and pid namespaces)");
+            return None;
+        }
+        let work = tempfile::tempdir().unwrap();
+        let host = match host_rpm_package(work.path()) {
+            Ok(f) => f,
+            Err(why) => {
+                eprintln!("skipping: {why}");
+                return None;
+            }
+        };
+        let mut files = vec![host];
+        files.extend(packages.into_iter().map(|p| p.write(work.path())));
+        let root = tempfile::tempdir().unwrap();
+        let order = files
+            .into_iter()
+            .map(|f| (unpack_rpm(root.path(), &f).unwrap(), f))
+            .collect();
+        Some(Tree {
+            _work: work,
+            root,
+            order,
+        })
+    }
+
+    fn in_tree(root: &Path, argv: &[&str]) -> RunOutput {
+        let mut sb = Sandbox::new(root);
+        sb.init = InitMode::Chroot;
+        sb.run(argv, &RunOptions::default()).unwrap()
+    }
+
+    fn log(root: &Path) -> String {
+        std::fs::read_to_string(root.join("log")).unwrap_or_default()
+    }
+
+    fn logs(name: &str, what: &str) -> String {
+        format!("echo \"{name} {what} $1\" >> /log")
+    }
+
+    #[test]
+    fn registers_every_package_and_runs_scriptlets_in_order() {
+        let a = RpmFixture::new("a", "1.0")
+            .file("/etc/a.conf", "a = 1\n")
+            .script(Script::PreTrans, &logs("a", "pretrans"))
+            .script(Script::Pre, &logs("a", "pre"))
+            .script(Script::Post, &logs("a", "post"))
+            .script(Script::PostTrans, &logs("a", "posttrans"));
+        let b = RpmFixture::new("b", "2.0")
+            .script(Script::Pre, &logs("b", "pre"))
+            .script(
+                Script::Post,
+                "echo \"b post $1 $PATH $LC_ALL $HOME\" >> /log\n\
+                 read h < /proc/sys/kernel/hostname; echo \"host $h\" >> /log",
+            )
+            .trigger_in("a", "echo \"b triggerin $1 $2\" >> /log")
+            .trigger_in("not-in-the-set", "echo wrong >> /log")
+            .script_with(
+                Script::PostTrans,
+                "local f = assert(io.open('/log', 'a'))\n\
+                 f:write('b posttrans lua ' .. tostring(arg[2]) .. '\\n')\n\
+                 f:close()",
+                &["<lua>"],
+            );
+        let Some(t) = tree(vec![a, b]) else {
+            return;
+        };
+        let root = t.root.path();
+        let opts = RpmConfigureOptions {
+            post_commands: vec!["echo post >> /log".into()],
+            hostname: "tmpl".into(),
+            source_date_epoch: Some(1),
+        };
+        configure(root, &t.order, &opts, &Silent).unwrap();
+        assert_eq!(
+            log(root),
+            "a pretrans 1\n\
+             a pre 1\n\
+             b pre 1\n\
+             a post 1\n\
+             b post 1 /sbin:/bin:/usr/sbin:/usr/bin C /root\n\
+             host tmpl\n\
+             b triggerin 1 1\n\
+             a posttrans 1\n\
+             b posttrans lua 1\n\
+             post\n"
+        );
+
+        let out = in_tree(root, &["rpm", "-qa", "--qf", "%{NAME}\\n"]);
+        assert!(out.success(), "{}", out.tail(20));
+        let text = String::from_utf8_lossy(&out.output).into_owned();
+        let mut names: Vec<&str> = text.lines().collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", HOST_RPM_PACKAGE]);
+        let out = in_tree(root, &["rpm", "-V", "a", "b"]);
+        assert!(out.success(), "{}", out.tail(20));
+        assert_eq!(String::from_utf8_lossy(&out.output), "");
+        // A changed file shows up, so the clean result above means something.
+        std::fs::write(root.join("etc/a.conf"), "a = 2\n").unwrap();
+        let out = in_tree(root, &["rpm", "-V", "a"]);
+        assert!(
+            String::from_utf8_lossy(&out.output).contains("/etc/a.conf"),
+            "{}",
+            out.tail(20)
+        );
+
+        assert!(!root.join("var/tmp").join(TEMP_NAME).exists());
+        // The database stays, where the tree's rpm keeps it.
+        let db = root.join(super::rpmtree::DBPATH.trim_start_matches('/'));
+        assert!(std::fs::read_dir(db).unwrap().count() > 0);
+    }
+
+    #[test]
+    fn failing_post_names_the_package() {
+        let a = RpmFixture::new("a", "1.0").script(Script::Post, &logs("a", "post"));
+        let c = RpmFixture::new("c", "1.0")
+            .script(Script::Post, "echo starting; echo boom >&2; exit 3");
+        let d = RpmFixture::new("d", "1.0").script(Script::Post, &logs("d", "post"));
+        let Some(t) = tree(vec![a, c, d]) else {
+            return;
+        };
+        let root = t.root.path();
+        let err = configure(root, &t.order, &RpmConfigureOptions::default(), &Silent).unwrap_err();
+        match &err {
+            RpmConfigureError::Scriptlet {
+                package,
+                scriptlet,
+                code,
+                output_tail,
+            } => {
+                assert_eq!(package, "c-1.0-1");
+                assert_eq!(scriptlet, "%post");
+                assert_eq!(*code, Some(3));
+                assert_eq!(output_tail, "starting\nboom");
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("package c-1.0-1") && msg.contains("%post"),
+            "{msg}"
+        );
+        assert!(!err.is_disk_full());
+        assert_eq!(log(root), "a post 1\n");
+        assert!(!root.join("var/tmp").join(TEMP_NAME).exists());
+    }
+
+    #[test]
+    fn failing_lua_scriptlet_and_missing_interpreter_are_named() {
+        let e = RpmFixture::new("e", "1.0").script_with(
+            Script::Pre,
+            "error('lua says no')",
+            &["<lua>"],
+        );
+        let Some(t) = tree(vec![e]) else {
+            return;
+        };
+        let err = configure(
+            t.root.path(),
+            &t.order,
+            &RpmConfigureOptions::default(),
+            &Silent,
+        )
+        .unwrap_err();
+        match &err {
+            RpmConfigureError::Scriptlet {
+                package,
+                scriptlet,
+                output_tail,
+                ..
+            } => {
+                assert_eq!((package.as_str(), scriptlet.as_str()), ("e-1.0-1", "%pre"));
+                assert!(output_tail.contains("lua says no"), "{output_tail}");
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+
+        let p =
+            RpmFixture::new("p", "1.0").script_with(Script::Post, "print 1;", &["/usr/bin/perl"]);
+        let Some(t) = tree(vec![p]) else {
+            return;
+        };
+        let err = configure(
+            t.root.path(),
+            &t.order,
+            &RpmConfigureOptions::default(),
+            &Silent,
+        )
+        .unwrap_err();
+        match &err {
+            RpmConfigureError::MissingInterpreter {
+                package,
+                interpreter,
+                ..
+            } => assert_eq!(
+                (package.as_str(), interpreter.as_str()),
+                ("p-1.0-1", "/usr/bin/perl")
+            ),
+            other => panic!("unexpected error: {other}"),
+        }
+        assert!(err.to_string().contains("add the package providing it"));
+    }
+
+    #[test]
+    fn tree_without_rpm_is_refused_with_the_fix() {
+        let root = tempfile::tempdir().unwrap();
+        let err =
+            configure(root.path(), &[], &RpmConfigureOptions::default(), &Silent).unwrap_err();
+        assert!(matches!(err, RpmConfigureError::NoRpm { .. }), "{err}");
+        assert!(err.to_string().contains("add it to the recipe"), "{err}");
+        assert!(!root.path().join("var").exists());
+    }
+}
