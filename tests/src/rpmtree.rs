@@ -10,7 +10,7 @@
 //! This file only uses `std` and `rpm`, so the library crate's unit tests can
 //! include it with `#[path]` as well.
 
-use rpm::{DependencyFlags, FileOptions, PackageBuilder, Scriptlet};
+use rpm::{Dependency, DependencyFlags, FileOptions, PackageBuilder, Scriptlet};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -215,6 +215,30 @@ impl RpmFixture {
             )
             .expect("the builder takes a plain file");
         self
+    }
+
+    /// `Requires: name` (any version), or `name >= version`.
+    pub fn requires(mut self, name: &str, at_least: Option<&str>) -> RpmFixture {
+        let dep = match at_least {
+            Some(v) => Dependency::greater_eq(name, v),
+            None => Dependency::any(name),
+        };
+        self.builder.requires(dep);
+        self
+    }
+
+    /// `Provides: name` (unversioned).
+    pub fn provides(mut self, name: &str) -> RpmFixture {
+        self.builder.provides(Dependency::any(name));
+        self
+    }
+
+    /// Write the package as `FILE_STEM.rpm` (for two versions of one name).
+    pub fn write_as(mut self, dir: &Path, file_stem: &str) -> PathBuf {
+        let pkg = self.builder.build().expect("the test package builds");
+        let file = dir.join(format!("{file_stem}.rpm"));
+        pkg.write_file(&file).expect("the test package is written");
+        file
     }
 
     /// A shell scriptlet (`/bin/sh`).

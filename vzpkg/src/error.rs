@@ -26,6 +26,14 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
     #[error(transparent)]
+    RpmSource(#[from] crate::source::rpm::RpmSourceError),
+    #[error(transparent)]
+    RpmResolve(#[from] crate::resolve::rpm::RpmResolveError),
+    #[error(transparent)]
+    RpmUnpack(#[from] crate::unpack::rpm::RpmUnpackError),
+    #[error(transparent)]
+    RpmConfigure(#[from] crate::configure::rpm::RpmConfigureError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("no Debian mirror: the recipe names none, --mirror was not given, and {etc_apt} has no `deb` source; pass --mirror URL")]
     NoMirror { etc_apt: PathBuf },
@@ -86,6 +94,18 @@ impl Error {
                 crate::lock::LockError::Missing { .. } | crate::lock::LockError::NotUpstream { .. },
             ) => exit::RESOLVE,
             Error::Lock(_) => exit::RECIPE,
+            Error::RpmSource(e) if e.is_verification() => exit::VERIFY,
+            Error::RpmSource(crate::source::rpm::RpmSourceError::Fetch { .. }) => exit::NETWORK,
+            Error::RpmSource(_) => exit::FAILURE,
+            Error::RpmResolve(_) => exit::RESOLVE,
+            Error::RpmUnpack(
+                crate::unpack::rpm::RpmUnpackError::Signature { .. }
+                | crate::unpack::rpm::RpmUnpackError::Unsigned { .. }
+                | crate::unpack::rpm::RpmUnpackError::Keyring { .. }
+                | crate::unpack::rpm::RpmUnpackError::HeaderDigest { .. },
+            ) => exit::VERIFY,
+            Error::RpmUnpack(_) => exit::PACKAGE,
+            Error::RpmConfigure(_) => exit::CONFIGURE,
             Error::Store(_) => exit::STORE,
             Error::Staging { .. } | Error::Normalize(_) => exit::FAILURE,
             Error::Cancelled(_) => exit::INTERRUPTED,

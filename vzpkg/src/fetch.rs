@@ -6,7 +6,7 @@
 
 use crate::http::{Http, HttpError};
 use crate::progress::{Reporter, Stage};
-use sha2::{Digest, Sha256};
+use crate::source::rpm::ChecksumKind;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,15 +22,8 @@ pub enum FetchError {
         #[source]
         source: HttpError,
     },
-    #[error("{package}: {url} has SHA-256 {actual} ({actual_size} bytes) but the signed index says {expected} ({expected_size} bytes); the mirror's copy is corrupt or tampered with: try another mirror (--mirror)")]
-    Checksum {
-        package: String,
-        url: String,
-        expected: String,
-        actual: String,
-        expected_size: u64,
-        actual_size: u64,
-    },
+    #[error(transparent)]
+    Checksum(Box<ChecksumMismatch>),
     #[error("package cache {path}: {source}")]
     Cache {
         path: PathBuf,
@@ -43,7 +36,7 @@ pub enum FetchError {
 
 impl FetchError {
     pub fn is_verification(&self) -> bool {
-        matches!(self, FetchError::Checksum { .. })
+        matches!(self, FetchError::Checksum(_))
     }
     pub fn is_disk_full(&self) -> bool {
         let io = match self {
@@ -58,13 +51,29 @@ impl FetchError {
     }
 }
 
+/// A download whose digest or size differs from the signed index.
+#[derive(Debug, Error)]
+#[error("{package}: {url} has {} {actual} ({actual_size} bytes) but the signed index says {expected} ({expected_size} bytes); the mirror's copy is corrupt or tampered with: try another mirror (--mirror)", algo.to_uppercase().replace("SHA", "SHA-"))]
+pub struct ChecksumMismatch {
+    pub package: String,
+    pub url: String,
+    pub algo: &'static str,
+    pub expected: String,
+    pub actual: String,
+    pub expected_size: u64,
+    pub actual_size: u64,
+}
+
 /// One file to fetch.
 #[derive(Debug, Clone)]
 pub struct FetchItem {
     /// Shown in messages (`name_version_arch`).
     pub name: String,
     pub url: String,
-    pub sha256: String,
+    /// Lower-case hex digest from the signed index, in `algo`.
+    pub digest: String,
+    /// Debian indexes give SHA-256; old RPM repositories give SHA-1.
+    pub algo: ChecksumKind,
     pub size: u64,
 }
 
@@ -85,15 +94,24 @@ impl PackageCache {
         })
     }
 
-    pub fn path_for(&self, sha256: &str) -> PathBuf {
-        let fan = sha256.get(..2).unwrap_or("xx");
-        self.dir.join(fan).join(sha256)
+    /// `DIR/ab/abcdef…` for SHA-256, `DIR/sha1/ab/…` for other digests.
+    pub fn path_for(&self, algo: ChecksumKind, digest: &str) -> PathBuf {
+        let fan = digest.get(..2).unwrap_or("xx");
+        let dir = match algo {
+            ChecksumKind::Sha256 => self.dir.clone(),
+            other => self.dir.join(other.name()),
+        };
+        dir.join(fan).join(digest)
+    }
+
+    fn item_path(&self, item: &FetchItem) -> PathBuf {
+        self.path_for(item.algo, &item.digest)
     }
 
     /// Whether a verified copy is present (the size is checked again, the
     /// digest was checked when it was stored).
     pub fn has(&self, item: &FetchItem) -> bool {
-        std::fs::metadata(self.path_for(&item.sha256)).is_ok_and(|m| m.len() == item.size)
+        std::fs::metadata(self.item_path(item)).is_ok_and(|m| m.len() == item.size)
     }
 }
 
@@ -151,10 +169,7 @@ pub fn fetch_all(
         return Err(e);
     }
     reporter.stage_end(Stage::Download);
-    Ok((
-        items.iter().map(|i| cache.path_for(&i.sha256)).collect(),
-        summary,
-    ))
+    Ok((items.iter().map(|i| cache.item_path(i)).collect(), summary))
 }
 
 fn fetch_one(
@@ -170,7 +185,7 @@ fn fetch_one(
     let tmp = cache
         .dir
         .join("tmp")
-        .join(format!("{}.{}.part", item.sha256, std::process::id()));
+        .join(format!("{}.{}.part", item.digest, std::process::id()));
     let mut got = 0u64;
     let r = http.download(&item.url, &tmp, &mut |n| {
         got += n;
@@ -183,25 +198,26 @@ fn fetch_one(
             source,
         });
     }
-    let (actual, actual_size) = match sha256_file(&tmp) {
+    let (actual, actual_size) = match digest_file(&tmp, item.algo) {
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(cache_err(&tmp)(e));
         }
     };
-    if actual != item.sha256 || actual_size != item.size {
+    if actual != item.digest || actual_size != item.size {
         let _ = std::fs::remove_file(&tmp);
-        return Err(FetchError::Checksum {
+        return Err(FetchError::Checksum(Box::new(ChecksumMismatch {
             package: item.name.clone(),
             url: item.url.clone(),
-            expected: item.sha256.clone(),
+            algo: item.algo.name(),
+            expected: item.digest.clone(),
             actual,
             expected_size: item.size,
             actual_size,
-        });
+        })));
     }
-    let dest = cache.path_for(&item.sha256);
+    let dest = cache.item_path(item);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(cache_err(parent))?;
     }
@@ -211,8 +227,13 @@ fn fetch_one(
 
 /// Hex SHA-256 and length of a file.
 pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    digest_file(path, ChecksumKind::Sha256)
+}
+
+/// Hex digest in `algo` and length of a file.
+pub fn digest_file(path: &Path, algo: ChecksumKind) -> std::io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
+    let mut h = algo.hasher();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {

@@ -3,3 +3,4 @@
 
 pub mod deb;
 pub mod relation;
+pub mod rpm;

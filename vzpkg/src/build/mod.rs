@@ -2,6 +2,8 @@
 //! configure → commit. Each stage gets plain values from the one before; the
 //! staging tree is removed on every way out except a finished commit.
 
+pub mod rpm;
+
 use crate::fetch::{FetchItem, FetchSummary, PackageCache};
 use crate::http::Http;
 use crate::lock::{Lock, LockError};
@@ -161,6 +163,9 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildResult, Error> {
     let started = Instant::now();
+    if let crate::recipe::Source::Rpm(src) = &recipe.source {
+        return rpm::build(recipe, src, paths, options, reporter);
+    }
     let plan = plan(recipe, options, reporter)?;
     build_plan(recipe, paths, options, plan, started, reporter)
 }
@@ -192,7 +197,8 @@ pub fn build_plan(
         .map(|p| FetchItem {
             name: p.id(),
             url: format!("{}/{}", mirror, p.filename),
-            sha256: p.sha256.clone(),
+            digest: p.sha256.clone(),
+            algo: crate::source::rpm::ChecksumKind::Sha256,
             size: p.size,
         })
         .collect();

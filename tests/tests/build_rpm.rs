@@ -1,0 +1,206 @@
+//! `vzpkg create` of an RPM recipe against a yum repository made by
+//! createrepo_c from real RPMs, its repomd.xml signed with a key the test
+//! made, served over loopback HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
+use vzpkg_tests::rpmtree::{host_rpm_package, RpmFixture, Script, HOST_RPM_PACKAGE};
+use vzpkg_tests::server::Server;
+use vzpkg_tests::signing::TestKey;
+
+struct Repo {
+    dir: tempfile::TempDir,
+    server: Server,
+    key: TestKey,
+}
+
+impl Repo {
+    fn repo_dir(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn recipe(&self, name: &str, include: &[&str]) -> PathBuf {
+        let key = self.dir.path().join("key.asc");
+        std::fs::write(&key, self.key.public_keyring_armored()).unwrap();
+        let list = include
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "name = \"{name}\"\narchitecture = \"x86_64\"\n\n[source]\nkind = \"rpm\"\n\n[[source.repo]]\nname = \"os\"\nbaseurl = \"{}/\"\ngpgkey = [\"{}\"]\ngpgcheck = false\nrepo_gpgcheck = true\n\n[packages]\ninclude = [{list}]\n",
+            self.server.url,
+            key.display()
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn vzpkg(&self, args: &[&str]) -> std::process::Output {
+        Command::new(vzpkg_bin())
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn list(&self) -> serde_json::Value {
+        let out = self.vzpkg(&["list", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// The packages, `createrepo_c`, and a signature over repomd.xml. `None`
+/// (with the reason printed) when this machine cannot make them.
+fn repo(extra: impl FnOnce(&Path)) -> Option<Repo> {
+    if !is_root() {
+        eprintln!("skipped: needs root (namespaces and chroot for scriptlets)");
+        return None;
+    }
+    if Command::new("createrepo_c")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: createrepo_c is not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    if let Err(why) = host_rpm_package(&repo) {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    RpmFixture::new("libdemo", "1.0").write_as(&repo, "libdemo-1.0");
+    RpmFixture::new("libdemo", "1.2").write_as(&repo, "libdemo-1.2");
+    RpmFixture::new("app", "3.0")
+        .requires("libdemo", Some("1.1"))
+        .requires("/bin/sh", None)
+        .script(Script::Pre, "echo \"pre $1\" >> /usr/share/app/log\n")
+        .script(Script::Post, "echo \"post $1\" >> /usr/share/app/log\n")
+        .write(&repo);
+    extra(&repo);
+    let out = Command::new("createrepo_c")
+        .arg("--quiet")
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "createrepo_c: {}", text(&out));
+    let key = TestKey::generate("vzpkg rpm test <rpm@test.invalid>");
+    let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
+    std::fs::write(
+        repo.join("repodata/repomd.xml.asc"),
+        key.sign_detached(&repomd),
+    )
+    .unwrap();
+    let server = Server::start(&repo);
+    Some(Repo { dir, server, key })
+}
+
+#[test]
+fn an_rpm_template_is_built_and_registered_in_its_own_rpm_database() {
+    let Some(r) = repo(|_| {}) else { return };
+    let recipe = r.recipe("rpmfix", &[HOST_RPM_PACKAGE, "app"]);
+    let out = r.vzpkg(&["--json", "create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["packages"], 3, "{result}");
+
+    let tree = r.dir.path().join("tree");
+    let out = r.vzpkg(&["checkout", "rpmfix", tree.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The newest libdemo satisfies `libdemo >= 1.1`.
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/share/libdemo/README")).unwrap(),
+        "libdemo 1.2\n"
+    );
+    // Scriptlets ran inside, %pre before %post.
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/share/app/log")).unwrap(),
+        "pre 1\npost 1\n"
+    );
+    // The tree's own rpm knows every package, and finds the files unmodified.
+    let qa = Command::new("chroot")
+        .arg(&tree)
+        .args(["rpm", "-qa", "--qf", "%{NAME}-%{VERSION}\\n"])
+        .output()
+        .unwrap();
+    assert!(qa.status.success(), "{}", text(&qa));
+    let mut names: Vec<String> = String::from_utf8_lossy(&qa.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.contains(&"app-3.0".to_string()) && names.contains(&"libdemo-1.2".to_string()),
+        "{names:?}"
+    );
+    let v = Command::new("chroot")
+        .arg(&tree)
+        .args(["rpm", "-V", "app", "libdemo"])
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && v.stdout.is_empty(),
+        "rpm -V: {}",
+        text(&v)
+    );
+}
+
+#[test]
+fn a_failing_post_scriptlet_fails_the_build_and_keeps_the_store() {
+    let Some(r) = repo(|dir| {
+        RpmFixture::new("broken", "1.0")
+            .script(Script::Post, "echo 'broken cannot configure' >&2\nexit 1\n")
+            .write(dir);
+    }) else {
+        return;
+    };
+    let recipe = r.recipe("rpmfix", &[HOST_RPM_PACKAGE, "broken"]);
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("broken"), "{msg}");
+    assert_eq!(r.list(), serde_json::json!([]));
+}
+
+#[test]
+fn a_bad_repomd_signature_and_a_tampered_package_are_refused() {
+    let Some(r) = repo(|_| {}) else { return };
+    let recipe = r.recipe("rpmfix", &[HOST_RPM_PACKAGE, "app"]);
+    // A package changed after createrepo_c recorded its checksum.
+    let app = r.repo_dir().join("app.rpm");
+    let mut bytes = std::fs::read(&app).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0xff;
+    std::fs::write(&app, bytes).unwrap();
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("app-3.0"),
+        "{}",
+        text(&out)
+    );
+
+    // repomd.xml signed by someone else.
+    let stranger = TestKey::generate("stranger <s@test.invalid>");
+    let repomd = std::fs::read(r.repo_dir().join("repodata/repomd.xml")).unwrap();
+    std::fs::write(
+        r.repo_dir().join("repodata/repomd.xml.asc"),
+        stranger.sign_detached(&repomd),
+    )
+    .unwrap();
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("repomd.xml"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(r.list(), serde_json::json!([]));
+}

@@ -1,0 +1,448 @@
+//! The RPM half of a build: yum repositories (priorities, keys) → resolve →
+//! download → signature check → unpack → scriptlets with the tree's own rpm
+//! → commit. The stages after unpacking are the Debian ones.
+
+use super::{BuildOptions, BuildResult, Paths, Staging};
+use crate::configure::rpm::RpmConfigureOptions;
+use crate::fetch::{FetchItem, PackageCache};
+use crate::http::Http;
+use crate::lock::{Lock, Snapshot};
+use crate::progress::{Reporter, Stage};
+use crate::recipe::{Recipe, RpmRepoSpec, RpmSource};
+use crate::resolve::rpm::RpmRequest;
+use crate::source::rpm::{RpmIndex, RpmPackage, RpmRepo};
+use crate::store::{LockedPackage, Store, TemplateMeta};
+use crate::unpack::rpm::{Owners, RpmUnpacked};
+use crate::Error;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+/// One repository as the build uses it.
+struct Repo {
+    spec: RpmRepoSpec,
+    base_url: String,
+    keyring: Option<PathBuf>,
+    index: RpmIndex,
+}
+
+pub fn build(
+    recipe: &Recipe,
+    src: &RpmSource,
+    paths: &Paths,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, Error> {
+    let started = Instant::now();
+    let mut seconds = BTreeMap::new();
+    let mut timed = |stage: Stage, t: Instant| {
+        seconds.insert(stage.name(), t.elapsed().as_secs_f64());
+    };
+    let http = Http::new()?;
+    if options.locked {
+        return Err(Error::Unsupported {
+            recipe: recipe.path.clone(),
+            kind: "rpm (--locked)",
+        });
+    }
+
+    let t = Instant::now();
+    let mut repos = Vec::new();
+    for spec in &src.repos {
+        let base_url = base_url(&http, spec, &recipe.architecture, options)?;
+        let keyring = keyring(&http, spec, &paths.cache.join("keys"))?;
+        let index = crate::source::rpm::load_repo(
+            &http,
+            &RpmRepo {
+                base_url: base_url.clone(),
+                keyring: if spec.repo_gpgcheck {
+                    keyring.clone()
+                } else {
+                    None
+                },
+                gpgcheck: spec.gpgcheck,
+            },
+            SystemTime::now(),
+            reporter,
+        )?;
+        repos.push(Repo {
+            spec: spec.clone(),
+            base_url,
+            keyring,
+            index,
+        });
+    }
+    timed(Stage::Index, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    reporter.stage_start(Stage::Resolve, 1);
+    let candidates = by_priority(&repos);
+    let index: Vec<RpmPackage> = candidates.iter().map(|(_, p)| (*p).clone()).collect();
+    let request = RpmRequest {
+        install: recipe.packages.include.clone(),
+        exclude: recipe.packages.exclude.clone(),
+        arch: recipe.architecture.clone(),
+    };
+    let order = match crate::resolve::rpm::resolve(&index, &request) {
+        Ok(o) => o,
+        // primary.xml lists only some files; a file requirement may need
+        // the full lists, which are large, so they are read only now.
+        Err(first) => {
+            let mut lists = Vec::new();
+            for r in repos.iter().filter(|r| r.index.filelists.is_some()) {
+                lists.extend(crate::source::rpm::load_filelists(&http, &r.index)?);
+            }
+            if lists.is_empty() {
+                return Err(first.into());
+            }
+            crate::resolve::rpm::resolve_with_filelists(&index, &request, &lists)?
+        }
+    };
+    reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
+    reporter.stage_end(Stage::Resolve);
+    timed(Stage::Resolve, t);
+    crate::cancel::check()?;
+
+    // Where each chosen package comes from.
+    let origin: HashMap<(&str, String, &str, &str), usize> = candidates
+        .iter()
+        .map(|(r, p)| {
+            (
+                (
+                    p.name.as_str(),
+                    p.evr(),
+                    p.arch.as_str(),
+                    p.checksum.hex.as_str(),
+                ),
+                *r,
+            )
+        })
+        .collect();
+    let repo_of = |p: &RpmPackage| {
+        origin
+            .get(&(
+                p.name.as_str(),
+                p.evr(),
+                p.arch.as_str(),
+                p.checksum.hex.as_str(),
+            ))
+            .copied()
+            .unwrap_or(0)
+    };
+
+    let t = Instant::now();
+    let cache = PackageCache::open(&paths.package_cache())?;
+    let items: Vec<FetchItem> = order
+        .iter()
+        .map(|p| {
+            let base = p
+                .location_base
+                .clone()
+                .unwrap_or_else(|| repos[repo_of(p)].base_url.clone());
+            FetchItem {
+                name: nevra(p),
+                url: format!("{}/{}", base.trim_end_matches('/'), p.location_href),
+                digest: p.checksum.hex.clone(),
+                algo: p.checksum.kind,
+                size: p.size,
+            }
+        })
+        .collect();
+    let (files, download) = crate::fetch::fetch_all(&http, &cache, &items, options.jobs, reporter)?;
+    timed(Stage::Download, t);
+
+    // Header signatures, where the repository asks for them.
+    order
+        .par_iter()
+        .zip(files.par_iter())
+        .try_for_each(|(p, file)| {
+            let repo = &repos[repo_of(p)];
+            match (&repo.keyring, repo.spec.gpgcheck) {
+                (Some(keys), true) => crate::unpack::rpm::verify_signature(file, keys),
+                _ => Ok(()),
+            }
+        })?;
+    crate::cancel::check()?;
+
+    let store = Store::open(&paths.store)?;
+    let staging = Staging(store.staging_dir()?);
+    let t = Instant::now();
+    let unpacked = unpack_all(&staging.0, &order, &files, reporter)?;
+    let epoch = match crate::normalize::epoch_from_env()? {
+        Some(e) => e,
+        None => crate::normalize::newest_file(&staging.0)?,
+    };
+    timed(Stage::Unpack, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    let pairs: Vec<(RpmUnpacked, PathBuf)> = unpacked.into_iter().zip(files).collect();
+    crate::configure::rpm::configure(
+        &staging.0,
+        &pairs,
+        &RpmConfigureOptions {
+            post_commands: recipe.post.commands.clone(),
+            hostname: recipe.name.clone(),
+            source_date_epoch: Some(epoch),
+        },
+        reporter,
+    )?;
+    crate::normalize::normalize(&staging.0, epoch, &rpm_volatile(&recipe.post.volatile))?;
+    timed(Stage::Configure, t);
+    crate::cancel::check()?;
+
+    let t = Instant::now();
+    reporter.stage_start(Stage::Commit, 1);
+    let snapshot = snapshot(&repos);
+    let mut facts = BTreeMap::new();
+    for r in &repos {
+        facts.insert(format!("repo.{}", r.spec.name), r.base_url.clone());
+    }
+    facts.insert("index".to_string(), snapshot.clone());
+    let packages: Vec<LockedPackage> = order
+        .iter()
+        .map(|p| LockedPackage {
+            name: p.name.clone(),
+            version: p.evr(),
+            architecture: p.arch.clone(),
+            sha256: p.checksum.hex.clone(),
+        })
+        .collect();
+    let meta = TemplateMeta {
+        name: recipe.name.clone(),
+        recipe: recipe.text.clone(),
+        packages: packages.clone(),
+        facts,
+    };
+    let template_id = store.commit(&staging.0, &meta)?;
+    reporter.stage_end(Stage::Commit);
+    timed(Stage::Commit, t);
+
+    let lock_file = crate::lock::lock_path(&recipe.path);
+    let lock = Lock {
+        recipe: recipe.name.clone(),
+        architecture: recipe.architecture.clone(),
+        index: Snapshot {
+            suite: repos
+                .iter()
+                .map(|r| r.spec.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            inrelease_sha256: snapshot,
+            date: None,
+        },
+        packages,
+    };
+    if Lock::read(&lock_file).ok().flatten().as_ref() != Some(&lock) {
+        lock.write(&lock_file)?;
+    }
+
+    Ok(BuildResult {
+        name: recipe.name.clone(),
+        template_id,
+        mirror: repos
+            .first()
+            .map(|r| r.base_url.clone())
+            .unwrap_or_default(),
+        packages: order.len(),
+        lock: lock_file,
+        package_bytes: order.iter().map(|p| p.size).sum(),
+        download,
+        seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `name-[epoch:]version-release.arch`, as rpm names a package.
+fn nevra(p: &RpmPackage) -> String {
+    format!("{}-{}.{}", p.name, p.evr(), p.arch)
+}
+
+/// The repository URL: `baseurl`, or the first entry of `mirrorlist`, with
+/// `$basearch` filled in. `--mirror` replaces the first repository's URL.
+fn base_url(
+    http: &Http,
+    spec: &RpmRepoSpec,
+    arch: &str,
+    options: &BuildOptions,
+) -> Result<String, Error> {
+    let raw = match (&spec.baseurl, &spec.mirrorlist) {
+        (Some(u), _) => u.clone(),
+        (None, Some(list)) => {
+            let body = http.get(list)?;
+            String::from_utf8_lossy(&body)
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("http://") || l.starts_with("https://"))
+                .map(String::from)
+                .ok_or_else(|| Error::NoMirror {
+                    etc_apt: PathBuf::from(list),
+                })?
+        }
+        (None, None) => String::new(),
+    };
+    let url = match &options.mirror {
+        // A mirror override stands for the whole tree of repositories: keep
+        // the path below the host.
+        Some(m) => rebase(&raw, m),
+        None => raw,
+    };
+    Ok(url
+        .replace("$basearch", basearch(arch))
+        .replace("$arch", arch)
+        .trim_end_matches('/')
+        .to_string())
+}
+
+/// `http://old.host/a/b/` with `http://new/x` → `http://new/x/a/b/`.
+fn rebase(url: &str, mirror: &str) -> String {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, p)| p)
+        .unwrap_or("");
+    format!("{}/{}", mirror.trim_end_matches('/'), path)
+}
+
+fn basearch(arch: &str) -> &str {
+    match arch {
+        "i386" | "i486" | "i586" | "i686" => "i386",
+        other => other,
+    }
+}
+
+/// The repository's keys in one keyring file under `dir`, named by content.
+fn keyring(http: &Http, spec: &RpmRepoSpec, dir: &Path) -> Result<Option<PathBuf>, Error> {
+    if spec.gpgkey.is_empty() {
+        return Ok(None);
+    }
+    let mut all = Vec::new();
+    for key in &spec.gpgkey {
+        let bytes = if key.starts_with("http://")
+            || key.starts_with("https://")
+            || key.starts_with("file://")
+        {
+            http.get(key)?
+        } else {
+            std::fs::read(key).map_err(|source| Error::Staging {
+                path: PathBuf::from(key),
+                source,
+            })?
+        };
+        all.extend_from_slice(&bytes);
+        if !all.ends_with(b"\n") {
+            all.push(b'\n');
+        }
+    }
+    let path = dir.join(format!("{}.asc", hex::encode(Sha256::digest(&all))));
+    if !path.is_file() {
+        let io = |source| Error::Staging {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &all).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+    }
+    Ok(Some(path))
+}
+
+/// Candidates with their repository, yum-priorities style: a name offered
+/// by a repository with a lower priority number hides it in the others.
+fn by_priority(repos: &[Repo]) -> Vec<(usize, &RpmPackage)> {
+    let mut best: HashMap<&str, u32> = HashMap::new();
+    for r in repos {
+        for p in &r.index.packages {
+            let e = best.entry(p.name.as_str()).or_insert(r.spec.priority);
+            *e = (*e).min(r.spec.priority);
+        }
+    }
+    repos
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.index.packages.iter().map(move |p| (i, r, p)))
+        .filter(|(_, r, p)| best.get(p.name.as_str()) == Some(&r.spec.priority))
+        .map(|(i, _, p)| (i, p))
+        .collect()
+}
+
+/// Every repository's `repomd.xml` digest folded into one snapshot id.
+fn snapshot(repos: &[Repo]) -> String {
+    let mut h = Sha256::new();
+    for r in repos {
+        h.update(r.index.repomd_sha256.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Unpack in parallel; the package holding `/etc/passwd` (`setup`) goes
+/// first so file owners named in headers resolve to the tree's own ids.
+fn unpack_all(
+    root: &Path,
+    order: &[RpmPackage],
+    files: &[PathBuf],
+    reporter: &dyn Reporter,
+) -> Result<Vec<RpmUnpacked>, Error> {
+    let tree = crate::unpack::tree::Tree::open(root).map_err(|source| Error::Staging {
+        path: root.to_path_buf(),
+        source: std::io::Error::other(source.to_string()),
+    })?;
+    reporter.stage_start(Stage::Unpack, order.len() as u64);
+    let first: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.files.iter().any(|f| f == "/etc/passwd"))
+        .map(|(i, _)| i)
+        .collect();
+    let mut out: Vec<Option<RpmUnpacked>> = vec![None; order.len()];
+    for &i in &first {
+        out[i] = Some(crate::unpack::rpm::unpack_rpm_into(
+            &tree,
+            &Owners::load(root),
+            &files[i],
+        )?);
+        reporter.advance(Stage::Unpack, 1, &order[i].name);
+    }
+    let owners = Owners::load(root);
+    let rest: Vec<(usize, RpmUnpacked)> = (0..order.len())
+        .into_par_iter()
+        .filter(|i| !first.contains(i))
+        .map(|i| {
+            crate::cancel::check()?;
+            let u = crate::unpack::rpm::unpack_rpm_into(&tree, &owners, &files[i])?;
+            reporter.advance(Stage::Unpack, 1, &order[i].name);
+            Ok((i, u))
+        })
+        .collect::<Result<_, Error>>()?;
+    for (i, u) in rest {
+        out[i] = Some(u);
+    }
+    reporter.stage_end(Stage::Unpack);
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// What an RPM tree keeps only because of when and where it was built.
+fn rpm_volatile(extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "var/lib/rpm/__db.*",
+        "var/lib/rpm/.rpm.lock",
+        "var/lib/rpm/.dbenv.lock",
+        "var/cache/yum/*",
+        "var/cache/dnf/*",
+        "var/log/yum.log",
+        "var/log/dnf.log",
+        "var/log/dnf.librepo.log",
+        "var/log/dnf.rpm.log",
+        "var/log/hawkey.log",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().cloned());
+    v
+}
