@@ -34,6 +34,8 @@ pub enum Error {
     #[error(transparent)]
     RpmConfigure(#[from] crate::configure::rpm::RpmConfigureError),
     #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("no Debian mirror: the recipe names none, --mirror was not given, and {etc_apt} has no `deb` source; pass --mirror URL")]
     NoMirror { etc_apt: PathBuf },
@@ -106,6 +108,14 @@ impl Error {
             ) => exit::VERIFY,
             Error::RpmUnpack(_) => exit::PACKAGE,
             Error::RpmConfigure(_) => exit::CONFIGURE,
+            Error::Export(
+                crate::export::ExportError::Corrupt { .. }
+                | crate::export::ExportError::Unsafe { .. }
+                | crate::export::ExportError::UnknownFormat { .. }
+                | crate::export::ExportError::Unsupported { .. },
+            ) => exit::PACKAGE,
+            Error::Export(crate::export::ExportError::UnknownSuffix { .. }) => exit::USAGE,
+            Error::Export(_) => exit::FAILURE,
             Error::Store(_) => exit::STORE,
             Error::Staging { .. } | Error::Normalize(_) => exit::FAILURE,
             Error::Cancelled(_) => exit::INTERRUPTED,

@@ -5,11 +5,13 @@
 //! the next one a plain value; `build` strings them together.
 
 pub mod build;
+pub mod cache;
 pub mod cancel;
 pub mod configure;
 pub mod control;
 pub mod debversion;
 pub mod error;
+pub mod export;
 pub mod fetch;
 pub mod http;
 pub mod lock;

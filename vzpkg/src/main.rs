@@ -65,6 +65,23 @@ enum Command {
     Checkout { template: String, dir: PathBuf },
     /// A template's layers, sizes, packages and build facts.
     Info { template: String },
+    /// Write a template as an OpenVZ template cache (.tar, .tar.gz, .tar.xz, .tar.zst).
+    Export {
+        template: String,
+        /// The cache file; its suffix picks the compression.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Compression level (zstd 1-19, xz 0-9, gzip 1-9); default: each tool's usual one.
+        #[arg(long)]
+        level: Option<u32>,
+    },
+    /// Commit an OpenVZ template cache (gz, bz2, xz, zst or plain tar) as a template.
+    Import {
+        cache: PathBuf,
+        /// The name to give it; default: the file name without its suffix.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Drop a template's name (its data stays until `gc`).
     Rm { name: String },
     /// Remove what no name reaches, and say how much was freed.
@@ -265,6 +282,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 for (k, v) in &d.facts {
                     println!("{k}: {v}");
                 }
+            }
+        }
+        Command::Export {
+            template,
+            output,
+            level,
+        } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let mut options = vzpkg::export::ExportOptions::default();
+            if let Some(l) = level {
+                options.zstd_level = l as i32;
+                options.xz_preset = l.min(9);
+                options.gzip_level = l.min(9);
+                options.bzip2_level = l.clamp(1, 9);
+            }
+            let t = std::time::Instant::now();
+            let s = vzpkg::cache::export(&store, &template, &output, &options)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "file": output, "entries": s.entries,
+                        "tar_bytes": s.uncompressed_bytes, "bytes": s.compressed_bytes,
+                        "seconds": t.elapsed().as_secs_f64()})
+                );
+            } else {
+                println!(
+                    "{}: {} entries, {} ({} as tar) in {:.1}s",
+                    output.display(),
+                    s.entries,
+                    human_bytes(s.compressed_bytes),
+                    human_bytes(s.uncompressed_bytes),
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Command::Import { cache, name } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let name = match name.or_else(|| vzpkg::cache::name_from_file(&cache)) {
+                Some(n) => n,
+                None => anyhow::bail!(
+                    "{}: cannot tell a template name from the file name; pass --name",
+                    cache.display()
+                ),
+            };
+            let (id, s) = vzpkg::cache::import(&store, &cache, &name)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "name": name, "template_id": id, "entries": s.entries, "bytes": s.bytes})
+                );
+            } else {
+                println!("{name} {id} ({} entries)", s.entries);
             }
         }
         Command::Rm { name } => {

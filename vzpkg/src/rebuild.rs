@@ -102,7 +102,11 @@ fn rebuild_inner(
     let now: Vec<LockedPackage> = plan.order.iter().map(crate::lock::locked).collect();
     let before = lock.map(|l| l.packages).unwrap_or_default();
     diff(&before, &now, report);
-    if if_changed && before == now && report.old_id.is_some() {
+    // A changed recipe (post commands, volatile list) changes the tree too.
+    let same_recipe = store
+        .info(&recipe.name)
+        .is_ok_and(|d| d.recipe == recipe.text);
+    if if_changed && before == now && same_recipe && report.old_id.is_some() {
         report.outcome = Outcome::Unchanged;
         report.new_id = report.old_id.clone();
         return Ok(());

@@ -242,7 +242,7 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
             }
         };
         let layers: Vec<String> = record.layers.iter().map(|l| l.id.clone()).collect();
-        let actual = template_id(&layers, &record.packages, &record.recipe);
+        let actual = template_id(&layers);
         if actual != id || record.id != id {
             problems.push(Problem {
                 path: p.clone(),

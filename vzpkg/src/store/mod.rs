@@ -390,10 +390,21 @@ impl Store {
         template::fsync_dir(&self.layers())?;
 
         let layer_ids: Vec<String> = summaries.iter().map(|s| s.id.clone()).collect();
-        let id = template::template_id(&layer_ids, &meta.packages, &meta.recipe);
+        let id = template::template_id(&layer_ids);
         let record_path = self.record_path(&id);
         let existed = record_path.exists();
-        if !existed {
+        // The id is the content; the record carries what was last known
+        // about how it was made. An import (no recipe) keeps what a build
+        // recorded; a build with another recipe or lock updates it.
+        let previous = if existed {
+            Some(read_record(&record_path)?)
+        } else {
+            None
+        };
+        let stale = previous.as_ref().is_some_and(|r| {
+            !meta.recipe.is_empty() && (r.recipe != meta.recipe || r.packages != meta.packages)
+        });
+        if !existed || stale {
             let record = TemplateRecord {
                 format: 1,
                 id: id.clone(),
@@ -401,7 +412,7 @@ impl Store {
                 recipe: meta.recipe.clone(),
                 packages: meta.packages.clone(),
                 facts: meta.facts.clone(),
-                created: now(),
+                created: previous.as_ref().map_or_else(now, |r| r.created),
             };
             let json = serde_json::to_vec_pretty(&record).map_err(|_| StoreError::Internal {
                 what: "a template record does not serialise",

@@ -1,6 +1,6 @@
 //! Template records (`templates/<id>.json`), their ids, and tags.
 
-use super::manifest::{digest, escape};
+use super::manifest::digest;
 use super::{LockedPackage, StoreError};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,32 +31,17 @@ pub struct TemplateRecord {
 
 /// The id covers the layers, the package set and the recipe only, so the same
 /// inputs give the same id in any store on any day.
-pub fn template_id(layers: &[String], packages: &[LockedPackage], recipe: &str) -> String {
-    let mut s = String::from("vzpkg-template 1\n");
+/// A template's id: the digest of its ordered layer ids, that is, of its
+/// content alone. The recipe, lock and build facts are kept in the record
+/// beside it but are not hashed, so the same tree has the same id however it
+/// arrived (built, rebuilt from a lock, or imported from an exported cache).
+pub fn template_id(layers: &[String]) -> String {
+    let mut s = String::from("vzpkg-template 2\n");
     for l in layers {
         s.push_str("layer ");
         s.push_str(l);
         s.push('\n');
     }
-    let mut pk: Vec<&LockedPackage> = packages.iter().collect();
-    pk.sort_by(|a, b| {
-        (&a.name, &a.architecture, &a.version, &a.sha256).cmp(&(
-            &b.name,
-            &b.architecture,
-            &b.version,
-            &b.sha256,
-        ))
-    });
-    for p in pk {
-        s.push_str("package");
-        for f in [&p.name, &p.version, &p.architecture, &p.sha256] {
-            s.push(' ');
-            escape(f.as_bytes(), &mut s);
-        }
-        s.push('\n');
-    }
-    s.push_str(&format!("recipe {}\n", recipe.len()));
-    s.push_str(recipe);
     digest(s.as_bytes())
 }
 
@@ -140,23 +125,14 @@ pub fn read_record(path: &Path) -> Result<TemplateRecord, StoreError> {
 mod tests {
     use super::*;
 
-    fn pkg(name: &str) -> LockedPackage {
-        LockedPackage {
-            name: name.into(),
-            version: "1.0".into(),
-            architecture: "amd64".into(),
-            sha256: "ab".repeat(32),
-        }
-    }
-
     #[test]
-    fn id_ignores_package_order_but_not_content() {
-        let l = vec!["a".repeat(64)];
-        let a = template_id(&l, &[pkg("x"), pkg("y")], "r");
-        assert_eq!(a, template_id(&l, &[pkg("y"), pkg("x")], "r"));
-        assert_ne!(a, template_id(&l, &[pkg("x")], "r"));
-        assert_ne!(a, template_id(&l, &[pkg("x"), pkg("y")], "r2"));
-        assert_ne!(a, template_id(&[], &[pkg("x"), pkg("y")], "r"));
+    fn id_is_the_ordered_layers() {
+        let l = vec!["a".repeat(64), "b".repeat(64)];
+        let a = template_id(&l);
+        assert_eq!(a, template_id(&l.clone()));
+        let swapped = vec![l[1].clone(), l[0].clone()];
+        assert_ne!(a, template_id(&swapped));
+        assert_ne!(a, template_id(&l[..1]));
         assert!(is_id(&a));
     }
 
