@@ -9,7 +9,7 @@ use crate::recipe::Recipe;
 use crate::store::{LockedPackage, Store};
 use crate::Error;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,14 +98,29 @@ fn rebuild_inner(
     let store = Store::open(&paths.store)?;
     report.old_id = store.resolve(&recipe.name).ok();
     let lock = Lock::read(&crate::lock::lock_path(&recipe.path))?;
-    let plan = crate::build::plan(recipe, options, reporter)?;
-    let now: Vec<LockedPackage> = plan.order.iter().map(crate::lock::locked).collect();
-    let before = lock.map(|l| l.packages).unwrap_or_default();
-    diff(&before, &now, report);
     // A changed recipe (post commands, volatile list) changes the tree too.
     let same_recipe = store
         .info(&recipe.name)
         .is_ok_and(|d| d.recipe == recipe.text);
+    // The cheapest no-op: the signed Release is byte for byte the one the
+    // lock was resolved from, so nothing below it changed either.
+    if if_changed && same_recipe && report.old_id.is_some() {
+        if let Some(l) = &lock {
+            let mirror = crate::build::choose_mirror(recipe, options)?;
+            let repo = crate::build::deb_repo(recipe, &mirror)?;
+            let http = crate::http::Http::new()?;
+            let now = crate::source::deb::release_snapshot(&http, &repo, SystemTime::now())?;
+            if now == l.index.inrelease_sha256 {
+                report.outcome = Outcome::Unchanged;
+                report.new_id = report.old_id.clone();
+                return Ok(());
+            }
+        }
+    }
+    let plan = crate::build::plan(recipe, options, reporter)?;
+    let now: Vec<LockedPackage> = plan.order.iter().map(crate::lock::locked).collect();
+    let before = lock.map(|l| l.packages).unwrap_or_default();
+    diff(&before, &now, report);
     if if_changed && before == now && same_recipe && report.old_id.is_some() {
         report.outcome = Outcome::Unchanged;
         report.new_id = report.old_id.clone();

@@ -118,13 +118,7 @@ pub fn plan(
     let http = Http::new()?;
 
     let t = Instant::now();
-    let repo = DebRepo {
-        mirror: mirror.clone(),
-        suite: deb_source(recipe)?.suite.clone(),
-        components: deb_source(recipe)?.components.clone(),
-        architecture: recipe.architecture.clone(),
-        keyring: deb_source(recipe)?.keyring.clone(),
-    };
+    let repo = deb_repo(recipe, &mirror)?;
     let index = crate::source::deb::load_index(&http, &repo, SystemTime::now(), reporter)?;
     seconds.insert(Stage::Index.name(), t.elapsed().as_secs_f64());
     crate::cancel::check()?;
@@ -279,6 +273,18 @@ pub fn build_plan(
         download,
         seconds,
         total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where a Debian recipe's index lives.
+pub fn deb_repo(recipe: &Recipe, mirror: &str) -> Result<DebRepo, Error> {
+    let src = deb_source(recipe)?;
+    Ok(DebRepo {
+        mirror: mirror.to_string(),
+        suite: src.suite.clone(),
+        components: src.components.clone(),
+        architecture: recipe.architecture.clone(),
+        keyring: src.keyring.clone(),
     })
 }
 

@@ -619,6 +619,29 @@ fn load_component(
     parse_packages(&url, &text)
 }
 
+/// Fetch, verify and check only the suite's Release: the SHA-256 of the
+/// signed file, which names the whole index. When it equals a lock's, the
+/// index (and so the resolution) cannot have changed.
+pub fn release_snapshot(
+    http: &Http,
+    repo: &DebRepo,
+    now: SystemTime,
+) -> Result<String, SourceError> {
+    let keyring = Keyring::load(&repo.keyring)?;
+    let base = repo.mirror.trim_end_matches('/');
+    let dists = format!("{base}/dists/{}", repo.suite);
+    let (text, release_url, digest) = fetch_release(http, &dists, &repo.suite, &keyring, now)?;
+    let release = parse_release(&text).map_err(|e| match e {
+        SourceError::BadRelease { reason, .. } => SourceError::BadRelease {
+            url: release_url.clone(),
+            reason,
+        },
+        other => other,
+    })?;
+    check_release(&release, &release_url, repo, now)?;
+    Ok(digest)
+}
+
 pub fn load_index(
     http: &Http,
     repo: &DebRepo,
