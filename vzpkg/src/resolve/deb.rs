@@ -11,6 +11,7 @@
 //! order written, as apt does. `Conflicts`/`Breaks` become constraints that
 //! rule out the conflicting package versions (never the package itself).
 
+use super::order::{Graph, Strength};
 use super::relation::{self, display_group, Relation, VersionConstraint};
 use crate::debversion;
 use crate::package::DebPackage;
@@ -386,170 +387,41 @@ fn prune<'a>(set: &[&'a DebPackage], roots: &BTreeSet<&str>, arch: &str) -> Vec<
         .collect()
 }
 
-/// A dependency edge: (target index in the set, is Pre-Depends).
-type Edge = (usize, bool);
-
-/// Edges for ordering: each package to the first satisfier of each group
-/// (true for Pre-Depends); and the groups nothing in `set` satisfies.
-fn dependency_edges(set: &[&DebPackage], arch: &str) -> (Vec<Vec<Edge>>, Vec<(usize, String)>) {
-    let mut edges = vec![Vec::new(); set.len()];
+/// The ordering graph: each package depends on the first satisfier of each
+/// group, strongly for Pre-Depends; and the groups nothing in `set` satisfies.
+fn dependency_graph<'a>(
+    set: &[&'a DebPackage],
+    arch: &str,
+) -> (Graph<&'a str>, Vec<(usize, String)>) {
+    let mut graph = Graph::new(set.iter().map(|p| p.name.as_str()).collect());
     let mut unsatisfied = Vec::new();
     for (i, groups) in groups_in_set(set, arch).into_iter().enumerate() {
         for g in groups {
             match g.satisfiers.first() {
-                Some(&t) if t != i => edges[i].push((t, g.pre_depends)),
-                Some(_) => {}
+                Some(&t) => graph.add_edge(i, t, Strength::strong_if(g.pre_depends)),
                 None => unsatisfied.push((i, g.text)),
             }
         }
     }
-    (edges, unsatisfied)
+    (graph, unsatisfied)
 }
 
 /// Dependencies of packages in `set` that `set` itself does not satisfy, as
 /// `package_version_arch: relation`. Empty for a complete package set.
 pub fn unsatisfied_dependencies(set: &[DebPackage], architecture: &str) -> Vec<String> {
     let refs: Vec<&DebPackage> = set.iter().collect();
-    let (_, missing) = dependency_edges(&refs, architecture);
+    let (_, missing) = dependency_graph(&refs, architecture);
     missing
         .into_iter()
         .map(|(i, g)| format!("{}: {g}", set[i].id()))
         .collect()
 }
 
-/// Topological order over (Pre-)Depends; `set` must be sorted by name.
-/// Strongly connected components are placed in dependency order (ties by
-/// smallest name); inside a cycle, Depends edges are dropped before
-/// Pre-Depends edges, and ties go to the smallest name.
+/// Topological order over (Pre-)Depends, ties by name; inside a cycle,
+/// Depends edges give way before Pre-Depends edges.
 fn install_order<'a>(set: &[&'a DebPackage], arch: &str) -> Vec<&'a DebPackage> {
-    let (edges, _) = dependency_edges(set, arch);
-    let n = set.len();
-    let comp = tarjan(&edges);
-    let ncomp = comp.iter().copied().max().map_or(0, |m| m + 1);
-    let mut members = vec![Vec::new(); ncomp];
-    for (u, &c) in comp.iter().enumerate() {
-        members[c].push(u); // ascending, so members[c][0] is the smallest name
-    }
-    // Component DAG: pending[c] = distinct components c depends on.
-    let mut deps_of: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); ncomp];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ncomp];
-    for u in 0..n {
-        for &(v, _) in &edges[u] {
-            let (cu, cv) = (comp[u], comp[v]);
-            if cu != cv && deps_of[cu].insert(cv) {
-                dependents[cv].push(cu);
-            }
-        }
-    }
-    let mut pending: Vec<usize> = deps_of.iter().map(|d| d.len()).collect();
-    let mut ready: BTreeSet<(usize, usize)> = (0..ncomp)
-        .filter(|&c| pending[c] == 0)
-        .map(|c| (members[c][0], c))
-        .collect();
-    let mut out = Vec::with_capacity(n);
-    while let Some((_, c)) = ready.pop_first() {
-        order_component(&members[c], &edges, &comp, c, &mut out);
-        for &d in &dependents[c] {
-            pending[d] -= 1;
-            if pending[d] == 0 {
-                ready.insert((members[d][0], d));
-            }
-        }
-    }
-    out.into_iter().map(|u| set[u]).collect()
-}
-
-/// Place one strongly connected component's members.
-fn order_component(
-    members: &[usize],
-    edges: &[Vec<Edge>],
-    comp: &[usize],
-    c: usize,
-    out: &mut Vec<usize>,
-) {
-    let mut placed: BTreeSet<usize> = BTreeSet::new();
-    let mut left: BTreeSet<usize> = members.iter().copied().collect();
-    // Unplaced in-component dependencies of u: (any, any strong).
-    let blockers = |u: usize, placed: &BTreeSet<usize>| {
-        let mut any = false;
-        let mut strong = false;
-        for &(v, s) in &edges[u] {
-            if comp[v] == c && v != u && !placed.contains(&v) {
-                any = true;
-                strong |= s;
-            }
-        }
-        (any, strong)
-    };
-    while !left.is_empty() {
-        let pick = left
-            .iter()
-            .copied()
-            .find(|&u| !blockers(u, &placed).0)
-            .or_else(|| left.iter().copied().find(|&u| !blockers(u, &placed).1))
-            .or_else(|| left.first().copied());
-        let Some(u) = pick else { break };
-        left.remove(&u);
-        placed.insert(u);
-        out.push(u);
-    }
-}
-
-/// Strongly connected components (iterative Tarjan); returns each node's
-/// component number.
-fn tarjan(edges: &[Vec<Edge>]) -> Vec<usize> {
-    let n = edges.len();
-    const UNSEEN: usize = usize::MAX;
-    let mut index = vec![UNSEEN; n];
-    let mut low = vec![0; n];
-    let mut on_stack = vec![false; n];
-    let mut stack = Vec::new();
-    let mut comp = vec![0; n];
-    let mut next_index = 0;
-    let mut next_comp = 0;
-    for start in 0..n {
-        if index[start] != UNSEEN {
-            continue;
-        }
-        // Frames: (node, next edge position).
-        let mut call = vec![(start, 0usize)];
-        index[start] = next_index;
-        low[start] = next_index;
-        next_index += 1;
-        stack.push(start);
-        on_stack[start] = true;
-        while let Some(&mut (u, ref mut pos)) = call.last_mut() {
-            if let Some(&(v, _)) = edges[u].get(*pos) {
-                *pos += 1;
-                if index[v] == UNSEEN {
-                    index[v] = next_index;
-                    low[v] = next_index;
-                    next_index += 1;
-                    stack.push(v);
-                    on_stack[v] = true;
-                    call.push((v, 0));
-                } else if on_stack[v] {
-                    low[u] = low[u].min(index[v]);
-                }
-                continue;
-            }
-            call.pop();
-            if let Some(&(parent, _)) = call.last() {
-                low[parent] = low[parent].min(low[u]);
-            }
-            if low[u] == index[u] {
-                while let Some(w) = stack.pop() {
-                    on_stack[w] = false;
-                    comp[w] = next_comp;
-                    if w == u {
-                        break;
-                    }
-                }
-                next_comp += 1;
-            }
-        }
-    }
-    comp
+    let (graph, _) = dependency_graph(set, arch);
+    graph.install_order().into_iter().map(|u| set[u]).collect()
 }
 
 /// A version set: which candidates of one solver name it admits.

@@ -2,5 +2,6 @@
 //! verified index to the exact package set, in install order.
 
 pub mod deb;
+mod order;
 pub mod relation;
 pub mod rpm;

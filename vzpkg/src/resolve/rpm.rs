@@ -14,6 +14,7 @@
 //! Rich dependencies are brought into conjunctive normal form; a clause's
 //! negated atoms become the condition of its requirement.
 
+use super::order::{Graph, Strength};
 use crate::source::rpm::{parse_evr, rpmvercmp, DepFlags, RpmDep, RpmFileList, RpmPackage};
 use resolvo::utils::{Pool, VersionSet};
 use resolvo::{
@@ -191,9 +192,9 @@ pub fn resolve_with_filelists(
         in_solution[p.solv_pkg[s.into_raw() as usize] as usize] = true;
     }
     let root_clauses: Vec<Clause> = roots.into_iter().map(|(_, c)| c).collect();
-    let (kept, edges) = p.ix.prune(&in_solution, root_clauses);
-    let order = install_order(&edges);
-    Ok(order
+    let (kept, graph) = p.ix.prune(&in_solution, root_clauses);
+    Ok(graph
+        .install_order()
         .into_iter()
         .map(|i| index[kept[i] as usize].clone())
         .collect())
@@ -1123,9 +1124,9 @@ impl<'a> Index<'a> {
     /// needed anyway; dnf would use that one. So requirements with a single
     /// way to be met are followed first, and one with several is settled
     /// only when nothing else is pending, by its most preferred provider.
-    /// Returns the kept packages by name and, per package, its requirement
-    /// edges (target position, is `Requires(pre)`).
-    fn prune(&self, solution: &[bool], roots: Vec<Clause>) -> (Vec<u32>, Vec<Vec<(usize, bool)>>) {
+    /// Returns the kept packages by name and the ordering graph over their
+    /// positions, with `Requires(pre)` as strong edges.
+    fn prune(&self, solution: &[bool], roots: Vec<Clause>) -> (Vec<u32>, Graph<usize>) {
         let mut keep = vec![false; self.pkgs.len()];
         let mut kept: Vec<u32> = Vec::new();
         let mut clauses: Vec<(Option<u32>, Clause)> =
@@ -1176,7 +1177,9 @@ impl<'a> Index<'a> {
                 .then(a.cmp(&b))
         });
         let pos: HashMap<u32, usize> = kept.iter().enumerate().map(|(i, &p)| (p, i)).collect();
-        let mut edges = vec![Vec::new(); kept.len()];
+        // Positions as keys: the sort above is the tie-break order, and EVR
+        // order is not a plain key.
+        let mut graph = Graph::new((0..kept.len()).collect());
         for (owner, c) in &clauses {
             let Some(&u) = owner.as_ref().and_then(|o| pos.get(o)) else {
                 continue;
@@ -1185,12 +1188,10 @@ impl<'a> Index<'a> {
                 continue;
             }
             if let Some(&v) = c.pos.iter().find_map(|p| pos.get(p)) {
-                if v != u && !edges[u].contains(&(v, c.pre)) {
-                    edges[u].push((v, c.pre));
-                }
+                graph.add_edge(u, v, Strength::strong_if(c.pre));
             }
         }
-        (kept, edges)
+        (kept, graph)
     }
 }
 
@@ -1206,119 +1207,6 @@ fn collect_paths(terms: &[Term], out: &mut HashSet<String>) {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// Install order
-
-/// Topological order of `0..edges.len()` over edges `u -> (v, pre)` (u
-/// after v). Strongly connected components come in dependency order, ties
-/// to the smallest index; inside one, a member with no unplaced dependency
-/// goes first, else one with no unplaced `pre` dependency, else the
-/// smallest index.
-fn install_order(edges: &[Vec<(usize, bool)>]) -> Vec<usize> {
-    let n = edges.len();
-    let comp = components(edges);
-    let ncomp = comp.iter().map(|&c| c + 1).max().unwrap_or(0);
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ncomp];
-    for (u, &c) in comp.iter().enumerate() {
-        members[c].push(u);
-    }
-    let mut waiting = vec![BTreeSet::new(); ncomp];
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); ncomp];
-    for (u, out) in edges.iter().enumerate() {
-        for &(v, _) in out {
-            if comp[u] != comp[v] && waiting[comp[u]].insert(comp[v]) {
-                users[comp[v]].push(comp[u]);
-            }
-        }
-    }
-    let mut ready: BTreeSet<(usize, usize)> = (0..ncomp)
-        .filter(|&c| waiting[c].is_empty())
-        .map(|c| (members[c][0], c))
-        .collect();
-    let mut placed = vec![false; n];
-    let mut out = Vec::with_capacity(n);
-    while let Some((_, c)) = ready.pop_first() {
-        let mut left: Vec<usize> = members[c].clone();
-        while !left.is_empty() {
-            let blocked = |u: usize, pre_only: bool| {
-                edges[u]
-                    .iter()
-                    .any(|&(v, pre)| comp[v] == c && !placed[v] && (pre || !pre_only))
-            };
-            let at = left
-                .iter()
-                .position(|&u| !blocked(u, false))
-                .or_else(|| left.iter().position(|&u| !blocked(u, true)))
-                .unwrap_or(0);
-            let u = left.remove(at);
-            placed[u] = true;
-            out.push(u);
-        }
-        for &d in &users[c] {
-            waiting[d].remove(&c);
-            if waiting[d].is_empty() {
-                ready.insert((members[d][0], d));
-            }
-        }
-    }
-    out
-}
-
-/// Strongly connected components (Kosaraju, iterative): each node's
-/// component number.
-fn components(edges: &[Vec<(usize, bool)>]) -> Vec<usize> {
-    let n = edges.len();
-    let mut reverse = vec![Vec::new(); n];
-    for (u, out) in edges.iter().enumerate() {
-        for &(v, _) in out {
-            reverse[v].push(u);
-        }
-    }
-    // Nodes by finishing time of a depth-first search.
-    let mut seen = vec![false; n];
-    let mut finished = Vec::with_capacity(n);
-    for start in 0..n {
-        if seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        let mut stack = vec![(start, 0usize)];
-        while let Some((u, next)) = stack.last_mut() {
-            let u = *u;
-            if let Some(&(v, _)) = edges[u].get(*next) {
-                *next += 1;
-                if !seen[v] {
-                    seen[v] = true;
-                    stack.push((v, 0));
-                }
-            } else {
-                finished.push(u);
-                stack.pop();
-            }
-        }
-    }
-    const NONE: usize = usize::MAX;
-    let mut comp = vec![NONE; n];
-    let mut count = 0;
-    for &start in finished.iter().rev() {
-        if comp[start] != NONE {
-            continue;
-        }
-        comp[start] = count;
-        let mut stack = vec![start];
-        while let Some(u) = stack.pop() {
-            for &v in &reverse[u] {
-                if comp[v] == NONE {
-                    comp[v] = count;
-                    stack.push(v);
-                }
-            }
-        }
-        count += 1;
-    }
-    comp
 }
 
 // ---------------------------------------------------------------------------
