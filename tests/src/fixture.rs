@@ -206,7 +206,7 @@ pub fn shell_package() -> Published {
 }
 
 /// What `ldd` says `bin` loads, as absolute paths.
-fn shared_libraries(bin: &Path) -> Vec<PathBuf> {
+pub fn shared_libraries(bin: &Path) -> Vec<PathBuf> {
     let out = Command::new("ldd").arg(bin).output().expect("run ldd");
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()

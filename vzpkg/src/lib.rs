@@ -27,5 +27,6 @@ pub mod source;
 pub mod store;
 pub mod terminal;
 pub mod unpack;
+pub mod vps;
 
 pub use error::Error;

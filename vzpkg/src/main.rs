@@ -88,9 +88,21 @@ enum Command {
     Gc,
     /// Check every object's content and every layer against its manifest.
     Fsck,
+    /// The VPS runtime, OpenVZ's way: `vzpkg vzctl create 101 --ostemplate debian-12`, ...
+    /// (the binary called as `vzctl` does the same).
+    #[command(alias = "vps", disable_help_flag = true)]
+    Vzctl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() {
+    // One binary, several front doors: called as `vzctl`, it is vzctl.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("vzctl")) {
+        std::process::exit(vzpkg::vps::cli::vzctl_main(std::env::args_os().collect()));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -357,6 +369,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     human_bytes(r.bytes)
                 );
             }
+        }
+        Command::Vzctl { args } => {
+            let mut argv = vec![std::ffi::OsString::from("vzctl")];
+            argv.extend(args);
+            let root = cli.root.clone().or(checkout.clone());
+            std::process::exit(vzpkg::vps::cli::vzctl_main_with(argv, root));
         }
         Command::Fsck => {
             let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;

@@ -123,7 +123,7 @@ impl Step {
         Step::Exec,
     ];
 
-    fn from_u8(b: u8) -> Option<Step> {
+    pub(crate) fn from_u8(b: u8) -> Option<Step> {
         Step::ALL.iter().copied().find(|s| *s as u8 == b)
     }
 }
@@ -705,7 +705,7 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
                 return Err(io::Error::last_os_error());
             }
             if pid != 0 {
-                wait_and_mirror(pid)
+                wait_and_mirror(pid, true)
             }
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             note_step(step_fd, Step::PivotRoot);
@@ -715,11 +715,11 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
         note_step(step_fd, Step::Exec);
         return Ok(());
     }
-    wait_and_mirror(pid)
+    wait_and_mirror(pid, true)
 }
 
 /// The middle process: wait for the command and leave with its status.
-fn wait_and_mirror(pid: libc::pid_t) -> ! {
+pub(crate) fn wait_and_mirror(pid: libc::pid_t, close_stdio: bool) -> ! {
     // Close our copies of the pipes (including the spawn error pipe) so the
     // caller's reads end when the command execs or exits, not when we do.
     // SAFETY: plain syscalls; nothing in this process uses those fds again.
@@ -729,9 +729,13 @@ fn wait_and_mirror(pid: libc::pid_t) -> ! {
                 libc::close(fd);
             }
         }
-        libc::close(0);
-        libc::close(1);
-        libc::close(2);
+        // A command on the caller's terminal keeps it; a captured one must
+        // not see its pipe held open by this process.
+        if close_stdio {
+            libc::close(0);
+            libc::close(1);
+            libc::close(2);
+        }
         // Ctrl-C and termination stop the command too (it dies with us).
         libc::signal(libc::SIGINT, libc::SIG_DFL);
         libc::signal(libc::SIGTERM, libc::SIG_DFL);

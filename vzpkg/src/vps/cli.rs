@@ -1,0 +1,352 @@
+//! `vzctl`: the OpenVZ-compatible front door to the VPS runtime. It parses
+//! its own command line and returns vzctl's exit code (see [`super::exit`]).
+
+use super::conf::{parse_blocks, parse_count, parse_limits};
+use super::{exit, parse_ctid, CreateOptions, Mounted, SetOptions, Stopped, VpsError, Vz};
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the template store's ROOT is when nothing says otherwise.
+pub const DEFAULT_VZPKG_ROOT: &str = "/var/lib/vzpkg";
+
+#[derive(Parser)]
+#[command(
+    name = "vzctl",
+    version,
+    about = "Create, start and manage VPSs on shared template layers (OpenVZ vzctl compatible)"
+)]
+struct Cli {
+    /// Where VPSs live: conf/, private/, root/, run/.
+    #[arg(long, global = true, env = "VZ_ROOT", default_value = "/vz")]
+    vzroot: PathBuf,
+    /// vzpkg's ROOT; templates come from ROOT/templates.
+    #[arg(long, global = true, env = "VZPKG_ROOT")]
+    vzpkg_root: Option<PathBuf>,
+    /// Machine-readable output (list, status).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make a VPS from a template: a config and an empty private area.
+    Create {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        #[arg(long)]
+        ostemplate: String,
+        #[arg(long)]
+        hostname: Option<String>,
+        /// soft[:hard], 1K blocks or with a K/M/G/T suffix.
+        #[arg(long)]
+        diskspace: Option<String>,
+        /// soft[:hard] inodes.
+        #[arg(long)]
+        diskinodes: Option<String>,
+        /// The private area (default VZROOT/private/CTID; $VEID is replaced).
+        #[arg(long)]
+        private: Option<PathBuf>,
+        /// The mount point (default VZROOT/root/CTID; $VEID is replaced).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Mount if needed and boot the VPS's init in new namespaces.
+    Start {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        /// Accepted for compatibility: start always returns once init runs.
+        #[arg(long)]
+        wait: bool,
+        /// A network namespace of its own (loopback only).
+        #[arg(long)]
+        private_net: bool,
+    },
+    /// SIGTERM to init, SIGKILL after the timeout; the root stays mounted.
+    Stop {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        /// SIGKILL at once.
+        #[arg(long)]
+        fast: bool,
+        /// Seconds to wait for init after SIGTERM.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Stop (if running) and start.
+    Restart {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        #[arg(long)]
+        private_net: bool,
+    },
+    Mount {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+    },
+    Umount {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+    },
+    /// `CTID N exist|deleted mounted|unmounted running|down`
+    Status {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+    },
+    /// Every VPS with its status, template and hostname.
+    List,
+    /// Run a command with /bin/sh -c inside; exits with its code.
+    Exec {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// As exec.
+    Exec2 {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// A shell inside a running VPS.
+    Enter {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+        exec: Option<Vec<String>>,
+    },
+    /// Change settings; --save writes them to the config.
+    Set {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(long)]
+        diskspace: Option<String>,
+        #[arg(long)]
+        diskinodes: Option<String>,
+        #[arg(long)]
+        quotatime: Option<u64>,
+        #[arg(long)]
+        quotaugidlimit: Option<u64>,
+        #[arg(long)]
+        save: bool,
+    },
+    /// Remove a stopped VPS's private area and config.
+    #[command(alias = "delete")]
+    Destroy {
+        #[arg(allow_hyphen_values = true)]
+        ctid: String,
+    },
+}
+
+/// vzctl with the store ROOT from `--vzpkg-root`, `$VZPKG_ROOT` or
+/// [`DEFAULT_VZPKG_ROOT`]. `args[0]` is the program name.
+pub fn vzctl_main(args: Vec<OsString>) -> i32 {
+    vzctl_main_with(args, None)
+}
+
+/// vzctl for a caller that has resolved vzpkg's ROOT itself (`vzpkg --root
+/// R vzctl ...`); `--vzpkg-root`/`$VZPKG_ROOT` still take precedence.
+pub fn vzctl_main_with(args: Vec<OsString>, vzpkg_root: Option<PathBuf>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let root = cli
+        .vzpkg_root
+        .clone()
+        .or(vzpkg_root)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_VZPKG_ROOT));
+    let vz = Vz::new(&cli.vzroot, crate::build::Paths::under(&root).store);
+    match run(&vz, cli.json, cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vzctl: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn limits(
+    option: &'static str,
+    value: Option<String>,
+    one: fn(&str) -> Option<u64>,
+) -> Result<Option<(u64, u64)>, VpsError> {
+    value
+        .map(|v| {
+            parse_limits(&v, one).ok_or(VpsError::BadValue {
+                option,
+                value: v,
+                why: "expected soft[:hard] with soft <= hard (sizes in 1K blocks or with K/M/G/T)",
+            })
+        })
+        .transpose()
+}
+
+fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
+    match cmd {
+        Cmd::Create {
+            ctid,
+            ostemplate,
+            hostname,
+            diskspace,
+            diskinodes,
+            private,
+            root,
+        } => {
+            let ctid = parse_ctid(&ctid)?;
+            let opts = CreateOptions {
+                ostemplate,
+                hostname,
+                diskspace: limits("--diskspace", diskspace, parse_blocks)?,
+                diskinodes: limits("--diskinodes", diskinodes, parse_count)?,
+                private,
+                root,
+            };
+            let cfg = vz.create(ctid, &opts)?;
+            let id = cfg.template_id.as_deref().unwrap_or("");
+            println!(
+                "VPS {ctid} created from {} ({}); private area {}",
+                cfg.ostemplate,
+                id.get(..12).unwrap_or(id),
+                cfg.ve_private.display()
+            );
+        }
+        Cmd::Start {
+            ctid, private_net, ..
+        } => {
+            let ctid = parse_ctid(&ctid)?;
+            let pid = vz.start(ctid, private_net)?;
+            println!("VPS {ctid} is running (init pid {pid})");
+        }
+        Cmd::Stop {
+            ctid,
+            fast,
+            timeout,
+        } => {
+            let ctid = parse_ctid(&ctid)?;
+            let how = vz.stop(ctid, fast, Duration::from_secs(timeout))?;
+            print_stopped(ctid, how, timeout);
+        }
+        Cmd::Restart { ctid, private_net } => {
+            let ctid = parse_ctid(&ctid)?;
+            match vz.stop(ctid, false, Duration::from_secs(10)) {
+                Ok(how) => print_stopped(ctid, how, 10),
+                Err(VpsError::NotRunning { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let pid = vz.start(ctid, private_net)?;
+            println!("VPS {ctid} is running (init pid {pid})");
+        }
+        Cmd::Mount { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            match vz.mount(ctid)? {
+                Mounted::Already => println!("VPS {ctid} is already mounted"),
+                Mounted::Fresh => println!("VPS {ctid} is mounted"),
+                Mounted::Replaced(why) => {
+                    println!("VPS {ctid}: removed a stale mount ({why}); VPS {ctid} is mounted")
+                }
+            }
+        }
+        Cmd::Umount { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            if vz.umount(ctid)? {
+                println!("VPS {ctid} is unmounted");
+            } else {
+                println!("VPS {ctid} is not mounted");
+            }
+        }
+        Cmd::Status { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            let s = vz.status(ctid)?;
+            if json {
+                println!("{}", serde_json::to_string(&s).unwrap_or_default());
+            } else {
+                println!("{s}");
+            }
+        }
+        Cmd::List => {
+            let all = vz.list()?;
+            if json {
+                println!("{}", serde_json::to_string(&all).unwrap_or_default());
+            } else {
+                println!(
+                    "{:>10} {:<9} {:>8} {:<20} HOSTNAME",
+                    "CTID", "STATUS", "PID", "OSTEMPLATE"
+                );
+                for e in all {
+                    let state = match (e.status.running, e.status.mounted) {
+                        (true, _) => "running",
+                        (false, true) => "mounted",
+                        (false, false) => "stopped",
+                    };
+                    println!(
+                        "{:>10} {:<9} {:>8} {:<20} {}",
+                        e.status.ctid,
+                        state,
+                        e.status.pid.map_or("-".into(), |p| p.to_string()),
+                        e.ostemplate,
+                        e.hostname.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        Cmd::Exec { ctid, command } | Cmd::Exec2 { ctid, command } => {
+            let ctid = parse_ctid(&ctid)?;
+            return vz.exec(ctid, &command.join(" "));
+        }
+        Cmd::Enter { ctid, exec } => {
+            let ctid = parse_ctid(&ctid)?;
+            let cmd = exec.map(|words| words.join(" "));
+            return vz.enter(ctid, cmd.as_deref());
+        }
+        Cmd::Set {
+            ctid,
+            hostname,
+            diskspace,
+            diskinodes,
+            quotatime,
+            quotaugidlimit,
+            save,
+        } => {
+            let ctid = parse_ctid(&ctid)?;
+            let opts = SetOptions {
+                hostname,
+                diskspace: limits("--diskspace", diskspace, parse_blocks)?,
+                diskinodes: limits("--diskinodes", diskinodes, parse_count)?,
+                quotatime,
+                quotaugidlimit,
+                save,
+            };
+            let live = vz.set(ctid, &opts)?;
+            if save {
+                println!("VPS {ctid}: saved parameters");
+            } else if !live {
+                eprintln!("vzctl: nothing applied: VPS {ctid} is not running and --save was not given; add --save to keep the settings");
+            }
+        }
+        Cmd::Destroy { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            vz.destroy(ctid)?;
+            println!("VPS {ctid} was destroyed");
+        }
+    }
+    Ok(0)
+}
+
+fn print_stopped(ctid: u32, how: Stopped, timeout: u64) {
+    match how {
+        Stopped::Clean => println!("VPS {ctid} was stopped"),
+        Stopped::Killed => println!("VPS {ctid} was stopped (killed: init did not exit within {timeout}s of SIGTERM, or --fast)"),
+        Stopped::Gone => println!("VPS {ctid} was stopped (init had already exited)"),
+    }
+}

@@ -1,0 +1,178 @@
+//! The runtime's error, and the exit codes `vzctl` returns for it. The codes
+//! are OpenVZ's own (vzctl(8), EXIT STATUS) so scripts written for vzctl keep
+//! working.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// vzctl's exit codes (the subset the runtime can produce).
+pub mod exit {
+    /// Generic system error.
+    pub const SYSTEM: i32 = 3;
+    /// Another vzctl holds the VPS's lock.
+    pub const LOCKED: i32 = 8;
+    /// Invalid command line parameter.
+    pub const USAGE: i32 = 20;
+    /// Invalid value for a command line parameter (a bad CTID, a bad size).
+    pub const BAD_VALUE: i32 = 21;
+    pub const NOT_RUNNING: i32 = 31;
+    pub const RUNNING: i32 = 32;
+    pub const STOP_FAILED: i32 = 33;
+    /// The VPS does not exist (no config, no private area).
+    pub const NOT_EXIST: i32 = 43;
+    /// The VPS (config or private area) exists already.
+    pub const EXISTS: i32 = 44;
+    /// The VPS has no `/bin/sh` to run a command with.
+    pub const BROKEN: i32 = 47;
+    pub const MOUNT_FAILED: i32 = 50;
+    pub const UMOUNT_FAILED: i32 = 51;
+    pub const START_FAILED: i32 = 53;
+    /// The OS template is not in the store.
+    pub const NO_TEMPLATE: i32 = 91;
+}
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum VpsError {
+    #[error("`{given}` is not a valid CTID; use a positive integer such as 101")]
+    BadCtid { given: String },
+    #[error("{option} `{value}`: {why}")]
+    BadValue {
+        option: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("VPS {ctid} already exists ({path} is there); destroy it first (`vzctl destroy {ctid}`) or pick another CTID")]
+    Exists { ctid: u32, path: PathBuf },
+    #[error("VPS {ctid} does not exist ({conf} is missing); create it with `vzctl create {ctid} --ostemplate NAME`")]
+    NotFound { ctid: u32, conf: PathBuf },
+    #[error("VPS {ctid}: OS template `{template}`: {source}")]
+    Template {
+        ctid: u32,
+        template: String,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    #[error("VPS {ctid} is running (init pid {pid}); stop it first: `vzctl stop {ctid}`")]
+    Running { ctid: u32, pid: i32 },
+    #[error("VPS {ctid} is already running (init pid {pid}); use `vzctl restart {ctid}` or stop it first")]
+    AlreadyRunning { ctid: u32, pid: i32 },
+    #[error("VPS {ctid} is not running; start it with `vzctl start {ctid}`")]
+    NotRunning { ctid: u32 },
+    #[error("VPS {ctid}: config {path} line {line}: {why}; fix that line or set the value again with `vzctl set {ctid} ... --save`")]
+    Conf {
+        ctid: u32,
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("VPS {ctid}: config {path} has no {key}; the VPS was not made by `vzctl create`, recreate it")]
+    ConfKey {
+        ctid: u32,
+        path: PathBuf,
+        key: &'static str,
+    },
+    #[error("VPS {ctid}: cannot mount overlay on {target} ({step}): {source}; vzctl must run as root on a kernel with overlayfs, and the private area and template layers must be on local file systems")]
+    Mount {
+        ctid: u32,
+        target: PathBuf,
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VPS {ctid}: cannot unmount {target}: {source}; find what keeps it busy (`fuser -m {target}`) and try again")]
+    Umount {
+        ctid: u32,
+        target: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VPS {ctid} is not mounted; mount it with `vzctl mount {ctid}` first")]
+    NotMounted { ctid: u32 },
+    #[error("VPS {ctid}: start failed at step '{step}': {source}; vzctl must run as root on a kernel with mount, pid, uts and ipc namespaces")]
+    Start {
+        ctid: u32,
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VPS {ctid}: cannot stop init (pid {pid}): {source}; look at `cat /proc/{pid}/status` (a process stuck in the kernel cannot be killed)")]
+    Stop {
+        ctid: u32,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VPS {ctid}: {path} is missing, so no command can run inside; the template is broken, recreate the VPS from a template with a shell")]
+    NoShell { ctid: u32, path: PathBuf },
+    #[error("VPS {ctid} is locked by another vzctl ({path}); wait for it to finish")]
+    Locked { ctid: u32, path: PathBuf },
+    #[error("VPS {ctid}: cannot {op} {path}: {source}")]
+    Io {
+        ctid: u32,
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VPS {ctid}: cannot run `{command}` inside ({step}): {source}")]
+    Exec {
+        ctid: u32,
+        command: String,
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VPS {ctid}: running the command on the stopped VPS failed: {source}")]
+    Sandbox {
+        ctid: u32,
+        #[source]
+        source: crate::sandbox::SandboxError,
+    },
+    #[error("the template store at {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: crate::store::StoreError,
+    },
+}
+
+impl VpsError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            VpsError::BadCtid { .. } | VpsError::BadValue { .. } => exit::BAD_VALUE,
+            VpsError::Exists { .. } => exit::EXISTS,
+            VpsError::NotFound { .. } => exit::NOT_EXIST,
+            VpsError::Template { .. } => exit::NO_TEMPLATE,
+            VpsError::Running { .. } | VpsError::AlreadyRunning { .. } => exit::RUNNING,
+            VpsError::NotRunning { .. } => exit::NOT_RUNNING,
+            VpsError::Mount { .. } | VpsError::NotMounted { .. } => exit::MOUNT_FAILED,
+            VpsError::Umount { .. } => exit::UMOUNT_FAILED,
+            VpsError::Start { .. } => exit::START_FAILED,
+            VpsError::Stop { .. } => exit::STOP_FAILED,
+            VpsError::NoShell { .. } => exit::BROKEN,
+            VpsError::Locked { .. } => exit::LOCKED,
+            VpsError::Conf { .. }
+            | VpsError::ConfKey { .. }
+            | VpsError::Io { .. }
+            | VpsError::Exec { .. }
+            | VpsError::Sandbox { .. }
+            | VpsError::Store { .. } => exit::SYSTEM,
+        }
+    }
+}
+
+/// Shorthand for mapping an `io::Error` on a path to [`VpsError::Io`].
+pub(crate) fn io_err(
+    ctid: u32,
+    op: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> VpsError {
+    let path = path.to_path_buf();
+    move |source| VpsError::Io {
+        ctid,
+        op,
+        path,
+        source,
+    }
+}

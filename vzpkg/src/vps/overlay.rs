@@ -1,0 +1,216 @@
+//! The VPS root: an overlayfs with the template's layer trees as lower dirs
+//! and the private area as upper dir, made with the new mount API. Whether
+//! it is mounted is read from `/proc/self/mountinfo`, never remembered.
+
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One line of mountinfo, the fields the runtime needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    pub fs_type: String,
+    pub super_options: String,
+}
+
+impl MountEntry {
+    /// The value of `key=` in the super options (overlay escapes `,` in paths).
+    pub fn option(&self, key: &str) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut cur = String::new();
+        let mut chars = self.super_options.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                }
+                ',' => parts.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        parts.push(cur);
+        let prefix = format!("{key}=");
+        parts
+            .into_iter()
+            .rev()
+            .find_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+    }
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let oct = &b[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                out.push((oct[0] - b'0') * 64 + (oct[1] - b'0') * 8 + (oct[2] - b'0'));
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse mountinfo text (pure, for tests).
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let fs_type = r.next()?.to_string();
+            let _source = r.next()?;
+            let super_options = r.next().unwrap_or("").to_string();
+            Some(MountEntry {
+                mount_point: PathBuf::from(unescape_octal(mount_point)),
+                fs_type,
+                super_options,
+            })
+        })
+        .collect()
+}
+
+/// Every mount stacked on `target` in this mount namespace, bottom first.
+pub fn mounts_at(target: &Path) -> io::Result<Vec<MountEntry>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| m.mount_point == target)
+        .collect())
+}
+
+/// What is on the VPS root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountState {
+    Unmounted,
+    /// Our overlay with the expected upper dir and layers.
+    Mounted,
+    /// Something else, or an overlay on a private area or layers that are gone.
+    Stale(String),
+}
+
+/// Judge the mounts at `target` against the overlay we would make.
+pub fn state(target: &Path, upper: &Path, lowers_top_first: &[PathBuf]) -> io::Result<MountState> {
+    let mounts = mounts_at(target)?;
+    let Some(top) = mounts.last() else {
+        return Ok(MountState::Unmounted);
+    };
+    if mounts.len() > 1 {
+        return Ok(MountState::Stale(format!(
+            "{} mounts stacked",
+            mounts.len()
+        )));
+    }
+    if top.fs_type != "overlay" {
+        return Ok(MountState::Stale(format!("a {} mount", top.fs_type)));
+    }
+    if top.option("upperdir").as_deref().map(Path::new) != Some(upper) {
+        return Ok(MountState::Stale(format!(
+            "an overlay with upper dir {}",
+            top.option("upperdir").unwrap_or_default()
+        )));
+    }
+    if !upper.is_dir() || lowers_top_first.iter().any(|l| !l.is_dir()) {
+        return Ok(MountState::Stale(
+            "its private area or a layer is gone".into(),
+        ));
+    }
+    // A root that cannot even be stat'ed (ENOTCONN, ESTALE) is stale too.
+    if let Err(e) = std::fs::metadata(target) {
+        return Ok(MountState::Stale(format!("stat fails: {e}")));
+    }
+    Ok(MountState::Mounted)
+}
+
+/// Mount overlayfs on `target`. `step` names what failed.
+pub fn mount(
+    target: &Path,
+    lowers_top_first: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> Result<(), (&'static str, io::Error)> {
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| ("fsopen(\"overlay\")", e.into()))?;
+    // One lower dir per call (Linux 6.8+): no length limit and no escaping.
+    let mut appended = true;
+    for (i, l) in lowers_top_first.iter().enumerate() {
+        match rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::INVAL) if i == 0 => {
+                appended = false;
+                break;
+            }
+            Err(e) => return Err(("fsconfig lowerdir+", e.into())),
+        }
+    }
+    if !appended {
+        let joined = lowers_top_first
+            .iter()
+            .map(|l| {
+                l.to_string_lossy()
+                    .replace('\\', "\\\\")
+                    .replace(':', "\\:")
+            })
+            .collect::<Vec<_>>()
+            .join(":");
+        rustix::mount::fsconfig_set_string(&fs, "lowerdir", joined.as_str())
+            .map_err(|e| ("fsconfig lowerdir", e.into()))?;
+    }
+    rustix::mount::fsconfig_set_string(&fs, "upperdir", upper)
+        .map_err(|e| ("fsconfig upperdir", e.into()))?;
+    rustix::mount::fsconfig_set_string(&fs, "workdir", work)
+        .map_err(|e| ("fsconfig workdir", e.into()))?;
+    rustix::mount::fsconfig_create(&fs).map_err(|e| ("fsconfig create", e.into()))?;
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| ("fsmount", e.into()))?;
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| ("move_mount", e.into()))?;
+    Ok(())
+}
+
+/// Unmount everything stacked on `target`; `lazy` detaches a busy mount.
+pub fn unmount_all(target: &Path, lazy: bool) -> io::Result<()> {
+    let flags = if lazy {
+        UnmountFlags::DETACH
+    } else {
+        UnmountFlags::empty()
+    };
+    while !mounts_at(target)?.is_empty() {
+        rustix::mount::unmount(target, flags)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines() {
+        let text = "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - overlay overlay rw,lowerdir+=/l/1,lowerdir+=/l/2,upperdir=/p/x\\,y/fs,workdir=/p/w\n\
+                    37 35 98:0 / / rw - ext4 /dev/vda rw\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].mount_point, Path::new("/mnt/a b"));
+        assert_eq!(m[0].fs_type, "overlay");
+        assert_eq!(m[0].option("upperdir").as_deref(), Some("/p/x,y/fs"));
+        assert_eq!(m[0].option("lowerdir+").as_deref(), Some("/l/2"));
+        assert_eq!(m[1].mount_point, Path::new("/"));
+        assert_eq!(m[1].option("upperdir"), None);
+    }
+}
