@@ -3,7 +3,6 @@
 //! otherwise). The template is committed straight into a temporary store
 //! from the host's shell, coreutils and their libraries: no network.
 
-use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -107,8 +106,7 @@ impl Host {
         cmd.args(args)
             .env("VZ_ROOT", self.vz())
             .env("VZPKG_ROOT", self.dir.path());
-        let out = cmd.output().expect("run vzctl");
-        strip_shim(out)
+        cmd.output().expect("run vzctl")
     }
 
     /// Run vzctl and insist on `code`.
@@ -147,59 +145,11 @@ impl Drop for Host {
     }
 }
 
-/// `vzpkg vzctl` once the binary has the subcommand; until then this test
-/// binary itself, re-entered through [`vzctl_shim`].
+/// The real binary's `vzctl` front door.
 fn vzctl_command() -> Command {
-    static WIRED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let wired = *WIRED.get_or_init(|| {
-        Command::new(vzpkg_bin())
-            .args(["vzctl", "--help"])
-            .output()
-            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("destroy"))
-            .unwrap_or(false)
-    });
-    if wired {
-        let mut c = Command::new(vzpkg_bin());
-        c.arg("vzctl");
-        c
-    } else {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "vzctl_shim",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env("VZCTL_SHIM", "1")
-        .arg("--");
-        c
-    }
-}
-
-/// The harness's own first lines, when the shim ran.
-fn strip_shim(mut out: Output) -> Output {
-    let s = String::from_utf8_lossy(&out.stdout).into_owned();
-    if let Some(rest) = s.strip_prefix("\nrunning 1 test\n") {
-        out.stdout = rest.as_bytes().to_vec();
-    }
-    out
-}
-
-#[test]
-fn vzctl_shim() {
-    if std::env::var_os("VZCTL_SHIM").is_none() {
-        return;
-    }
-    let args: Vec<OsString> = std::env::args_os().collect();
-    let at = args
-        .iter()
-        .position(|a| a == "--")
-        .map_or(args.len(), |i| i + 1);
-    let mut argv = vec![OsString::from("vzctl")];
-    argv.extend(args[at..].iter().cloned());
-    let code = vzpkg::vps::cli::vzctl_main(argv);
-    std::process::exit(code);
+    let mut c = Command::new(vzpkg_bin());
+    c.arg("vzctl");
+    c
 }
 
 /// Path, size, inode and content of every file under `dir`.
@@ -575,4 +525,36 @@ fn create_and_mount_200() {
     for i in 0..n {
         h.ok(&["destroy", &(1000 + i).to_string()], 0);
     }
+}
+
+#[test]
+fn a_template_in_use_by_a_vps_survives_gc() {
+    let Some(h) = Host::new() else { return };
+    h.ok(&["create", "301", "--ostemplate", "tiny"], 0);
+    let layers = h.layer_trees("tiny");
+    // Drop the name and collect: the VPS still holds the layers.
+    let vzpkg = |args: &[&str]| {
+        Command::new(vzpkg_bin())
+            .arg("--root")
+            .arg(h.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(vzpkg(&["rm", "tiny"]).status.success());
+    let out = vzpkg(&["gc", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        layers.iter().all(|l| l.is_dir()),
+        "gc removed layers in use"
+    );
+    h.ok(&["start", "301"], 0);
+    h.ok(&["exec", "301", "cat /etc/motd"], 0);
+    h.ok(&["stop", "301"], 0);
+    h.ok(&["destroy", "301"], 0);
+    // Nothing holds it now.
+    let out = vzpkg(&["gc", "--json"]);
+    let gc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(gc["templates"], 1, "{gc}");
+    assert!(layers.iter().any(|l| !l.exists()));
 }

@@ -65,7 +65,9 @@ fn object_files(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {
 
 pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
     let mut report = GcReport::default();
-    let reached: HashSet<String> = store.tag_map()?.into_values().collect();
+    // Names and the VPSs still running on a template both keep it.
+    let mut reached: HashSet<String> = store.tag_map()?.into_values().collect();
+    reached.extend(store.ref_ids()?);
     // Templates, then layers, then objects: stopping anywhere leaves only
     // unreferenced things behind, never a reference to something removed.
     let mut keep_layers = HashSet::new();

@@ -200,6 +200,10 @@ impl Store {
     fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
+    /// Holders outside the store (VPSs) that keep a template alive.
+    fn refs(&self) -> PathBuf {
+        self.root.join("refs")
+    }
     fn record_path(&self, id: &str) -> PathBuf {
         self.templates().join(format!("{id}.json"))
     }
@@ -734,8 +738,46 @@ impl Store {
         }
     }
 
-    /// Delete templates no tag reaches, layers no template reaches, objects
-    /// no layer reaches, and leftovers in `tmp/`.
+    /// Record that `holder` (e.g. a VPS) uses template `id`, so `gc` keeps
+    /// it even after its name is removed. `holder` is a file name.
+    pub fn add_ref(&self, holder: &str, id: &str) -> Result<(), StoreError> {
+        if !is_id(id) || check_tag(holder).is_err() {
+            return Err(StoreError::Internal {
+                what: "a template reference needs a template id and a plain holder name",
+            });
+        }
+        let dir = self.refs();
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        template::write_atomic(
+            &self.tmp_name("ref"),
+            &dir.join(holder),
+            format!("{id}\n").as_bytes(),
+        )
+    }
+
+    /// Drop `holder`'s reference (nothing happens if there is none).
+    pub fn remove_ref(&self, holder: &str) -> Result<(), StoreError> {
+        let p = self.refs().join(holder);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &p)(e)),
+        }
+    }
+
+    /// Template ids held by references.
+    pub(crate) fn ref_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for name in dir_names(&self.refs())? {
+            let p = self.refs().join(&name);
+            let text = std::fs::read_to_string(&p).map_err(io("read", &p))?;
+            out.push(text.trim().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Delete templates no tag or reference reaches, layers no template
+    /// reaches, objects no layer reaches, and leftovers in `tmp/`.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         let _lock = self.lock(true)?;
         self.clean_tmp();

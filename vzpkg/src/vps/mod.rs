@@ -419,6 +419,7 @@ impl Vz {
             source,
         };
         let id = store.resolve(&opts.ostemplate).map_err(template_err)?;
+        let id_for_ref = id.clone();
         let mut lowers = store.layer_trees(&id).map_err(template_err)?;
         lowers.reverse();
         let cfg = VpsConfig {
@@ -459,10 +460,21 @@ impl Vz {
             }
             Err(e) => return Err(io_err(ctid, "create", &cfg.ve_private)(e)),
         }
+        let holder = self.store_holder(ctid);
         let made = self
             .make_private(&cfg, &lowers)
             .and_then(|()| {
                 std::fs::create_dir_all(&cfg.ve_root).map_err(io_err(ctid, "create", &cfg.ve_root))
+            })
+            .and_then(|()| {
+                // Before the config exists: a VPS is never without its hold
+                // on the template's layers (gc keeps them).
+                store
+                    .add_ref(&holder, &id_for_ref)
+                    .map_err(|source| VpsError::Store {
+                        path: self.store.clone(),
+                        source,
+                    })
             })
             .and_then(|()| {
                 write_atomic(
@@ -473,9 +485,18 @@ impl Vz {
             });
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&cfg.ve_private);
+            let _ = store.remove_ref(&holder);
             return Err(e);
         }
         Ok(cfg)
+    }
+
+    /// This VPS's name among the store's references: the CTID and which
+    /// VZ root it lives in (two roots may share one store).
+    fn store_holder(&self, ctid: u32) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.root.base.as_os_str().as_encoded_bytes());
+        format!("vps-{ctid}-{}", &hex::encode(digest)[..12])
     }
 
     /// The upper dir (with the identity files) and the work dir.
@@ -883,6 +904,17 @@ impl Vz {
         gone(&conf, std::fs::remove_file(&conf))?;
         let pid = self.root.pid_file(ctid);
         gone(&pid, std::fs::remove_file(&pid))?;
+        // The template may now be collected (if nothing else holds it).
+        if self.store.is_dir() {
+            if let Ok(store) = Store::open(&self.store) {
+                store
+                    .remove_ref(&self.store_holder(ctid))
+                    .map_err(|source| VpsError::Store {
+                        path: self.store.clone(),
+                        source,
+                    })?;
+            }
+        }
         // Only if empty: never delete files someone put there.
         let _ = std::fs::remove_dir(&cfg.ve_root);
         let _ = std::fs::remove_file(self.root.lock_file(ctid));
