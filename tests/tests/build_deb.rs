@@ -395,3 +395,39 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_full_disk_is_its_own_error_and_leaves_nothing_half_written() {
+    need_root!();
+    let fx = Fixture::new(&distribution());
+    // The whole vzpkg root on a file system far too small for the build.
+    let root = fx.root();
+    std::fs::create_dir_all(&root).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "vzpkg-test-full"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(root.clone());
+    let recipe = fx.recipe("fixture", "minbase", &["tool"], "");
+    let out = fx.create(&recipe);
+    assert_eq!(out.status.code(), Some(10), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("No space left"), "{msg}");
+    assert!(fx.list().is_empty());
+    assert!(fx.leftovers().is_empty(), "{:?}", fx.leftovers());
+    let cached = walk_files(&root.join("cache/packages"));
+    assert!(
+        cached
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".part")),
+        "{cached:?}"
+    );
+}

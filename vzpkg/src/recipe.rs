@@ -50,6 +50,12 @@ pub struct Recipe {
     pub packages: Packages,
     #[serde(default)]
     pub post: Post,
+    /// How the tree is split into shared layers, bottom first: each group a
+    /// list of directories (a directory claims its subtree only when it is a
+    /// real directory); the rest goes on top. Default: `[["/usr"],
+    /// ["/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin"]]`.
+    #[serde(default)]
+    pub layers: Option<Vec<Vec<String>>>,
     /// Where the text came from; set by `load`, not by the file.
     #[serde(skip)]
     pub path: PathBuf,
@@ -295,6 +301,15 @@ impl Recipe {
                 }
             }
         }
+        for group in self.layers.iter().flatten() {
+            for dir in group {
+                if !dir.starts_with('/') || dir == "/" || dir.split('/').any(|c| c == "..") {
+                    return Err(bad(format!(
+                        "layers: {dir:?} must be an absolute directory below / (like \"/usr\")"
+                    )));
+                }
+            }
+        }
         if self.base() == BaseSet::None && self.packages.include.is_empty() {
             return Err(bad(
                 "packages: base = \"none\" and no include: nothing to install; set base = \"minbase\" or list packages in include".into(),
@@ -312,6 +327,16 @@ impl Recipe {
 }
 
 impl Recipe {
+    /// The layer split the recipe asks for, or the store's default.
+    pub fn layer_split(&self) -> crate::store::LayerSplit {
+        match &self.layers {
+            Some(groups) => crate::store::LayerSplit {
+                groups: groups.clone(),
+            },
+            None => crate::store::LayerSplit::default(),
+        }
+    }
+
     /// The Debian base set (`minbase` unless the recipe says otherwise);
     /// RPM recipes start from nothing.
     pub fn base(&self) -> BaseSet {
@@ -464,5 +489,22 @@ include = ["bash", "yum"]
         assert!(msg.contains("gpgkey"), "{msg}");
         let with_base = text.replace("[packages]\n", "[packages]\nbase = \"minbase\"\n");
         assert!(Recipe::parse(&with_base, Path::new("c.toml")).is_err());
+    }
+
+    #[test]
+    fn layer_split_is_read_and_checked() {
+        let text = format!("layers = [[\"/usr\"], [\"/opt\", \"/srv\"]]\n{GOOD}");
+        let r = Recipe::parse(&text, Path::new("r.toml")).unwrap();
+        assert_eq!(
+            r.layer_split().groups,
+            vec![vec!["/usr"], vec!["/opt", "/srv"]]
+        );
+        let r = Recipe::parse(GOOD, Path::new("r.toml")).unwrap();
+        assert_eq!(r.layer_split(), crate::store::LayerSplit::default());
+        let bad = format!("layers = [[\"usr\"]]\n{GOOD}");
+        let msg = Recipe::parse(&bad, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("layers") && msg.contains("absolute"), "{msg}");
     }
 }
