@@ -1,0 +1,340 @@
+//! First-level disk quota of a VPS: usage in 1K blocks and inodes, soft and
+//! hard limits with grace, a scan of the tree to initialise usage and a
+//! state file with a dirty flag (OpenVZ `vzquota` semantics).
+//!
+//! Usage is kept in bytes of allocated space (`st_blocks * 512`) so the
+//! incremental accounting never drifts from a scan through rounding; limits
+//! and reports are in 1K blocks as OpenVZ has them.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Limits in 1K blocks and inodes; 0 means "no limit". Grace in seconds
+/// (`QUOTATIME`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub block_soft: u64,
+    pub block_hard: u64,
+    pub inode_soft: u64,
+    pub inode_hard: u64,
+    pub block_grace: u64,
+    pub inode_grace: u64,
+}
+
+/// vzctl's grace when `QUOTATIME` is unset: three days.
+pub const DEFAULT_GRACE: u64 = 259_200;
+
+impl Limits {
+    /// No quota: statfs shows the host's figures, nothing is refused.
+    pub fn none() -> Self {
+        Limits::default()
+    }
+
+    /// `DISKSPACE`/`DISKINODES` style limits with one grace for both.
+    pub fn new(blocks: (u64, u64), inodes: (u64, u64), grace: u64) -> Self {
+        Limits {
+            block_soft: blocks.0,
+            block_hard: blocks.1,
+            inode_soft: inodes.0,
+            inode_hard: inodes.1,
+            block_grace: grace,
+            inode_grace: grace,
+        }
+    }
+
+    pub fn has_blocks(&self) -> bool {
+        self.block_soft > 0 || self.block_hard > 0
+    }
+
+    pub fn has_inodes(&self) -> bool {
+        self.inode_soft > 0 || self.inode_hard > 0
+    }
+}
+
+/// What a tree uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Allocated bytes (`st_blocks * 512`).
+    pub bytes: u64,
+    pub inodes: u64,
+}
+
+impl Usage {
+    /// Usage in 1K blocks, rounded up.
+    pub fn blocks_1k(&self) -> u64 {
+        self.bytes.div_ceil(1024)
+    }
+}
+
+/// Which limit refused an allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    BlockHard,
+    BlockSoftGrace,
+    InodeHard,
+    InodeSoftGrace,
+}
+
+/// Live quota of one mounted tree.
+#[derive(Clone, Debug, Default)]
+pub struct Quota {
+    pub limits: Limits,
+    pub usage: Usage,
+    /// When usage went over the soft limit (grace runs from here).
+    pub block_over_since: Option<u64>,
+    pub inode_over_since: Option<u64>,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn expired(since: Option<u64>, grace: u64, now: u64) -> bool {
+    since.is_some_and(|s| now > s.saturating_add(grace))
+}
+
+impl Quota {
+    pub fn new(limits: Limits, usage: Usage) -> Self {
+        let mut q = Quota {
+            limits,
+            usage,
+            ..Default::default()
+        };
+        q.update_timers(now_secs());
+        q
+    }
+
+    /// May `more` bytes be allocated now?
+    pub fn check_bytes(&self, more: u64, now: u64) -> Result<(), Exceeded> {
+        if more == 0 {
+            return Ok(());
+        }
+        let after = self.usage.bytes.saturating_add(more);
+        let l = &self.limits;
+        if l.block_hard > 0 && after > l.block_hard.saturating_mul(1024) {
+            return Err(Exceeded::BlockHard);
+        }
+        if l.block_soft > 0
+            && after > l.block_soft.saturating_mul(1024)
+            && expired(self.block_over_since, l.block_grace, now)
+        {
+            return Err(Exceeded::BlockSoftGrace);
+        }
+        Ok(())
+    }
+
+    /// May `more` inodes be allocated now?
+    pub fn check_inodes(&self, more: u64, now: u64) -> Result<(), Exceeded> {
+        let after = self.usage.inodes.saturating_add(more);
+        let l = &self.limits;
+        if l.inode_hard > 0 && after > l.inode_hard {
+            return Err(Exceeded::InodeHard);
+        }
+        if l.inode_soft > 0
+            && after > l.inode_soft
+            && expired(self.inode_over_since, l.inode_grace, now)
+        {
+            return Err(Exceeded::InodeSoftGrace);
+        }
+        Ok(())
+    }
+
+    /// Account a change; frees never fail, so this never refuses.
+    pub fn add(&mut self, bytes: i64, inodes: i64, now: u64) {
+        self.usage.bytes = self.usage.bytes.saturating_add_signed(bytes);
+        self.usage.inodes = self.usage.inodes.saturating_add_signed(inodes);
+        self.update_timers(now);
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.update_timers(now_secs());
+    }
+
+    fn update_timers(&mut self, now: u64) {
+        let l = self.limits;
+        let over_b = l.block_soft > 0 && self.usage.bytes > l.block_soft.saturating_mul(1024);
+        let over_i = l.inode_soft > 0 && self.usage.inodes > l.inode_soft;
+        self.block_over_since = if over_b {
+            Some(self.block_over_since.unwrap_or(now))
+        } else {
+            None
+        };
+        self.inode_over_since = if over_i {
+            Some(self.inode_over_since.unwrap_or(now))
+        } else {
+            None
+        };
+    }
+}
+
+/// Usage of the tree under `root` as `vzquota init` counts it: lstat, no
+/// crossing of mount points, hardlinked inodes once, files and directories
+/// (and everything else) as inodes.
+pub fn scan(root: &Path) -> io::Result<Usage> {
+    let mut usage = Usage::default();
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .same_file_system(true);
+    for entry in walk {
+        let entry = match entry {
+            Ok(e) => e,
+            // A file removed while we walk is simply not there any more.
+            Err(e) if e.io_error().map(|e| e.kind()) == Some(io::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(io::Error::other(e)),
+        };
+        let md = match entry.metadata() {
+            Ok(md) => md,
+            Err(e) if e.io_error().map(|e| e.kind()) == Some(io::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(io::Error::other(e)),
+        };
+        if !md.is_dir() && md.nlink() > 1 && !seen.insert((md.dev(), md.ino())) {
+            continue;
+        }
+        usage.bytes += md.blocks() * 512;
+        usage.inodes += 1;
+    }
+    Ok(usage)
+}
+
+/// On-disk quota state of one VPS.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub version: u32,
+    /// Set while mounted; found set at mount means usage may be stale.
+    pub dirty: bool,
+    pub usage: Usage,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub block_over_since: Option<u64>,
+    #[serde(default)]
+    pub inode_over_since: Option<u64>,
+}
+
+/// Errors of the state file, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read quota state file {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("quota state file {path} is not valid ({source}); remove it to force a rescan")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write quota state file {path}: {source}; check that its directory exists and is writable")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl StateFile {
+    pub const VERSION: u32 = 1;
+
+    /// `Ok(None)` when there is no file yet.
+    pub fn load(path: &Path) -> Result<Option<StateFile>, StateError> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|source| StateError::Parse {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
+    /// Atomic replace: a crash leaves the old file or the new one.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let err = |source| StateError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let body = serde_json::to_vec_pretty(self).map_err(|e| err(io::Error::other(e)))?;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&body).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
+        Ok(())
+    }
+
+    pub fn from_quota(q: &Quota, dirty: bool) -> Self {
+        StateFile {
+            version: Self::VERSION,
+            dirty,
+            usage: q.usage,
+            limits: q.limits,
+            block_over_since: q.block_over_since,
+            inode_over_since: q.inode_over_since,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_limit_grace_then_hard() {
+        let mut q = Quota::new(Limits::new((10, 20), (5, 8), 100), Usage::default());
+        assert_eq!(q.check_bytes(15 * 1024, 0), Ok(()));
+        q.add(15 * 1024, 1, 1000);
+        assert_eq!(q.block_over_since, Some(1000));
+        assert_eq!(q.check_bytes(1024, 1050), Ok(()));
+        assert_eq!(q.check_bytes(1024, 1101), Err(Exceeded::BlockSoftGrace));
+        assert_eq!(q.check_bytes(6 * 1024, 1050), Err(Exceeded::BlockHard));
+        q.add(-(10 * 1024), 0, 1200);
+        assert_eq!(q.block_over_since, None);
+        assert_eq!(q.check_inodes(7, 0), Ok(()));
+        assert_eq!(q.check_inodes(8, 0), Err(Exceeded::InodeHard));
+    }
+
+    #[test]
+    fn state_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.json");
+        assert_eq!(StateFile::load(&p).unwrap(), None);
+        let q = Quota::new(
+            Limits::new((1, 2), (3, 4), 5),
+            Usage {
+                bytes: 4096,
+                inodes: 2,
+            },
+        );
+        let s = StateFile::from_quota(&q, true);
+        s.save(&p).unwrap();
+        assert_eq!(StateFile::load(&p).unwrap(), Some(s));
+        std::fs::write(&p, b"nonsense").unwrap();
+        let e = StateFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("q.json") && e.contains("rescan"), "{e}");
+    }
+
+    #[test]
+    fn scan_counts_hardlinks_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, vec![1u8; 10000]).unwrap();
+        let one = scan(dir.path()).unwrap();
+        std::fs::hard_link(&a, dir.path().join("b")).unwrap();
+        assert_eq!(scan(dir.path()).unwrap(), one);
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        assert_eq!(scan(dir.path()).unwrap().inodes, one.inodes + 1);
+    }
+}
