@@ -4,14 +4,15 @@
 
 pub mod rpm;
 
+use crate::configure::deb::ConfigureOptions;
 use crate::fetch::{FetchItem, FetchSummary, PackageCache};
 use crate::http::Http;
-use crate::lock::{Lock, LockError};
+use crate::lock::{Lock, LockError, Snapshot};
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{DebSource, Recipe};
 use crate::resolve::deb::DebRequest;
 use crate::source::deb::DebRepo;
-use crate::store::{Store, TemplateMeta};
+use crate::store::{LockedPackage, Store, TemplateMeta};
 use crate::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -177,15 +178,10 @@ pub fn build_plan(
         mirror,
         index,
         order,
-        mut seconds,
+        seconds,
     } = plan;
-    let mut timed = |stage: Stage, t: Instant| {
-        seconds.insert(stage.name(), t.elapsed().as_secs_f64());
-    };
+    let mut timings = Timings { started, seconds };
     let http = Http::new()?;
-    let lock_file = crate::lock::lock_path(&recipe.path);
-    let t = Instant::now();
-    let cache = PackageCache::open(&paths.package_cache())?;
     let items: Vec<FetchItem> = order
         .iter()
         .map(|p| FetchItem {
@@ -196,83 +192,191 @@ pub fn build_plan(
             size: p.size,
         })
         .collect();
-    let (files, download) = crate::fetch::fetch_all(&http, &cache, &items, options.jobs, reporter)?;
-    timed(Stage::Download, t);
+    let (files, download) = download(&http, paths, options, &items, &mut timings, reporter)?;
 
-    let store = Store::open(&paths.store)?;
-    let staging = Staging(store.staging_dir()?);
-    let t = Instant::now();
-    let debs: Vec<_> = order.iter().cloned().zip(files).collect();
-    crate::unpack::deb::unpack_all(
-        &staging.0,
-        &debs,
-        crate::unpack::deb::UnpackOptions {
-            merged_usr: deb_source(recipe)?.merged_usr,
-        },
-        reporter,
-    )?;
-    // Measured before vzpkg writes anything of its own into the tree.
-    let epoch = match crate::normalize::epoch_from_env()? {
-        Some(e) => e,
-        None => crate::normalize::newest_file(&staging.0)?,
-    };
-    write_apt_sources(&staging.0, &mirror, recipe)?;
-    timed(Stage::Unpack, t);
+    let (store, staging) = open_staging(paths)?;
+    let epoch = timings.stage(Stage::Unpack, || {
+        let debs: Vec<_> = order.iter().cloned().zip(files).collect();
+        crate::unpack::deb::unpack_all(
+            &staging.0,
+            &debs,
+            crate::unpack::deb::UnpackOptions {
+                merged_usr: deb_source(recipe)?.merged_usr,
+            },
+            reporter,
+        )?;
+        let epoch = tree_epoch(&staging.0)?;
+        write_apt_sources(&staging.0, &mirror, recipe)?;
+        Ok(epoch)
+    })?;
     crate::cancel::check()?;
 
-    let t = Instant::now();
-    let configure_options = crate::configure::deb::ConfigureOptions {
-        post_commands: recipe.post.commands.clone(),
-        hostname: recipe.name.clone(),
-        source_date_epoch: Some(epoch),
-    };
-    crate::configure::deb::configure(&staging.0, &order, &configure_options, reporter)?;
-    crate::normalize::normalize(&staging.0, epoch, &recipe.post.volatile)?;
-    timed(Stage::Configure, t);
-    crate::cancel::check()?;
-
-    let t = Instant::now();
-    reporter.stage_start(Stage::Commit, 1);
+    let suite = deb_source(recipe)?.suite.clone();
     let mut facts = BTreeMap::new();
     facts.insert("mirror".to_string(), mirror.clone());
-    facts.insert("suite".to_string(), deb_source(recipe)?.suite.clone());
+    facts.insert("suite".to_string(), suite.clone());
     facts.insert("index".to_string(), index.inrelease_sha256.clone());
-    let meta = TemplateMeta {
-        name: recipe.name.clone(),
-        recipe: recipe.text.clone(),
-        packages: order.iter().map(crate::lock::locked).collect(),
+    let done = Finish {
+        epoch,
+        volatile: recipe.post.volatile.clone(),
         facts,
-    };
-    let template_id = store.commit(&staging.0, &meta)?;
-    reporter.stage_end(Stage::Commit);
-    timed(Stage::Commit, t);
-
-    // The lock follows the store: written only once the template exists.
-    let lock = Lock {
-        recipe: recipe.name.clone(),
-        architecture: recipe.architecture.clone(),
-        index: crate::lock::Snapshot {
-            suite: deb_source(recipe)?.suite.clone(),
+        packages: order.iter().map(crate::lock::locked).collect(),
+        index: Snapshot {
+            suite,
             inrelease_sha256: index.inrelease_sha256.clone(),
             date: index.date,
         },
-        packages: meta.packages.clone(),
+        // Under `--locked` the lock is the input, not an output.
+        write_lock: !options.locked,
+        mirror,
+        package_bytes: order.iter().map(|p| p.size).sum(),
+        download,
     };
-    let previous = Lock::read(&lock_file).ok().flatten();
-    if !options.locked && previous.as_ref() != Some(&lock) {
+    let configure = |root: &Path, opts: &ConfigureOptions| {
+        crate::configure::deb::configure(root, &order, opts, reporter)?;
+        Ok(())
+    };
+    finish(recipe, &store, &staging, timings, done, configure, reporter)
+}
+
+/// Seconds per stage, and when the whole build began.
+struct Timings {
+    started: Instant,
+    seconds: BTreeMap<&'static str, f64>,
+}
+
+impl Timings {
+    /// Run one stage; its time is recorded only if it succeeds.
+    fn stage<T>(
+        &mut self,
+        stage: Stage,
+        run: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let t = Instant::now();
+        let out = run()?;
+        self.seconds.insert(stage.name(), t.elapsed().as_secs_f64());
+        Ok(out)
+    }
+}
+
+/// Fetch `items` through the package cache, timed as the download stage.
+fn download(
+    http: &Http,
+    paths: &Paths,
+    options: &BuildOptions,
+    items: &[FetchItem],
+    timings: &mut Timings,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<PathBuf>, FetchSummary), Error> {
+    timings.stage(Stage::Download, || {
+        let cache = PackageCache::open(&paths.package_cache())?;
+        Ok(crate::fetch::fetch_all(
+            http,
+            &cache,
+            items,
+            options.jobs,
+            reporter,
+        )?)
+    })
+}
+
+/// The store and a fresh staging tree in it.
+fn open_staging(paths: &Paths) -> Result<(Store, Staging), Error> {
+    let store = Store::open(&paths.store)?;
+    let staging = Staging(store.staging_dir()?);
+    Ok((store, staging))
+}
+
+/// `SOURCE_DATE_EPOCH`, else the newest file of the unpacked tree: taken
+/// before vzpkg writes anything of its own into the tree.
+fn tree_epoch(root: &Path) -> Result<i64, Error> {
+    Ok(match crate::normalize::epoch_from_env()? {
+        Some(e) => e,
+        None => crate::normalize::newest_file(root)?,
+    })
+}
+
+/// What a pipeline hands to [`finish`] once its tree is unpacked.
+struct Finish {
+    epoch: i64,
+    /// Paths `normalize` clears besides its own.
+    volatile: Vec<String>,
+    /// The template's facts (mirror, index snapshot, ...).
+    facts: BTreeMap<String, String>,
+    /// In install order.
+    packages: Vec<LockedPackage>,
+    index: Snapshot,
+    write_lock: bool,
+    /// Reported as the build's mirror.
+    mirror: String,
+    package_bytes: u64,
+    download: FetchSummary,
+}
+
+/// The stages after unpacking, the same for both formats: `configure` and
+/// normalise (one stage), commit, then the lock and the report.
+fn finish(
+    recipe: &Recipe,
+    store: &Store,
+    staging: &Staging,
+    mut timings: Timings,
+    done: Finish,
+    configure: impl FnOnce(&Path, &ConfigureOptions) -> Result<(), Error>,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, Error> {
+    let root = staging.0.as_path();
+    timings.stage(Stage::Configure, || {
+        let options = ConfigureOptions {
+            post_commands: recipe.post.commands.clone(),
+            hostname: recipe.name.clone(),
+            source_date_epoch: Some(done.epoch),
+        };
+        configure(root, &options)?;
+        Ok(crate::normalize::normalize(
+            root,
+            done.epoch,
+            &done.volatile,
+        )?)
+    })?;
+    crate::cancel::check()?;
+
+    let packages = done.packages;
+    let template_id = timings.stage(Stage::Commit, || {
+        reporter.stage_start(Stage::Commit, 1);
+        let meta = TemplateMeta {
+            name: recipe.name.clone(),
+            recipe: recipe.text.clone(),
+            packages: packages.clone(),
+            facts: done.facts,
+        };
+        let id = store.commit_split(root, &meta, &recipe.layer_split())?;
+        reporter.stage_end(Stage::Commit);
+        Ok(id)
+    })?;
+
+    // The lock follows the store: written only once the template exists.
+    let lock_file = crate::lock::lock_path(&recipe.path);
+    let count = packages.len();
+    let lock = Lock {
+        recipe: recipe.name.clone(),
+        architecture: recipe.architecture.clone(),
+        index: done.index,
+        packages,
+    };
+    if done.write_lock && Lock::read(&lock_file).ok().flatten().as_ref() != Some(&lock) {
         lock.write(&lock_file)?;
     }
 
     Ok(BuildResult {
         name: recipe.name.clone(),
         template_id,
-        mirror,
-        packages: order.len(),
+        mirror: done.mirror,
+        packages: count,
         lock: lock_file,
-        package_bytes: order.iter().map(|p| p.size).sum(),
-        download,
-        seconds,
-        total_seconds: started.elapsed().as_secs_f64(),
+        package_bytes: done.package_bytes,
+        download: done.download,
+        seconds: timings.seconds,
+        total_seconds: timings.started.elapsed().as_secs_f64(),
     })
 }
 

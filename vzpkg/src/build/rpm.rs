@@ -2,16 +2,15 @@
 //! download → signature check → unpack → scriptlets with the tree's own rpm
 //! → commit. The stages after unpacking are the Debian ones.
 
-use super::{BuildOptions, BuildResult, Paths, Staging};
-use crate::configure::rpm::RpmConfigureOptions;
-use crate::fetch::{FetchItem, PackageCache};
+use super::{BuildOptions, BuildResult, Finish, Paths, Timings};
+use crate::fetch::FetchItem;
 use crate::http::Http;
-use crate::lock::{Lock, Snapshot};
+use crate::lock::Snapshot;
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{Recipe, RpmRepoSpec, RpmSource};
 use crate::resolve::rpm::RpmRequest;
 use crate::source::rpm::{RpmIndex, RpmPackage, RpmRepo};
-use crate::store::{LockedPackage, Store, TemplateMeta};
+use crate::store::LockedPackage;
 use crate::unpack::rpm::{Owners, RpmUnpacked};
 use crate::Error;
 use rayon::prelude::*;
@@ -35,10 +34,9 @@ pub fn build(
     options: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildResult, Error> {
-    let started = Instant::now();
-    let mut seconds = BTreeMap::new();
-    let mut timed = |stage: Stage, t: Instant| {
-        seconds.insert(stage.name(), t.elapsed().as_secs_f64());
+    let mut timings = Timings {
+        started: Instant::now(),
+        seconds: BTreeMap::new(),
     };
     let http = Http::new()?;
     if options.locked {
@@ -48,62 +46,64 @@ pub fn build(
         });
     }
 
-    let t = Instant::now();
-    let mut repos = Vec::new();
-    for spec in &src.repos {
-        let base_url = base_url(&http, spec, &recipe.architecture, options)?;
-        let keyring = keyring(&http, spec, &paths.cache.join("keys"))?;
-        let index = crate::source::rpm::load_repo(
-            &http,
-            &RpmRepo {
-                base_url: base_url.clone(),
-                keyring: if spec.repo_gpgcheck {
-                    keyring.clone()
-                } else {
-                    None
+    let repos = timings.stage(Stage::Index, || {
+        let mut repos = Vec::new();
+        for spec in &src.repos {
+            let base_url = base_url(&http, spec, &recipe.architecture, options)?;
+            let keyring = keyring(&http, spec, &paths.cache.join("keys"))?;
+            let index = crate::source::rpm::load_repo(
+                &http,
+                &RpmRepo {
+                    base_url: base_url.clone(),
+                    keyring: if spec.repo_gpgcheck {
+                        keyring.clone()
+                    } else {
+                        None
+                    },
+                    gpgcheck: spec.gpgcheck,
                 },
-                gpgcheck: spec.gpgcheck,
-            },
-            SystemTime::now(),
-            reporter,
-        )?;
-        repos.push(Repo {
-            spec: spec.clone(),
-            base_url,
-            keyring,
-            index,
-        });
-    }
-    timed(Stage::Index, t);
+                SystemTime::now(),
+                reporter,
+            )?;
+            repos.push(Repo {
+                spec: spec.clone(),
+                base_url,
+                keyring,
+                index,
+            });
+        }
+        Ok(repos)
+    })?;
     crate::cancel::check()?;
 
-    let t = Instant::now();
-    reporter.stage_start(Stage::Resolve, 1);
-    let candidates = by_priority(&repos);
-    let index: Vec<RpmPackage> = candidates.iter().map(|(_, p)| (*p).clone()).collect();
-    let request = RpmRequest {
-        install: recipe.packages.include.clone(),
-        exclude: recipe.packages.exclude.clone(),
-        arch: recipe.architecture.clone(),
-    };
-    let order = match crate::resolve::rpm::resolve(&index, &request) {
-        Ok(o) => o,
-        // primary.xml lists only some files; a file requirement may need
-        // the full lists, which are large, so they are read only now.
-        Err(first) => {
-            let mut lists = Vec::new();
-            for r in repos.iter().filter(|r| r.index.filelists.is_some()) {
-                lists.extend(crate::source::rpm::load_filelists(&http, &r.index)?);
+    let (candidates, order) = timings.stage(Stage::Resolve, || {
+        reporter.stage_start(Stage::Resolve, 1);
+        let candidates = by_priority(&repos);
+        let index: Vec<RpmPackage> = candidates.iter().map(|(_, p)| (*p).clone()).collect();
+        let request = RpmRequest {
+            install: recipe.packages.include.clone(),
+            exclude: recipe.packages.exclude.clone(),
+            arch: recipe.architecture.clone(),
+        };
+        let order = match crate::resolve::rpm::resolve(&index, &request) {
+            Ok(o) => o,
+            // primary.xml lists only some files; a file requirement may need
+            // the full lists, which are large, so they are read only now.
+            Err(first) => {
+                let mut lists = Vec::new();
+                for r in repos.iter().filter(|r| r.index.filelists.is_some()) {
+                    lists.extend(crate::source::rpm::load_filelists(&http, &r.index)?);
+                }
+                if lists.is_empty() {
+                    return Err(first.into());
+                }
+                crate::resolve::rpm::resolve_with_filelists(&index, &request, &lists)?
             }
-            if lists.is_empty() {
-                return Err(first.into());
-            }
-            crate::resolve::rpm::resolve_with_filelists(&index, &request, &lists)?
-        }
-    };
-    reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
-    reporter.stage_end(Stage::Resolve);
-    timed(Stage::Resolve, t);
+        };
+        reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
+        reporter.stage_end(Stage::Resolve);
+        Ok((candidates, order))
+    })?;
     crate::cancel::check()?;
 
     // Where each chosen package comes from.
@@ -133,8 +133,6 @@ pub fn build(
             .unwrap_or(0)
     };
 
-    let t = Instant::now();
-    let cache = PackageCache::open(&paths.package_cache())?;
     let items: Vec<FetchItem> = order
         .iter()
         .map(|p| {
@@ -151,8 +149,7 @@ pub fn build(
             }
         })
         .collect();
-    let (files, download) = crate::fetch::fetch_all(&http, &cache, &items, options.jobs, reporter)?;
-    timed(Stage::Download, t);
+    let (files, download) = super::download(&http, paths, options, &items, &mut timings, reporter)?;
 
     // Header signatures, where the repository asks for them.
     order
@@ -167,64 +164,32 @@ pub fn build(
         })?;
     crate::cancel::check()?;
 
-    let store = Store::open(&paths.store)?;
-    let staging = Staging(store.staging_dir()?);
-    let t = Instant::now();
-    let unpacked = unpack_all(&staging.0, &order, &files, reporter)?;
-    let epoch = match crate::normalize::epoch_from_env()? {
-        Some(e) => e,
-        None => crate::normalize::newest_file(&staging.0)?,
-    };
-    timed(Stage::Unpack, t);
+    let (store, staging) = super::open_staging(paths)?;
+    let (unpacked, epoch) = timings.stage(Stage::Unpack, || {
+        let unpacked = unpack_all(&staging.0, &order, &files, reporter)?;
+        Ok((unpacked, super::tree_epoch(&staging.0)?))
+    })?;
     crate::cancel::check()?;
 
-    let t = Instant::now();
-    let pairs: Vec<(RpmUnpacked, PathBuf)> = unpacked.into_iter().zip(files).collect();
-    crate::configure::rpm::configure(
-        &staging.0,
-        &pairs,
-        &RpmConfigureOptions {
-            post_commands: recipe.post.commands.clone(),
-            hostname: recipe.name.clone(),
-            source_date_epoch: Some(epoch),
-        },
-        reporter,
-    )?;
-    crate::normalize::normalize(&staging.0, epoch, &rpm_volatile(&recipe.post.volatile))?;
-    timed(Stage::Configure, t);
-    crate::cancel::check()?;
-
-    let t = Instant::now();
-    reporter.stage_start(Stage::Commit, 1);
     let snapshot = snapshot(&repos);
     let mut facts = BTreeMap::new();
     for r in &repos {
         facts.insert(format!("repo.{}", r.spec.name), r.base_url.clone());
     }
     facts.insert("index".to_string(), snapshot.clone());
-    let packages: Vec<LockedPackage> = order
-        .iter()
-        .map(|p| LockedPackage {
-            name: p.name.clone(),
-            version: p.evr(),
-            architecture: p.arch.clone(),
-            sha256: p.checksum.hex.clone(),
-        })
-        .collect();
-    let meta = TemplateMeta {
-        name: recipe.name.clone(),
-        recipe: recipe.text.clone(),
-        packages: packages.clone(),
+    let done = Finish {
+        epoch,
+        volatile: rpm_volatile(&recipe.post.volatile),
         facts,
-    };
-    let template_id = store.commit(&staging.0, &meta)?;
-    reporter.stage_end(Stage::Commit);
-    timed(Stage::Commit, t);
-
-    let lock_file = crate::lock::lock_path(&recipe.path);
-    let lock = Lock {
-        recipe: recipe.name.clone(),
-        architecture: recipe.architecture.clone(),
+        packages: order
+            .iter()
+            .map(|p| LockedPackage {
+                name: p.name.clone(),
+                version: p.evr(),
+                architecture: p.arch.clone(),
+                sha256: p.checksum.hex.clone(),
+            })
+            .collect(),
         index: Snapshot {
             suite: repos
                 .iter()
@@ -234,26 +199,21 @@ pub fn build(
             inrelease_sha256: snapshot,
             date: None,
         },
-        packages,
-    };
-    if Lock::read(&lock_file).ok().flatten().as_ref() != Some(&lock) {
-        lock.write(&lock_file)?;
-    }
-
-    Ok(BuildResult {
-        name: recipe.name.clone(),
-        template_id,
+        // `--locked` was refused above.
+        write_lock: true,
         mirror: repos
             .first()
             .map(|r| r.base_url.clone())
             .unwrap_or_default(),
-        packages: order.len(),
-        lock: lock_file,
         package_bytes: order.iter().map(|p| p.size).sum(),
         download,
-        seconds,
-        total_seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    let configure = move |root: &Path, opts: &_| {
+        let pairs: Vec<(RpmUnpacked, PathBuf)> = unpacked.into_iter().zip(files).collect();
+        crate::configure::rpm::configure(root, &pairs, opts, reporter)?;
+        Ok(())
+    };
+    super::finish(recipe, &store, &staging, timings, done, configure, reporter)
 }
 
 /// `name-[epoch:]version-release.arch`, as rpm names a package.

@@ -4,6 +4,7 @@
 //! Everything runs inside [`Sandbox`] with a `policy-rc.d` that forbids
 //! starting services.
 
+use super::common::{self, exit_text, Failure, TAIL_LINES};
 use crate::cancel::Cancelled;
 use crate::control::{parse_paragraphs, ControlError, Paragraph};
 use crate::package::DebPackage;
@@ -15,8 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Lines of a failing script's output kept in the error.
-const TAIL_LINES: usize = 30;
+pub use super::common::ConfigureOptions;
 
 const POLICY_RC_D: &str = "usr/sbin/policy-rc.d";
 const ADMINDIR: &str = "var/lib/dpkg";
@@ -73,39 +73,24 @@ pub enum ConfigureError {
     Cancelled(#[from] Cancelled),
 }
 
-fn exit_text(code: Option<i32>) -> String {
-    match code {
-        Some(c) => format!("exit code {c}"),
-        None => "killed by a signal".into(),
-    }
-}
-
 impl ConfigureError {
     /// True when the tree's file system ran out of space (an I/O error says
     /// so, or a failing script printed it).
     pub fn is_disk_full(&self) -> bool {
-        const ENOSPC_TEXT: &str = "No space left on device";
         match self {
             ConfigureError::Script { output_tail, .. }
-            | ConfigureError::PostCommand { output_tail, .. } => output_tail.contains(ENOSPC_TEXT),
+            | ConfigureError::PostCommand { output_tail, .. } => {
+                common::output_is_disk_full(output_tail)
+            }
             ConfigureError::Sandbox { source, .. }
             | ConfigureError::PostCommandSandbox { source, .. } => source.is_disk_full(),
-            ConfigureError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            ConfigureError::Io { source, .. } => common::io_is_disk_full(source),
             _ => false,
         }
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ConfigureOptions {
-    /// Shell commands from the recipe, run inside the tree after all packages.
-    pub post_commands: Vec<String>,
-    /// Hostname seen by scripts inside the tree.
-    pub hostname: String,
-    /// `SOURCE_DATE_EPOCH` for the scripts, so tools that honour it
-    /// (shadow's password dates, generated files) give the same bytes.
-    pub source_date_epoch: Option<i64>,
-}
+common::impl_failure!(ConfigureError);
 
 /// `order` is the resolver's install order.
 pub fn configure(
@@ -134,23 +119,11 @@ pub fn configure(
     let total = preinsts.count() + order.len() + triggered + options.post_commands.len();
     reporter.stage_start(Stage::Configure, total as u64);
 
-    let mut sandbox = Sandbox::new(root);
-    sandbox.hostname = if options.hostname.is_empty() {
-        "localhost".into()
-    } else {
-        options.hostname.clone()
-    };
-    sandbox.env = base_env();
-    // Scripts must see a build chroot (`ischroot`), not a booted system.
-    sandbox.init = crate::sandbox::InitMode::Chroot;
+    let mut env = base_env();
     if let Some(v) = status.dpkg_version() {
-        sandbox.env.push(("DPKG_RUNNING_VERSION".into(), v));
+        env.push(("DPKG_RUNNING_VERSION".into(), v));
     }
-    if let Some(epoch) = options.source_date_epoch {
-        sandbox
-            .env
-            .push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
-    }
+    let sandbox = common::sandbox(root, options, env);
 
     let _policy = PolicyRcD::install(root)?;
 
@@ -193,30 +166,13 @@ pub fn configure(
         }
     }
     // D: the recipe's commands.
-    for command in &options.post_commands {
-        crate::cancel::check()?;
-        let out = sandbox
-            .run(&["/bin/sh", "-c", command], &RunOptions::default())
-            .map_err(|source| ConfigureError::PostCommandSandbox {
-                command: command.clone(),
-                source: Box::new(source),
-            })?;
-        if !out.success() {
-            crate::cancel::check()?;
-            return Err(ConfigureError::PostCommand {
-                command: command.clone(),
-                code: out.status.code(),
-                output_tail: out.tail(TAIL_LINES),
-            });
-        }
-        reporter.advance(Stage::Configure, 1, command);
-    }
+    common::run_post_commands::<ConfigureError>(&sandbox, &options.post_commands, reporter)?;
     reporter.stage_end(Stage::Configure);
     Ok(())
 }
 
 fn base_env() -> Vec<(String, String)> {
-    [
+    common::env(&[
         ("PATH", DEFAULT_PATH),
         ("DEBIAN_FRONTEND", "noninteractive"),
         ("DEBCONF_NONINTERACTIVE_SEEN", "true"),
@@ -224,10 +180,7 @@ fn base_env() -> Vec<(String, String)> {
         ("HOME", "/root"),
         ("DPKG_ADMINDIR", "/var/lib/dpkg"),
         ("DPKG_ROOT", ""),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    ])
 }
 
 fn run_script(
@@ -275,18 +228,11 @@ fn run_script(
 /// Control members are normally 0755; a tree unpacked without modes still
 /// has to be able to run them, as dpkg would.
 fn ensure_executable(path: &Path) -> Result<(), ConfigureError> {
-    let io_err = |action| {
-        move |source| ConfigureError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
-    let meta = std::fs::metadata(path).map_err(io_err("reading"))?;
+    let meta = std::fs::metadata(path).map_err(ConfigureError::io_err("reading", path))?;
     let mode = meta.permissions().mode();
     if mode & 0o111 == 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o755))
-            .map_err(io_err("making executable"))?;
+            .map_err(ConfigureError::io_err("making executable", path))?;
     }
     Ok(())
 }
@@ -300,11 +246,8 @@ struct StatusDb {
 impl StatusDb {
     fn load(root: &Path) -> Result<StatusDb, ConfigureError> {
         let path = root.join(ADMINDIR).join("status");
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigureError::Io {
-            action: "reading",
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(ConfigureError::io_err("reading", &path))?;
         let paragraphs = parse_paragraphs(&text).map_err(|source| ConfigureError::BadStatus {
             path: path.clone(),
             source,
@@ -355,14 +298,7 @@ impl StatusDb {
 
 fn write_replace(path: &Path, data: &[u8]) -> Result<(), ConfigureError> {
     let tmp = path.with_extension("vzpkg-new");
-    let io_err = |action, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| ConfigureError::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
+    let io_err = ConfigureError::io_err;
     let mut f = std::fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
     f.write_all(data).map_err(io_err("writing", &tmp))?;
     drop(f);
@@ -443,11 +379,7 @@ fn write_trigger_db(
     interests: &[(&DebPackage, Vec<Interest>)],
 ) -> Result<(), ConfigureError> {
     let dir = root.join(ADMINDIR).join("triggers");
-    std::fs::create_dir_all(&dir).map_err(|source| ConfigureError::Io {
-        action: "creating",
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).map_err(ConfigureError::io_err("creating", &dir))?;
     let mut file = String::new();
     let mut named: std::collections::BTreeMap<&str, String> = Default::default();
     for (pkg, names) in interests {
@@ -478,14 +410,7 @@ struct PolicyRcD {
 impl PolicyRcD {
     fn install(root: &Path) -> Result<PolicyRcD, ConfigureError> {
         let path = root.join(POLICY_RC_D);
-        let io_err = |action, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| ConfigureError::Io {
-                action,
-                path: p,
-                source,
-            }
-        };
+        let io_err = ConfigureError::io_err;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
         }
@@ -548,6 +473,14 @@ mod tests {
         std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
     }
 
+    /// A sandbox tree holding [`write_db`]'s database; `None` where the
+    /// host cannot build one.
+    fn db_tree(names: &[&str]) -> Option<tempfile::TempDir> {
+        let tree = testtree::minimal_tree()?;
+        write_db(tree.path(), names);
+        Some(tree)
+    }
+
     fn script(root: &Path, stem_and_name: &str, body: &str) {
         let p = root.join("var/lib/dpkg/info").join(stem_and_name);
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -584,11 +517,10 @@ mod tests {
 
     #[test]
     fn scripts_run_in_order_and_status_is_installed() {
-        let Some(tree) = testtree::minimal_tree() else {
+        let Some(tree) = db_tree(&["a", "b"]) else {
             return;
         };
         let root = tree.path();
-        write_db(root, &["a", "b"]);
         script(root, "a.preinst", LOG);
         script(root, "a.postinst", LOG);
         script(
@@ -633,11 +565,10 @@ mod tests {
 
     #[test]
     fn trigger_interests_are_recorded_and_run_once() {
-        let Some(tree) = testtree::minimal_tree() else {
+        let Some(tree) = db_tree(&["a", "libc-bin"]) else {
             return;
         };
         let root = tree.path();
-        write_db(root, &["a", "libc-bin"]);
         script(root, "a.postinst", LOG);
         script(root, "libc-bin.postinst", LOG);
         std::fs::write(
@@ -675,11 +606,10 @@ mod tests {
 
     #[test]
     fn failing_postinst_names_package_and_leaves_it_unpacked() {
-        let Some(tree) = testtree::minimal_tree() else {
+        let Some(tree) = db_tree(&["a", "b", "c"]) else {
             return;
         };
         let root = tree.path();
-        write_db(root, &["a", "b", "c"]);
         script(root, "a.postinst", LOG);
         script(root, "b.postinst", "echo starting; echo boom >&2; exit 3");
         script(root, "c.postinst", LOG);
@@ -724,11 +654,10 @@ mod tests {
 
     #[test]
     fn failing_post_command_is_named() {
-        let Some(tree) = testtree::minimal_tree() else {
+        let Some(tree) = db_tree(&["a"]) else {
             return;
         };
         let root = tree.path();
-        write_db(root, &["a"]);
         let opts = ConfigureOptions {
             post_commands: vec!["echo hi > /post".into(), "echo bad; exit 4".into()],
             hostname: String::new(),

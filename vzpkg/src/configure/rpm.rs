@@ -14,9 +14,10 @@
 //! with a message. `%triggerprein`, file triggers and the remove-side
 //! scriptlets do not run on a fresh install of this kind.
 
+use super::common::{self, exit_text, ConfigureOptions, Failure, TAIL_LINES};
 use crate::cancel::Cancelled;
 use crate::progress::{Reporter, Stage};
-use crate::sandbox::{InitMode, RunOptions, RunOutput, Sandbox, SandboxError, DEFAULT_PATH};
+use crate::sandbox::{RunOptions, RunOutput, Sandbox, SandboxError, DEFAULT_PATH};
 use crate::source::rpm::compare_evr;
 use crate::unpack::rpm::{RpmScript, RpmTrigger, RpmUnpacked, TriggerKind};
 use std::cmp::Ordering;
@@ -26,8 +27,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Lines of a failing command's output kept in the error.
-const TAIL_LINES: usize = 30;
 /// Where a tree's rpm lives, inside the tree.
 const RPM_PROGRAMS: [&str; 2] = ["/usr/bin/rpm", "/bin/rpm"];
 /// The `PATH` rpm gives scriptlets (its `%_install_script_path`).
@@ -124,45 +123,31 @@ pub enum RpmConfigureError {
     Cancelled(#[from] Cancelled),
 }
 
-fn exit_text(code: Option<i32>) -> String {
-    match code {
-        Some(c) => format!("exit code {c}"),
-        None => "killed by a signal".into(),
-    }
-}
-
 impl RpmConfigureError {
     /// True when the tree's file system ran out of space (an I/O error says
     /// so, or a failing command printed it).
     pub fn is_disk_full(&self) -> bool {
-        const ENOSPC_TEXT: &str = "No space left on device";
         match self {
             RpmConfigureError::InitDb { output_tail, .. }
             | RpmConfigureError::Register { output_tail, .. }
             | RpmConfigureError::Query { output_tail, .. }
             | RpmConfigureError::Scriptlet { output_tail, .. }
             | RpmConfigureError::PostCommand { output_tail, .. } => {
-                output_tail.contains(ENOSPC_TEXT)
+                common::output_is_disk_full(output_tail)
             }
             RpmConfigureError::RpmSandbox { source, .. }
             | RpmConfigureError::ScriptletSandbox { source, .. }
             | RpmConfigureError::PostCommandSandbox { source, .. } => source.is_disk_full(),
-            RpmConfigureError::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            RpmConfigureError::Io { source, .. } => common::io_is_disk_full(source),
             _ => false,
         }
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct RpmConfigureOptions {
-    /// Shell commands from the recipe, run inside the tree after all packages.
-    pub post_commands: Vec<String>,
-    /// Hostname seen by scriptlets inside the tree.
-    pub hostname: String,
-    /// `SOURCE_DATE_EPOCH` for the scriptlets, so tools that honour it give
-    /// the same bytes.
-    pub source_date_epoch: Option<i64>,
-}
+common::impl_failure!(RpmConfigureError);
+
+/// The same options as the Debian stage's.
+pub type RpmConfigureOptions = ConfigureOptions;
 
 /// `order` is rpm's install order: each unpacked package with its `.rpm`
 /// file. All of them are already unpacked into `root`.
@@ -190,23 +175,8 @@ pub fn configure(
         + options.post_commands.len();
     reporter.stage_start(Stage::Configure, total as u64);
 
-    let mut sandbox = Sandbox::new(root);
-    sandbox.hostname = if options.hostname.is_empty() {
-        "localhost".into()
-    } else {
-        options.hostname.clone()
-    };
-    sandbox.env = [("PATH", DEFAULT_PATH), ("LC_ALL", "C"), ("HOME", "/root")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    // Scriptlets must see a build chroot, not a booted system.
-    sandbox.init = InitMode::Chroot;
-    if let Some(epoch) = options.source_date_epoch {
-        sandbox
-            .env
-            .push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
-    }
+    let env = common::env(&[("PATH", DEFAULT_PATH), ("LC_ALL", "C"), ("HOME", "/root")]);
+    let sandbox = common::sandbox(root, options, env);
 
     let temp = TempArea::create(root)?;
     crate::cancel::check()?;
@@ -245,24 +215,7 @@ pub fn configure(
         }
     }
 
-    for command in &options.post_commands {
-        crate::cancel::check()?;
-        let out = sandbox
-            .run(&["/bin/sh", "-c", command], &RunOptions::default())
-            .map_err(|source| RpmConfigureError::PostCommandSandbox {
-                command: command.clone(),
-                source: Box::new(source),
-            })?;
-        if !out.success() {
-            crate::cancel::check()?;
-            return Err(RpmConfigureError::PostCommand {
-                command: command.clone(),
-                code: out.status.code(),
-                output_tail: out.tail(TAIL_LINES),
-            });
-        }
-        reporter.advance(Stage::Configure, 1, command);
-    }
+    common::run_post_commands::<RpmConfigureError>(&sandbox, &options.post_commands, reporter)?;
     temp.finish()?;
     reporter.stage_end(Stage::Configure);
     Ok(())
@@ -340,11 +293,10 @@ fn register(
         let dest = dir.host.join(&name);
         // A hard link when the cache is on the same file system; rpm only reads it.
         if std::fs::hard_link(file, &dest).is_err() {
-            std::fs::copy(file, &dest).map_err(|source| RpmConfigureError::Io {
-                action: "copying the package into the tree at",
-                path: dest.clone(),
-                source,
-            })?;
+            std::fs::copy(file, &dest).map_err(RpmConfigureError::io_err(
+                "copying the package into the tree at",
+                &dest,
+            ))?;
         }
         inside.push(format!("{}/{name}", dir.inside));
     }
@@ -590,11 +542,8 @@ impl Runner<'_> {
             .collect();
         let file = format!("{:05}-{safe}.{ext}", self.serial);
         let host = self.temp.host.join(&file);
-        std::fs::write(&host, body).map_err(|source| RpmConfigureError::Io {
-            action: "writing the scriptlet",
-            path: host.clone(),
-            source,
-        })?;
+        std::fs::write(&host, body)
+            .map_err(RpmConfigureError::io_err("writing the scriptlet", &host))?;
         Ok(format!("{}/{file}", self.temp.inside))
     }
 }
@@ -618,20 +567,8 @@ struct SubDir {
 
 impl SubDir {
     fn remove(self) -> Result<(), RpmConfigureError> {
-        std::fs::remove_dir_all(&self.host).map_err(|source| RpmConfigureError::Io {
-            action: "removing",
-            path: self.host.clone(),
-            source,
-        })
-    }
-}
-
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RpmConfigureError {
-    let path = path.to_path_buf();
-    move |source| RpmConfigureError::Io {
-        action,
-        path,
-        source,
+        std::fs::remove_dir_all(&self.host)
+            .map_err(RpmConfigureError::io_err("removing", &self.host))
     }
 }
 
@@ -649,9 +586,10 @@ impl TempArea {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir(&host).map_err(io_err("creating", &host))?;
+                    std::fs::create_dir(&host)
+                        .map_err(RpmConfigureError::io_err("creating", &host))?;
                     std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
-                        .map_err(io_err("setting the mode of", &host))?;
+                        .map_err(RpmConfigureError::io_err("setting the mode of", &host))?;
                     created.push(host);
                     base = next;
                 }
@@ -668,11 +606,11 @@ impl TempArea {
         let host = root.join(inside.trim_start_matches('/'));
         // Left over from an interrupted run on this tree.
         if std::fs::symlink_metadata(&host).is_ok() {
-            std::fs::remove_dir_all(&host).map_err(io_err("removing", &host))?;
+            std::fs::remove_dir_all(&host).map_err(RpmConfigureError::io_err("removing", &host))?;
         }
-        std::fs::create_dir(&host).map_err(io_err("creating", &host))?;
+        std::fs::create_dir(&host).map_err(RpmConfigureError::io_err("creating", &host))?;
         std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err("setting the mode of", &host))?;
+            .map_err(RpmConfigureError::io_err("setting the mode of", &host))?;
         Ok(TempArea {
             root: root.to_path_buf(),
             host,
@@ -684,7 +622,7 @@ impl TempArea {
 
     fn subdir(&self, name: &str) -> Result<SubDir, RpmConfigureError> {
         let host = self.host.join(name);
-        std::fs::create_dir(&host).map_err(io_err("creating", &host))?;
+        std::fs::create_dir(&host).map_err(RpmConfigureError::io_err("creating", &host))?;
         Ok(SubDir {
             host,
             inside: format!("{}/{name}", self.inside),
@@ -693,7 +631,8 @@ impl TempArea {
 
     fn finish(mut self) -> Result<(), RpmConfigureError> {
         self.done = true;
-        std::fs::remove_dir_all(&self.host).map_err(io_err("removing", &self.host))?;
+        std::fs::remove_dir_all(&self.host)
+            .map_err(RpmConfigureError::io_err("removing", &self.host))?;
         for dir in self.created.iter().rev() {
             // Still empty only if no package or scriptlet put anything there.
             let _ = std::fs::remove_dir(dir);
@@ -725,6 +664,7 @@ mod tests {
     use super::*;
     use crate::progress::Silent;
     use crate::sandbox::testtree::is_root;
+    use crate::sandbox::InitMode;
     use crate::unpack::rpm::unpack_rpm;
 
     struct Tree {
@@ -760,6 +700,19 @@ mod tests {
             root,
             order,
         })
+    }
+
+    /// [`tree`] configured with default options, and the error that gave.
+    fn failing(packages: Vec<RpmFixture>) -> Option<(Tree, RpmConfigureError)> {
+        let t = tree(packages)?;
+        let err = configure(
+            t.root.path(),
+            &t.order,
+            &RpmConfigureOptions::default(),
+            &Silent,
+        )
+        .unwrap_err();
+        Some((t, err))
     }
 
     fn in_tree(root: &Path, argv: &[&str]) -> RunOutput {
@@ -854,11 +807,10 @@ mod tests {
         let c = RpmFixture::new("c", "1.0")
             .script(Script::Post, "echo starting; echo boom >&2; exit 3");
         let d = RpmFixture::new("d", "1.0").script(Script::Post, &logs("d", "post"));
-        let Some(t) = tree(vec![a, c, d]) else {
+        let Some((t, err)) = failing(vec![a, c, d]) else {
             return;
         };
         let root = t.root.path();
-        let err = configure(root, &t.order, &RpmConfigureOptions::default(), &Silent).unwrap_err();
         match &err {
             RpmConfigureError::Scriptlet {
                 package,
@@ -890,16 +842,9 @@ mod tests {
             "error('lua says no')",
             &["<lua>"],
         );
-        let Some(t) = tree(vec![e]) else {
+        let Some((_t, err)) = failing(vec![e]) else {
             return;
         };
-        let err = configure(
-            t.root.path(),
-            &t.order,
-            &RpmConfigureOptions::default(),
-            &Silent,
-        )
-        .unwrap_err();
         match &err {
             RpmConfigureError::Scriptlet {
                 package,
@@ -915,16 +860,9 @@ mod tests {
 
         let p =
             RpmFixture::new("p", "1.0").script_with(Script::Post, "print 1;", &["/usr/bin/perl"]);
-        let Some(t) = tree(vec![p]) else {
+        let Some((_t, err)) = failing(vec![p]) else {
             return;
         };
-        let err = configure(
-            t.root.path(),
-            &t.order,
-            &RpmConfigureOptions::default(),
-            &Silent,
-        )
-        .unwrap_err();
         match &err {
             RpmConfigureError::MissingInterpreter {
                 package,
