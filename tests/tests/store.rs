@@ -187,3 +187,34 @@ fn a_corrupt_object_and_a_truncated_cache_are_caught() {
         text(&out)
     );
 }
+
+#[test]
+fn a_recipe_can_choose_its_layers() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let fx = Fixture::new(&dist());
+    let recipe = fx.recipe("split", "minbase", &[], "");
+    let body = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        format!("layers = [[\"/usr\"], [\"/etc\"]]\n{body}"),
+    )
+    .unwrap();
+    let out = fx.create(&recipe);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let info = json(&fx.vzpkg(&["info", "split", "--json"]));
+    let layers = info["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{info}");
+    // /etc/issue sits in the middle layer, /usr in the bottom one.
+    let tree = |i: usize| {
+        fx.root()
+            .join("templates/layers")
+            .join(layers[i]["id"].as_str().unwrap())
+            .join("tree")
+    };
+    assert!(tree(0).join("usr/share/base-files/motd").is_file());
+    assert!(tree(1).join("etc/issue").is_file());
+    assert!(!tree(2).join("etc/issue").exists());
+}
