@@ -454,8 +454,18 @@ impl SimFs {
         flags: i32,
         reply: &ReplyOpen,
     ) -> Result<(u64, Option<u64>), Errno> {
+        // Only flags openat2 takes: the kernel passes internal bits too
+        // (an exec's open carries __FMODE_EXEC, 0x20), and openat2 refuses
+        // unknown bits with EINVAL, which would make every exec fail.
         let mut of = OFlags::from_bits_retain(flags as _)
-            & !(OFlags::CREATE | OFlags::EXCL | OFlags::NOCTTY | OFlags::APPEND | OFlags::DIRECT);
+            & (OFlags::RWMODE
+                | OFlags::TRUNC
+                | OFlags::NONBLOCK
+                | OFlags::DSYNC
+                | OFlags::SYNC
+                | OFlags::NOATIME
+                | OFlags::LARGEFILE
+                | OFlags::DIRECTORY);
         let acc = of & OFlags::RWMODE;
         let trunc = of.contains(OFlags::TRUNC) && acc != OFlags::RDONLY;
         if !trunc {
@@ -506,8 +516,17 @@ impl SimFs {
             Err(e) if e == Errno::ENOENT => false,
             Err(e) => return Err(e),
         };
+        // As in open: only what openat2 takes.
         let mut of = OFlags::from_bits_retain(flags as _)
-            & !(OFlags::NOCTTY | OFlags::APPEND | OFlags::DIRECT);
+            & (OFlags::RWMODE
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::TRUNC
+                | OFlags::NONBLOCK
+                | OFlags::DSYNC
+                | OFlags::SYNC
+                | OFlags::NOATIME
+                | OFlags::LARGEFILE);
         if exists {
             if of.contains(OFlags::EXCL) {
                 return Err(Errno::EEXIST);

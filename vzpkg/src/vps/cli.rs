@@ -133,6 +133,10 @@ enum Cmd {
         quotatime: Option<u64>,
         #[arg(long)]
         quotaugidlimit: Option<u64>,
+        /// yes: simfs with the quota on the root; no: the bare overlay
+        /// (from the next mount on).
+        #[arg(long, value_parser = ["yes", "no"])]
+        diskquota: Option<String>,
         #[arg(long)]
         save: bool,
     },
@@ -142,6 +146,9 @@ enum Cmd {
         #[arg(allow_hyphen_values = true)]
         ctid: String,
     },
+    /// Serve a mounted VPS's simfs until SIGTERM (started by `mount`).
+    #[command(name = "__simfs", hide = true)]
+    Simfs { ctid: String },
 }
 
 /// vzctl with the store ROOT from `--vzpkg-root`, `$VZPKG_ROOT` or
@@ -211,6 +218,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 diskinodes: limits("--diskinodes", diskinodes, parse_count)?,
                 private,
                 root,
+                disk_quota: None,
             };
             let cfg = vz.create(ctid, &opts)?;
             let id = cfg.template_id.as_deref().unwrap_or("");
@@ -316,10 +324,12 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             diskinodes,
             quotatime,
             quotaugidlimit,
+            diskquota,
             save,
         } => {
             let ctid = parse_ctid(&ctid)?;
             let opts = SetOptions {
+                disk_quota: diskquota.map(|v| v == "yes"),
                 hostname,
                 diskspace: limits("--diskspace", diskspace, parse_blocks)?,
                 diskinodes: limits("--diskinodes", diskinodes, parse_count)?,
@@ -333,6 +343,10 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             } else if !live {
                 eprintln!("vzctl: nothing applied: VPS {ctid} is not running and --save was not given; add --save to keep the settings");
             }
+        }
+        Cmd::Simfs { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            return Ok(super::daemon::serve(vz, ctid));
         }
         Cmd::Destroy { ctid } => {
             let ctid = parse_ctid(&ctid)?;

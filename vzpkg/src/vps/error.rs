@@ -89,6 +89,12 @@ pub enum VpsError {
     },
     #[error("VPS {ctid} is not mounted; mount it with `vzctl mount {ctid}` first")]
     NotMounted { ctid: u32 },
+    #[error("VPS {ctid}: simfs (the quota view on its root): {why}; its log is {log}")]
+    Simfs {
+        ctid: u32,
+        why: String,
+        log: PathBuf,
+    },
     #[error("VPS {ctid}: start failed at step '{step}': {source}; vzctl must run as root on a kernel with mount, pid, uts and ipc namespaces")]
     Start {
         ctid: u32,
@@ -146,7 +152,9 @@ impl VpsError {
             VpsError::Template { .. } => exit::NO_TEMPLATE,
             VpsError::Running { .. } | VpsError::AlreadyRunning { .. } => exit::RUNNING,
             VpsError::NotRunning { .. } => exit::NOT_RUNNING,
-            VpsError::Mount { .. } | VpsError::NotMounted { .. } => exit::MOUNT_FAILED,
+            VpsError::Mount { .. } | VpsError::NotMounted { .. } | VpsError::Simfs { .. } => {
+                exit::MOUNT_FAILED
+            }
             VpsError::Umount { .. } => exit::UMOUNT_FAILED,
             VpsError::Start { .. } => exit::START_FAILED,
             VpsError::Stop { .. } => exit::STOP_FAILED,

@@ -4,9 +4,15 @@
 //! - `conf/CTID.conf`: the VPS's config (OpenVZ keys, see [`conf`]);
 //! - `private/CTID/fs` and `private/CTID/work`: the overlay upper and work
 //!   dirs, holding only what the VPS changed (plus its identity files);
-//! - `root/CTID/`: where the VPS's root is mounted (overlayfs: the template's
-//!   layer trees under the private `fs/`);
+//!   `private/CTID/quota`: the quota state (usage, dirty flag);
+//! - `private/CTID/mnt`: the overlay (the template's layer trees under the
+//!   private `fs/`), seen by the host only;
+//! - `root/CTID/`: the VPS's root: simfs over `mnt`, served by a process of
+//!   its own (see [`daemon`]), so `df` inside shows the quota and writes
+//!   past it fail with EDQUOT. With `DISK_QUOTA="no"` the overlay is
+//!   mounted here directly and there is no simfs;
 //! - `run/CTID.pid`: the host pid of the running VPS's PID 1;
+//!   `run/CTID.simfs.{pid,sock,log}`: its simfs process;
 //!   `run/CTID.lock`: taken by every vzctl that changes the VPS.
 //!
 //! Whether a VPS exists, is mounted or runs is read from the system each
@@ -16,6 +22,7 @@
 
 pub mod cli;
 pub mod conf;
+pub mod daemon;
 mod error;
 pub mod overlay;
 pub mod process;
@@ -77,6 +84,15 @@ impl VzRoot {
     pub fn pid_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.pid"))
     }
+    pub fn simfs_pid_file(&self, ctid: u32) -> PathBuf {
+        self.base.join("run").join(format!("{ctid}.simfs.pid"))
+    }
+    pub fn simfs_socket(&self, ctid: u32) -> PathBuf {
+        self.base.join("run").join(format!("{ctid}.simfs.sock"))
+    }
+    pub fn simfs_log(&self, ctid: u32) -> PathBuf {
+        self.base.join("run").join(format!("{ctid}.simfs.log"))
+    }
     fn lock_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.lock"))
     }
@@ -97,6 +113,8 @@ pub struct VpsConfig {
     pub diskinodes: (u64, u64),
     pub quotatime: u64,
     pub quotaugidlimit: u64,
+    /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
+    pub disk_quota: bool,
 }
 
 impl VpsConfig {
@@ -106,6 +124,22 @@ impl VpsConfig {
     }
     pub fn work(&self) -> PathBuf {
         self.ve_private.join("work")
+    }
+    /// Where the overlay is mounted under simfs.
+    pub fn overlay_mount(&self) -> PathBuf {
+        self.ve_private.join("mnt")
+    }
+    /// The quota state file.
+    pub fn quota_file(&self) -> PathBuf {
+        self.ve_private.join("quota")
+    }
+    /// Where the overlay goes: under simfs, or the root itself.
+    fn overlay_target(&self) -> PathBuf {
+        if self.disk_quota {
+            self.overlay_mount()
+        } else {
+            self.ve_root.clone()
+        }
     }
 
     fn to_conf(&self, mut c: Conf) -> Conf {
@@ -123,6 +157,7 @@ impl VpsConfig {
         c.set("DISKINODES", &pair(self.diskinodes));
         c.set("QUOTATIME", &self.quotatime.to_string());
         c.set("QUOTAUGIDLIMIT", &self.quotaugidlimit.to_string());
+        c.set("DISK_QUOTA", if self.disk_quota { "yes" } else { "no" });
         c
     }
 
@@ -162,6 +197,11 @@ impl VpsConfig {
             diskinodes: limits("DISKINODES", conf::parse_count, DEFAULT_DISKINODES)?,
             quotatime: number("QUOTATIME", DEFAULT_QUOTATIME)?,
             quotaugidlimit: number("QUOTAUGIDLIMIT", 0)?,
+            disk_quota: match c.get("DISK_QUOTA") {
+                None | Some("") | Some("yes") => true,
+                Some("no") => false,
+                Some(_) => return Err(bad("DISK_QUOTA", "expected yes or no")),
+            },
         })
     }
 }
@@ -176,6 +216,8 @@ pub struct CreateOptions {
     /// `$VEID`/`$CTID` in these are replaced by the CTID.
     pub private: Option<PathBuf>,
     pub root: Option<PathBuf>,
+    /// `DISK_QUOTA`; `None` is yes.
+    pub disk_quota: Option<bool>,
 }
 
 /// What `set` changes; `None` leaves a value as it is.
@@ -186,6 +228,8 @@ pub struct SetOptions {
     pub diskinodes: Option<(u64, u64)>,
     pub quotatime: Option<u64>,
     pub quotaugidlimit: Option<u64>,
+    /// Takes effect at the next mount.
+    pub disk_quota: Option<bool>,
     pub save: bool,
 }
 
@@ -198,7 +242,8 @@ pub struct Status {
     pub running: bool,
     /// Host pid of PID 1 while running.
     pub pid: Option<i32>,
-    /// Why the mount on the root is not the VPS's overlay, if it is not.
+    /// Why what is mounted is not the VPS's root (overlay, and simfs with
+    /// its process), if it is not; `mounted` is false then.
     pub stale_mount: Option<String>,
 }
 
@@ -240,6 +285,9 @@ pub struct Vz {
     pub root: VzRoot,
     /// The template store (`ROOT/templates`).
     pub store: PathBuf,
+    /// The vzpkg binary, run as `vzctl __simfs CTID` to serve a VPS's
+    /// simfs; this program by default.
+    pub simfs_exe: Option<PathBuf>,
 }
 
 /// Holds `run/CTID.lock` until dropped.
@@ -307,6 +355,7 @@ impl Vz {
         Vz {
             root: VzRoot::new(vz_root),
             store: store.into(),
+            simfs_exe: std::env::current_exe().ok(),
         }
     }
 
@@ -445,6 +494,7 @@ impl Vz {
             diskinodes: opts.diskinodes.unwrap_or(DEFAULT_DISKINODES),
             quotatime: DEFAULT_QUOTATIME,
             quotaugidlimit: 0,
+            disk_quota: opts.disk_quota.unwrap_or(true),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -550,13 +600,85 @@ impl Vz {
         Ok(())
     }
 
+    fn mounts_at(&self, ctid: u32, at: &Path) -> Result<Vec<overlay::MountEntry>, VpsError> {
+        overlay::mounts_at(at).map_err(io_err(ctid, "read the mount table for", at))
+    }
+
+    /// What is mounted for the VPS, judged against what `mount` makes: the
+    /// overlay, and (with quota) simfs on the root with a live process.
     fn mount_state(&self, cfg: &VpsConfig) -> Result<MountState, VpsError> {
+        let ctid = cfg.ctid;
         let lowers = self.lowers(cfg).unwrap_or_default();
-        overlay::state(&cfg.ve_root, &cfg.upper(), &lowers).map_err(io_err(
-            cfg.ctid,
+        let target = cfg.overlay_target();
+        let ov = overlay::state(&target, &cfg.upper(), &lowers).map_err(io_err(
+            ctid,
             "read the mount table for",
-            &cfg.ve_root,
-        ))
+            &target,
+        ))?;
+        if !cfg.disk_quota {
+            if !self.mounts_at(ctid, &cfg.overlay_mount())?.is_empty() {
+                return Ok(MountState::Stale(format!(
+                    "an overlay is left on {} (DISK_QUOTA was changed)",
+                    cfg.overlay_mount().display()
+                )));
+            }
+            return Ok(ov);
+        }
+        let at_root = self.mounts_at(ctid, &cfg.ve_root)?;
+        match ov {
+            MountState::Unmounted if at_root.is_empty() => return Ok(MountState::Unmounted),
+            MountState::Unmounted => {
+                return Ok(MountState::Stale(format!(
+                    "a {} mount without its overlay",
+                    at_root.last().map_or("", |m| m.fs_type.as_str())
+                )))
+            }
+            MountState::Stale(why) => return Ok(MountState::Stale(format!("its overlay: {why}"))),
+            MountState::Mounted => {}
+        }
+        match &at_root[..] {
+            [] => return Ok(MountState::Stale("simfs is not mounted".into())),
+            [m] if daemon::is_simfs(m) => {}
+            [m] => return Ok(MountState::Stale(format!("a {} mount", m.fs_type))),
+            more => return Ok(MountState::Stale(format!("{} mounts stacked", more.len()))),
+        }
+        // A killed simfs process leaves ENOTCONN ("Transport endpoint is
+        // not connected") behind. statfs always asks the process; a stat
+        // may be answered from the kernel's attribute cache.
+        if let Err(e) = rustix::fs::statvfs(&cfg.ve_root) {
+            return Ok(MountState::Stale(format!(
+                "simfs: statfs fails: {}",
+                std::io::Error::from(e)
+            )));
+        }
+        if daemon::live_pid(self, ctid).is_none() {
+            return Ok(MountState::Stale("its simfs process is gone".into()));
+        }
+        Ok(MountState::Mounted)
+    }
+
+    /// Take down whatever is left of a mount (a dead simfs process, an
+    /// overlay without simfs, a foreign mount); nothing may run on it.
+    fn clear_stale(&self, cfg: &VpsConfig) -> Result<(), VpsError> {
+        let ctid = cfg.ctid;
+        if let Some(pid) = self.running_pid(cfg) {
+            return Err(VpsError::Running { ctid, pid });
+        }
+        let umount_err = |target: &Path| {
+            let target = target.to_path_buf();
+            move |source| VpsError::Umount {
+                ctid,
+                target,
+                source,
+            }
+        };
+        // Detach first so a live simfs process can exit; its state stays
+        // dirty if it cannot save it, and the next mount rescans.
+        overlay::unmount_all(&cfg.ve_root, true).map_err(umount_err(&cfg.ve_root))?;
+        daemon::stop(self, ctid, Duration::from_secs(5)).map_err(umount_err(&cfg.ve_root))?;
+        let mnt = cfg.overlay_mount();
+        overlay::unmount_all(&mnt, true).map_err(umount_err(&mnt))?;
+        Ok(())
     }
 
     fn mount_locked(&self, cfg: &VpsConfig) -> Result<Mounted, VpsError> {
@@ -565,14 +687,7 @@ impl Vz {
             MountState::Mounted => return Ok(Mounted::Already),
             MountState::Unmounted => None,
             MountState::Stale(why) => {
-                if let Some(pid) = self.running_pid(cfg) {
-                    return Err(VpsError::Running { ctid, pid });
-                }
-                overlay::unmount_all(&cfg.ve_root, true).map_err(|source| VpsError::Umount {
-                    ctid,
-                    target: cfg.ve_root.clone(),
-                    source,
-                })?;
+                self.clear_stale(cfg)?;
                 Some(why)
             }
         };
@@ -588,15 +703,26 @@ impl Vz {
             });
         }
         let lowers = self.lowers(cfg)?;
-        std::fs::create_dir_all(&cfg.ve_root).map_err(io_err(ctid, "create", &cfg.ve_root))?;
-        overlay::mount(&cfg.ve_root, &lowers, &cfg.upper(), &cfg.work()).map_err(
-            |(step, source)| VpsError::Mount {
+        let target = cfg.overlay_target();
+        for d in [&cfg.ve_root, &target] {
+            std::fs::create_dir_all(d).map_err(io_err(ctid, "create", d))?;
+        }
+        overlay::mount(&target, &lowers, &cfg.upper(), &cfg.work()).map_err(|(step, source)| {
+            VpsError::Mount {
                 ctid,
-                target: cfg.ve_root.clone(),
+                target: target.clone(),
                 step,
                 source,
-            },
-        )?;
+            }
+        })?;
+        if cfg.disk_quota {
+            if let Err(e) = daemon::spawn(self, cfg) {
+                let _ = overlay::unmount_all(&cfg.ve_root, true);
+                let _ = daemon::stop(self, ctid, Duration::from_secs(2));
+                let _ = overlay::unmount_all(&target, true);
+                return Err(e);
+            }
+        }
         Ok(stale.map_or(Mounted::Fresh, Mounted::Replaced))
     }
 
@@ -614,21 +740,32 @@ impl Vz {
         self.umount_locked(&cfg)
     }
 
+    /// simfs first (its process then saves the quota state clean and
+    /// exits), then the overlay under it. A busy root is an error and
+    /// stays mounted.
     fn umount_locked(&self, cfg: &VpsConfig) -> Result<bool, VpsError> {
+        let ctid = cfg.ctid;
         if let Some(pid) = self.running_pid(cfg) {
-            return Err(VpsError::Running {
-                ctid: cfg.ctid,
-                pid,
-            });
+            return Err(VpsError::Running { ctid, pid });
         }
-        let was = !overlay::mounts_at(&cfg.ve_root)
-            .map_err(io_err(cfg.ctid, "read the mount table for", &cfg.ve_root))?
-            .is_empty();
-        overlay::unmount_all(&cfg.ve_root, false).map_err(|source| VpsError::Umount {
-            ctid: cfg.ctid,
-            target: cfg.ve_root.clone(),
-            source,
-        })?;
+        let mnt = cfg.overlay_mount();
+        let was = !self.mounts_at(ctid, &cfg.ve_root)?.is_empty()
+            || !self.mounts_at(ctid, &mnt)?.is_empty();
+        let umount_err = |target: &Path| {
+            let target = target.to_path_buf();
+            move |source| VpsError::Umount {
+                ctid,
+                target,
+                source,
+            }
+        };
+        if cfg.disk_quota {
+            daemon::unmount(self, ctid, &cfg.ve_root)?;
+        }
+        // What is left: the bare overlay, or a simfs whose process died.
+        overlay::unmount_all(&cfg.ve_root, false).map_err(umount_err(&cfg.ve_root))?;
+        daemon::stop(self, ctid, Duration::from_secs(5)).map_err(umount_err(&cfg.ve_root))?;
+        overlay::unmount_all(&mnt, false).map_err(umount_err(&mnt))?;
         Ok(was)
     }
 
@@ -636,7 +773,10 @@ impl Vz {
     fn running_pid(&self, cfg: &VpsConfig) -> Option<i32> {
         let text = std::fs::read_to_string(self.root.pid_file(cfg.ctid)).ok()?;
         let pid: i32 = text.trim().parse().ok().filter(|p| *p > 0)?;
-        let mounted = !overlay::mounts_at(&cfg.ve_root).ok()?.is_empty();
+        // A root that cannot be stat'ed (simfs's process died) cannot be
+        // compared: then the pid file and the namespace have to do.
+        let mounted = !overlay::mounts_at(&cfg.ve_root).ok()?.is_empty()
+            && std::fs::metadata(&cfg.ve_root).is_ok();
         process::is_vps_init(pid, mounted.then_some(cfg.ve_root.as_path())).then_some(pid)
     }
 
@@ -650,14 +790,9 @@ impl Vz {
             Some(cfg) => match self.mount_state(cfg)? {
                 MountState::Mounted => (true, None),
                 MountState::Unmounted => (false, None),
-                MountState::Stale(why) => (true, Some(why)),
+                MountState::Stale(why) => (false, Some(why)),
             },
-            None => (
-                !overlay::mounts_at(&root)
-                    .map_err(io_err(ctid, "read the mount table for", &root))?
-                    .is_empty(),
-                None,
-            ),
+            None => (!self.mounts_at(ctid, &root)?.is_empty(), None),
         };
         let pid = cfg.as_ref().and_then(|c| self.running_pid(c));
         Ok(Status {
@@ -839,8 +974,9 @@ impl Vz {
         result
     }
 
-    /// Change settings: live where the VPS runs (hostname), in the config and
-    /// the VPS's files with `save`. Returns whether anything was applied live.
+    /// Change settings: live where the VPS runs (hostname) or is mounted
+    /// (disk limits), in the config and the VPS's files with `save`.
+    /// Returns whether anything was applied live.
     pub fn set(&self, ctid: u32, opts: &SetOptions) -> Result<bool, VpsError> {
         let mut cfg = self.config(ctid)?;
         if let Some(h) = &opts.hostname {
@@ -854,6 +990,17 @@ impl Vz {
         }
         let _lock = self.lock(ctid)?;
         let mut live = false;
+        let mounted = self.mount_state(&cfg)? == MountState::Mounted;
+        let quota_change =
+            opts.diskspace.is_some() || opts.diskinodes.is_some() || opts.quotatime.is_some();
+        if quota_change && cfg.disk_quota && mounted {
+            let mut now = cfg.clone();
+            now.diskspace = opts.diskspace.unwrap_or(cfg.diskspace);
+            now.diskinodes = opts.diskinodes.unwrap_or(cfg.diskinodes);
+            now.quotatime = opts.quotatime.unwrap_or(cfg.quotatime);
+            daemon::set_limits(self, ctid, daemon::limits_of(&now))?;
+            live = true;
+        }
         if let (Some(h), Some(pid)) = (&opts.hostname, self.running_pid(&cfg)) {
             process::set_hostname_in(pid, h).map_err(|source| VpsError::Exec {
                 ctid,
@@ -873,11 +1020,12 @@ impl Vz {
         cfg.diskinodes = opts.diskinodes.unwrap_or(cfg.diskinodes);
         cfg.quotatime = opts.quotatime.unwrap_or(cfg.quotatime);
         cfg.quotaugidlimit = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
+        cfg.disk_quota = opts.disk_quota.unwrap_or(cfg.disk_quota);
         self.save_config(&cfg)?;
         if opts.hostname.is_some() {
             // Through the mount when there is one (overlay copies up), else
             // straight into the upper dir while no overlay uses it.
-            let top = if self.mount_state(&cfg)? == MountState::Mounted {
+            let top = if mounted {
                 cfg.ve_root.clone()
             } else {
                 cfg.upper()
@@ -902,8 +1050,14 @@ impl Vz {
         gone(&cfg.ve_private, std::fs::remove_dir_all(&cfg.ve_private))?;
         let conf = self.root.conf(ctid);
         gone(&conf, std::fs::remove_file(&conf))?;
-        let pid = self.root.pid_file(ctid);
-        gone(&pid, std::fs::remove_file(&pid))?;
+        for p in [
+            self.root.pid_file(ctid),
+            self.root.simfs_pid_file(ctid),
+            self.root.simfs_socket(ctid),
+            self.root.simfs_log(ctid),
+        ] {
+            gone(&p, std::fs::remove_file(&p))?;
+        }
         // The template may now be collected (if nothing else holds it).
         if self.store.is_dir() {
             if let Ok(store) = Store::open(&self.store) {

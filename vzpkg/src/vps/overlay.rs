@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub struct MountEntry {
     pub mount_point: PathBuf,
     pub fs_type: String,
+    /// The mount source (`/dev/simfs` for simfs).
+    pub source: String,
     pub super_options: String,
 }
 
@@ -68,11 +70,12 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
             let mount_point = left.split(' ').nth(4)?;
             let mut r = right.split(' ');
             let fs_type = r.next()?.to_string();
-            let _source = r.next()?;
+            let source = unescape_octal(r.next()?);
             let super_options = r.next().unwrap_or("").to_string();
             Some(MountEntry {
                 mount_point: PathBuf::from(unescape_octal(mount_point)),
                 fs_type,
+                source,
                 super_options,
             })
         })
@@ -211,6 +214,7 @@ mod tests {
         assert_eq!(m[0].option("upperdir").as_deref(), Some("/p/x,y/fs"));
         assert_eq!(m[0].option("lowerdir+").as_deref(), Some("/l/2"));
         assert_eq!(m[1].mount_point, Path::new("/"));
+        assert_eq!(m[1].source, "/dev/vda");
         assert_eq!(m[1].option("upperdir"), None);
     }
 }

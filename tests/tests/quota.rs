@@ -1,0 +1,374 @@
+//! Disk quota of a VPS through the real binary's `vzctl`: simfs mounted on
+//! every VPS root by a process of its own, `df` inside, EDQUOT past the
+//! hard limit, live `set`, recovery after that process is killed. As root
+//! with /dev/fuse; skipped otherwise. The template is the host's shell and
+//! a few tools with their libraries, committed into a temporary store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use vzpkg::store::{Store, TemplateMeta};
+use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
+
+/// Host programs copied into the test template.
+const TOOLS: &[&str] = &["sh", "sleep", "cat", "rm", "df", "dd", "head"];
+
+fn copy_in(root: &Path, from: &Path, at: &Path) {
+    let dest = root.join(at.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(from, &dest).unwrap();
+}
+
+fn template_tree(dir: &Path) -> Option<()> {
+    for tool in TOOLS {
+        let found = ["/bin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists());
+        let Some(host) = found.and_then(|p| std::fs::canonicalize(p).ok()) else {
+            eprintln!("skipped: the host has no {tool} to put into the test template");
+            return None;
+        };
+        for lib in vzpkg_tests::fixture::shared_libraries(&host) {
+            copy_in(dir, &lib, &lib);
+        }
+        copy_in(dir, &host, &Path::new("/bin").join(tool));
+    }
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/motd"), "quota test\n").unwrap();
+    Some(())
+}
+
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Option<Host> {
+        if !is_root() {
+            eprintln!("skipped: quota tests need root (overlay and FUSE mounts)");
+            return None;
+        }
+        if !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: quota tests need /dev/fuse (modprobe fuse)");
+            return None;
+        }
+        if Command::new("ldd").arg("--version").output().is_err() {
+            eprintln!("skipped: ldd is missing, cannot find the libraries to copy");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("templates")).unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        template_tree(tree.path())?;
+        let meta = TemplateMeta {
+            name: "tools".into(),
+            ..Default::default()
+        };
+        store.commit(tree.path(), &meta).unwrap();
+        Some(Host { dir })
+    }
+
+    fn vz(&self) -> PathBuf {
+        self.dir.path().join("vz")
+    }
+
+    fn vzctl(&self, args: &[&str]) -> Output {
+        Command::new(vzpkg_bin())
+            .arg("vzctl")
+            .args(args)
+            .env("VZ_ROOT", self.vz())
+            .env("VZPKG_ROOT", self.dir.path())
+            .output()
+            .expect("run vzctl")
+    }
+
+    /// Run vzctl and insist on `code`; its stdout.
+    fn ok(&self, args: &[&str], code: i32) -> String {
+        let out = self.vzctl(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "vzctl {args:?}: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn simfs_pid(&self, id: &str) -> Option<i32> {
+        std::fs::read_to_string(self.vz().join(format!("run/{id}.simfs.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // Leave no VPS running, nothing mounted and no simfs process.
+        let Ok(rd) = std::fs::read_dir(self.vz().join("conf")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".conf") {
+                let _ = self.vzctl(&["stop", id, "--fast"]);
+                let _ = self.vzctl(&["umount", id]);
+                if let Some(pid) = self.simfs_pid(id) {
+                    // SAFETY: a signal to a pid we started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                let root = self.vz().join("root").join(id);
+                let mnt = self.vz().join("private").join(id).join("mnt");
+                for p in [root, mnt] {
+                    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
+                        // SAFETY: a plain umount2 on a path we made.
+                        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `df -k /` inside: (size, used, available) in 1K blocks.
+fn df(h: &Host, id: &str) -> (u64, u64, u64) {
+    let out = h.ok(&["exec", id, "df -k /"], 0);
+    let line = out.lines().nth(1).unwrap_or_else(|| panic!("df: {out}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let n = |i: usize| f[i].parse::<u64>().unwrap_or_else(|_| panic!("df: {out}"));
+    (n(1), n(2), n(3))
+}
+
+/// Usage as the quota counts it, from a scan of the mounted root on the host.
+fn scanned(h: &Host, id: &str) -> vzpkg::quota::Usage {
+    vzpkg::quota::scan(&h.vz().join("root").join(id)).unwrap()
+}
+
+fn state_dirty(h: &Host, id: &str) -> bool {
+    let p = h.vz().join("private").join(id).join("quota");
+    let s = vzpkg::quota::StateFile::load(&p).unwrap().unwrap();
+    s.dirty
+}
+
+#[test]
+fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
+    let Some(h) = Host::new() else { return };
+    let id = "201";
+    // The template's own files count (as the OS tree in an OpenVZ private
+    // area did): measure them, then give 2M:3M and 200:250 on top.
+    h.ok(&["create", id, "--ostemplate", "tools"], 0);
+    h.ok(&["mount", id], 0);
+    assert_eq!(h.ok(&["status", id], 0), "CTID 201 exist mounted down\n");
+    let base = scanned(&h, id);
+    // A busy root stays mounted and served: an error, not a lost mount.
+    let mut busy = Command::new("sleep")
+        .arg("30")
+        .current_dir(h.vz().join("root/201"))
+        .spawn()
+        .unwrap();
+    let out = h.vzctl(&["umount", id]);
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert_eq!(out.status.code(), Some(51), "{}", text(&out));
+    assert!(text(&out).contains("busy"), "{}", text(&out));
+    assert_eq!(h.ok(&["status", id], 0), "CTID 201 exist mounted down\n");
+    h.ok(&["umount", id], 0);
+    assert!(
+        !state_dirty(&h, id),
+        "clean after umount: {:?}",
+        std::fs::read_to_string(h.vz().join("run/201.simfs.log"))
+    );
+    let (bk, bi) = (base.blocks_1k(), base.inodes + 10);
+    let soft = bk + 2048;
+    let hard = bk + 3072;
+    let space = format!("{soft}:{hard}");
+    let inodes = format!("{}:{}", bi + 200, bi + 250);
+    h.ok(
+        &[
+            "set",
+            id,
+            "--diskspace",
+            &space,
+            "--diskinodes",
+            &inodes,
+            "--save",
+        ],
+        0,
+    );
+
+    let t = Instant::now();
+    h.ok(&["start", id], 0);
+    eprintln!("start with simfs: {:?}", t.elapsed());
+    let mounts = h.ok(&["exec", id, "cat /proc/mounts"], 0);
+    let root_line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in {mounts}"));
+    assert!(root_line.starts_with("/dev/simfs / fuse "), "{root_line}");
+    let (size, used, avail) = df(&h, id);
+    assert_eq!(size, soft, "df size is the soft limit");
+    assert_eq!(used + avail, soft);
+
+    // Past the hard limit: EDQUOT inside; usage stays under the hard limit.
+    let out = h.vzctl(&[
+        "exec",
+        id,
+        "dd if=/dev/zero of=/big bs=64k count=64 conv=fsync",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "4 MiB fit: {}", text(&out));
+    assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
+    let (_, used, avail) = df(&h, id);
+    assert!(used <= hard && avail == 0, "used {used} avail {avail}");
+    // Deleting frees it.
+    h.ok(&["exec", id, "rm /big"], 0);
+    let (_, used_after, _) = df(&h, id);
+    assert!(used_after < bk + 64, "used {used_after} after rm");
+
+    // Raised live (no --save): the same write fits now.
+    let out = h.ok(&["set", id, "--diskspace", "10M:12M"], 0);
+    assert!(!out.contains("saved"), "{out}");
+    h.ok(
+        &[
+            "exec",
+            id,
+            "dd if=/dev/zero of=/big bs=64k count=64 conv=fsync 2>/dev/null",
+        ],
+        0,
+    );
+    assert_eq!(df(&h, id).0, 10 << 10);
+    let conf = std::fs::read_to_string(h.vz().join("conf/201.conf")).unwrap();
+    assert!(conf.contains(&format!("DISKSPACE=\"{space}\"")), "{conf}");
+
+    // Inodes: the hard limit holds too.
+    let out = h.vzctl(&[
+        "exec",
+        id,
+        "i=0; while [ $i -lt 300 ]; do : > /f$i || exit 1; i=$((i+1)); done",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
+    h.ok(&["exec", id, "rm -f /f* /big"], 0);
+    h.ok(&["stop", id], 0);
+
+    // Kill simfs's process: the root goes stale, the state file stays dirty.
+    let pid = h.simfs_pid(id).expect("simfs pid file");
+    h.ok(&["exec", id, "head -c 100000 /dev/zero > /after"], 0);
+    // SAFETY: a signal to the simfs process of this test's VPS.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let t = Instant::now();
+    while Path::new(&format!("/proc/{pid}/stat")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false)
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let e = Command::new("df")
+        .arg(h.vz().join("root/201"))
+        .output()
+        .unwrap();
+    assert!(
+        text(&e).contains("Transport endpoint is not connected"),
+        "{}",
+        text(&e)
+    );
+    let st: serde_json::Value = serde_json::from_str(&h.ok(&["status", id, "--json"], 0)).unwrap();
+    assert_eq!(st["mounted"], false, "{st}");
+    assert!(st["stale_mount"].is_string(), "{st}");
+    assert!(state_dirty(&h, id));
+    h.ok(&["umount", id], 0);
+    assert!(state_dirty(&h, id), "no process saved it");
+    h.ok(&["mount", id], 0);
+    // The rescan counts /after, written after the state was last saved;
+    // the limits are the saved ones again (the live change was not saved).
+    let (size, used, _) = df(&h, id);
+    assert_eq!(size, soft);
+    let now = scanned(&h, id);
+    assert_eq!(used, now.blocks_1k(), "usage after the rescan");
+    assert!(now.blocks_1k() >= bk + 97, "{now:?}");
+    let out = h.ok(&["mount", id], 0);
+    assert!(out.contains("already mounted"), "{out}");
+    // A stale root is replaced by mount alone, too.
+    let pid = h.simfs_pid(id).expect("simfs pid file");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    let out = h.ok(&["mount", id], 0);
+    assert!(out.contains("stale"), "{out}");
+    assert_eq!(df(&h, id).1, now.blocks_1k());
+    h.ok(&["umount", id], 0);
+    assert!(!state_dirty(&h, id));
+    h.ok(&["destroy", id], 0);
+    assert!(!h.vz().join("run/201.simfs.pid").exists());
+}
+
+/// The figure for the report: simfs memory per mounted VPS.
+#[test]
+fn simfs_memory_with_20_vpss_mounted() {
+    let Some(h) = Host::new() else { return };
+    let n = 20;
+    let t = Instant::now();
+    for i in 0..n {
+        let id = (3000 + i).to_string();
+        h.ok(&["create", &id, "--ostemplate", "tools"], 0);
+        h.ok(&["mount", &id], 0);
+    }
+    let took = t.elapsed();
+    // Some traffic through each, so the figures are not of idle processes.
+    for i in 0..n {
+        let id = (3000 + i).to_string();
+        h.ok(
+            &[
+                "exec",
+                &id,
+                "dd if=/dev/zero of=/x bs=1M count=4 2>/dev/null; cat /bin/* > /dev/null; rm /x",
+            ],
+            0,
+        );
+    }
+    let mut rss = Vec::new();
+    for i in 0..n {
+        let id = (3000 + i).to_string();
+        let pid = h.simfs_pid(&id).expect("simfs pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // Pss shares the program's pages out among the processes mapping them.
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let pss = rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        rss.push((kb("VmRSS:"), kb("RssAnon:"), kb("Threads:"), pss));
+    }
+    let avg = |f: fn(&(u64, u64, u64, u64)) -> u64| rss.iter().map(f).sum::<u64>() / n as u64;
+    eprintln!(
+        "{n} VPSs mounted in {:.2}s ({:.0} ms per create+mount); simfs per VPS: RSS avg {} KiB (max {} KiB), of it anonymous {} KiB; PSS {} KiB; {} threads",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / n as f64,
+        avg(|r| r.0),
+        rss.iter().map(|r| r.0).max().unwrap_or(0),
+        avg(|r| r.1),
+        avg(|r| r.3),
+        rss[0].2
+    );
+    for i in 0..n {
+        h.ok(&["destroy", &(3000 + i).to_string()], 0);
+    }
+    let left = std::fs::read_dir(h.vz().join("run"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("simfs"))
+        .count();
+    assert_eq!(left, 0, "simfs files left in run/");
+}
