@@ -95,13 +95,26 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Disk quota, OpenVZ's way: `vzpkg vzquota stat 101`, ... (the binary
+    /// called as `vzquota` does the same).
+    #[command(disable_help_flag = true)]
+    Vzquota {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() {
     // One binary, several front doors: called as `vzctl`, it is vzctl.
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    if Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("vzctl")) {
+    let called = Path::new(&argv0).file_name();
+    if called == Some(std::ffi::OsStr::new("vzctl")) {
         std::process::exit(vzpkg::vps::cli::vzctl_main(std::env::args_os().collect()));
+    }
+    if called == Some(std::ffi::OsStr::new("vzquota")) {
+        std::process::exit(vzpkg::quota::cli::vzquota_main(
+            std::env::args_os().collect(),
+        ));
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -375,6 +388,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             argv.extend(args);
             let root = cli.root.clone().or(checkout.clone());
             std::process::exit(vzpkg::vps::cli::vzctl_main_with(argv, root));
+        }
+        Command::Vzquota { args } => {
+            let mut argv = vec![std::ffi::OsString::from("vzquota")];
+            argv.extend(args);
+            std::process::exit(vzpkg::quota::cli::vzquota_main(argv));
         }
         Command::Fsck => {
             let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;

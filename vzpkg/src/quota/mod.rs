@@ -1,12 +1,19 @@
-//! First-level disk quota of a VPS: usage in 1K blocks and inodes, soft and
-//! hard limits with grace, a scan of the tree to initialise usage and a
-//! state file with a dirty flag (OpenVZ `vzquota` semantics).
+//! Disk quota of a VPS (OpenVZ `vzquota` semantics). First level: usage in
+//! 1K blocks and inodes, soft and hard limits with grace, a scan of the tree
+//! to initialise usage and a state file with a dirty flag. Second level
+//! ([`ugid`]): the same per uid and per gid inside the tree, on when the
+//! ugid limit (`QUOTAUGIDLIMIT`) is above 0. [`cli`] is the `vzquota` tool.
 //!
 //! Usage is kept in bytes of allocated space (`st_blocks * 512`) so the
 //! incremental accounting never drifts from a scan through rounding; limits
 //! and reports are in 1K blocks as OpenVZ has them.
 
-use std::collections::HashSet;
+pub mod cli;
+mod ugid;
+
+pub use ugid::{IdEntry, IdGrace, IdKind, IdLimits, Owner, UgidQuota};
+
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -71,13 +78,37 @@ impl Usage {
     }
 }
 
-/// Which limit refused an allocation.
+/// Which limit refused an allocation; every one of them is `EDQUOT` to the
+/// writer ([`Exceeded::errno`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exceeded {
     BlockHard,
     BlockSoftGrace,
     InodeHard,
     InodeSoftGrace,
+    /// The same four for one uid or gid (second level).
+    IdBlockHard(IdKind, u32),
+    IdBlockSoftGrace(IdKind, u32),
+    IdInodeHard(IdKind, u32),
+    IdInodeSoftGrace(IdKind, u32),
+}
+
+impl Exceeded {
+    /// What the refused system call returns.
+    pub fn errno(self) -> i32 {
+        libc::EDQUOT
+    }
+
+    /// The first-level verdict, said of one uid or gid.
+    fn for_id(self, kind: IdKind, id: u32) -> Exceeded {
+        match self {
+            Exceeded::BlockHard => Exceeded::IdBlockHard(kind, id),
+            Exceeded::BlockSoftGrace => Exceeded::IdBlockSoftGrace(kind, id),
+            Exceeded::InodeHard => Exceeded::IdInodeHard(kind, id),
+            Exceeded::InodeSoftGrace => Exceeded::IdInodeSoftGrace(kind, id),
+            other => other,
+        }
+    }
 }
 
 /// Live quota of one mounted tree.
@@ -88,6 +119,8 @@ pub struct Quota {
     /// When usage went over the soft limit (grace runs from here).
     pub block_over_since: Option<u64>,
     pub inode_over_since: Option<u64>,
+    /// Second level: per uid/gid usage and limits (off by default).
+    pub ugid: UgidQuota,
 }
 
 pub fn now_secs() -> u64 {
@@ -99,6 +132,32 @@ pub fn now_secs() -> u64 {
 
 fn expired(since: Option<u64>, grace: u64, now: u64) -> bool {
     since.is_some_and(|s| now > s.saturating_add(grace))
+}
+
+/// The rule of both levels for one counter, limits in the counter's unit
+/// (0 = none): past the hard limit is refused, past the soft limit only once
+/// its grace has run out. `Some(true)` = hard, `Some(false)` = soft.
+fn verdict(
+    after: u64,
+    soft: u64,
+    hard: u64,
+    since: Option<u64>,
+    grace: u64,
+    now: u64,
+) -> Option<bool> {
+    if hard > 0 && after > hard {
+        return Some(true);
+    }
+    if soft > 0 && after > soft && expired(since, grace, now) {
+        return Some(false);
+    }
+    None
+}
+
+/// The grace timer of one counter: starts when usage goes over the soft
+/// limit, keeps its start while over, stops when back under.
+fn timer(since: Option<u64>, usage: u64, soft: u64, now: u64) -> Option<u64> {
+    (soft > 0 && usage > soft).then(|| since.unwrap_or(now))
 }
 
 impl Quota {
@@ -119,35 +178,40 @@ impl Quota {
         }
         let after = self.usage.bytes.saturating_add(more);
         let l = &self.limits;
-        if l.block_hard > 0 && after > l.block_hard.saturating_mul(1024) {
-            return Err(Exceeded::BlockHard);
+        match verdict(
+            after,
+            l.block_soft.saturating_mul(1024),
+            l.block_hard.saturating_mul(1024),
+            self.block_over_since,
+            l.block_grace,
+            now,
+        ) {
+            Some(true) => Err(Exceeded::BlockHard),
+            Some(false) => Err(Exceeded::BlockSoftGrace),
+            None => Ok(()),
         }
-        if l.block_soft > 0
-            && after > l.block_soft.saturating_mul(1024)
-            && expired(self.block_over_since, l.block_grace, now)
-        {
-            return Err(Exceeded::BlockSoftGrace);
-        }
-        Ok(())
     }
 
     /// May `more` inodes be allocated now?
     pub fn check_inodes(&self, more: u64, now: u64) -> Result<(), Exceeded> {
         let after = self.usage.inodes.saturating_add(more);
         let l = &self.limits;
-        if l.inode_hard > 0 && after > l.inode_hard {
-            return Err(Exceeded::InodeHard);
+        match verdict(
+            after,
+            l.inode_soft,
+            l.inode_hard,
+            self.inode_over_since,
+            l.inode_grace,
+            now,
+        ) {
+            Some(true) => Err(Exceeded::InodeHard),
+            Some(false) => Err(Exceeded::InodeSoftGrace),
+            None => Ok(()),
         }
-        if l.inode_soft > 0
-            && after > l.inode_soft
-            && expired(self.inode_over_since, l.inode_grace, now)
-        {
-            return Err(Exceeded::InodeSoftGrace);
-        }
-        Ok(())
     }
 
-    /// Account a change; frees never fail, so this never refuses.
+    /// Account a change at the first level only; frees never fail, so this
+    /// never refuses. With second level on, use [`Quota::add_for`].
     pub fn add(&mut self, bytes: i64, inodes: i64, now: u64) {
         self.usage.bytes = self.usage.bytes.saturating_add_signed(bytes);
         self.usage.inodes = self.usage.inodes.saturating_add_signed(inodes);
@@ -161,31 +225,68 @@ impl Quota {
 
     fn update_timers(&mut self, now: u64) {
         let l = self.limits;
-        let over_b = l.block_soft > 0 && self.usage.bytes > l.block_soft.saturating_mul(1024);
-        let over_i = l.inode_soft > 0 && self.usage.inodes > l.inode_soft;
-        self.block_over_since = if over_b {
-            Some(self.block_over_since.unwrap_or(now))
-        } else {
-            None
-        };
-        self.inode_over_since = if over_i {
-            Some(self.inode_over_since.unwrap_or(now))
-        } else {
-            None
-        };
+        self.block_over_since = timer(
+            self.block_over_since,
+            self.usage.bytes,
+            l.block_soft.saturating_mul(1024),
+            now,
+        );
+        self.inode_over_since = timer(self.inode_over_since, self.usage.inodes, l.inode_soft, now);
     }
+}
+
+/// What a scan found: the whole tree and, when asked, per uid and per gid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub usage: Usage,
+    /// Whether `users`/`groups` were counted.
+    pub by_id: bool,
+    pub users: BTreeMap<u32, Usage>,
+    pub groups: BTreeMap<u32, Usage>,
 }
 
 /// Usage of the tree under `root` as `vzquota init` counts it: lstat, no
 /// crossing of mount points, hardlinked inodes once, files and directories
 /// (and everything else) as inodes.
 pub fn scan(root: &Path) -> io::Result<Usage> {
-    let mut usage = Usage::default();
+    scan_tree(root, false).map(|s| s.usage)
+}
+
+/// [`scan`] plus usage per uid and per gid (second level).
+pub fn scan_ids(root: &Path) -> io::Result<Scan> {
+    scan_tree(root, true)
+}
+
+/// Is `path` the root of a mount? Catches bind mounts of the same file
+/// system, which the device number alone does not show.
+fn is_mount_root(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::empty(),
+    ) {
+        Ok(st) => st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
+        // Kernels before 5.8 do not say; the device check still applies.
+        Err(_) => false,
+    }
+}
+
+/// The scan itself; the mount point below the root counts as one inode
+/// (its own entry) and is not entered.
+pub fn scan_tree(root: &Path, by_id: bool) -> io::Result<Scan> {
+    let mut out = Scan {
+        by_id,
+        ..Scan::default()
+    };
+    let usage = &mut out.usage;
     let mut seen: HashSet<(u64, u64)> = HashSet::new();
-    let walk = walkdir::WalkDir::new(root)
+    let mut walk = walkdir::WalkDir::new(root)
         .follow_links(false)
-        .same_file_system(true);
-    for entry in walk {
+        .same_file_system(true)
+        .into_iter();
+    while let Some(entry) = walk.next() {
         let entry = match entry {
             Ok(e) => e,
             // A file removed while we walk is simply not there any more.
@@ -197,16 +298,31 @@ pub fn scan(root: &Path) -> io::Result<Usage> {
             Err(e) if e.io_error().map(|e| e.kind()) == Some(io::ErrorKind::NotFound) => continue,
             Err(e) => return Err(io::Error::other(e)),
         };
+        if md.is_dir() && entry.depth() > 0 && is_mount_root(entry.path()) {
+            walk.skip_current_dir();
+        }
         if !md.is_dir() && md.nlink() > 1 && !seen.insert((md.dev(), md.ino())) {
             continue;
         }
-        usage.bytes += md.blocks() * 512;
+        let one = Usage {
+            bytes: md.blocks() * 512,
+            inodes: 1,
+        };
+        usage.bytes += one.bytes;
         usage.inodes += 1;
+        if by_id {
+            for (map, id) in [(&mut out.users, md.uid()), (&mut out.groups, md.gid())] {
+                let u = map.entry(id).or_default();
+                u.bytes += one.bytes;
+                u.inodes += 1;
+            }
+        }
     }
-    Ok(usage)
+    Ok(out)
 }
 
-/// On-disk quota state of one VPS.
+/// On-disk quota state of one VPS. Fields after version 1's are optional
+/// so files written before them still read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateFile {
     pub version: u32,
@@ -219,6 +335,15 @@ pub struct StateFile {
     pub block_over_since: Option<u64>,
     #[serde(default)]
     pub inode_over_since: Option<u64>,
+    /// `vzquota on` was run and `off` not yet (version 2).
+    #[serde(default)]
+    pub running: bool,
+    /// The tree `vzquota init -p` scanned, to rescan it (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Second level (version 2); absent = off.
+    #[serde(default)]
+    pub ugid: UgidQuota,
 }
 
 /// Errors of the state file, naming it.
@@ -236,7 +361,7 @@ pub enum StateError {
 }
 
 impl StateFile {
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
 
     /// `Ok(None)` when there is no file yet.
     pub fn load(path: &Path) -> Result<Option<StateFile>, StateError> {
@@ -275,15 +400,36 @@ impl StateFile {
         Ok(())
     }
 
+    /// A fresh state from a live quota (not running, no path recorded).
     pub fn from_quota(q: &Quota, dirty: bool) -> Self {
-        StateFile {
-            version: Self::VERSION,
-            dirty,
-            usage: q.usage,
-            limits: q.limits,
-            block_over_since: q.block_over_since,
-            inode_over_since: q.inode_over_since,
-        }
+        StateFile::default().with_quota(q, dirty)
+    }
+
+    /// This state with `q`'s usage, limits, timers and second level, keeping
+    /// what the quota does not know (`running`, `path`): what a saver of a
+    /// file `vzquota` also writes should use.
+    pub fn with_quota(mut self, q: &Quota, dirty: bool) -> Self {
+        self.version = Self::VERSION;
+        self.dirty = dirty;
+        self.usage = q.usage;
+        self.limits = q.limits;
+        self.block_over_since = q.block_over_since;
+        self.inode_over_since = q.inode_over_since;
+        self.ugid = q.ugid.clone();
+        self
+    }
+
+    /// The live quota this state describes, grace timers carried over.
+    pub fn to_quota(&self) -> Quota {
+        let mut q = Quota {
+            limits: self.limits,
+            usage: self.usage,
+            block_over_since: self.block_over_since,
+            inode_over_since: self.inode_over_since,
+            ugid: self.ugid.clone(),
+        };
+        q.refresh_timers(now_secs());
+        q
     }
 }
 
