@@ -158,7 +158,10 @@ fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
     let id = "201";
     // The template's own files count (as the OS tree in an OpenVZ private
     // area did): measure them, then give 2M:3M and 200:250 on top.
-    h.ok(&["create", id, "--ostemplate", "tools"], 0);
+    h.ok(
+        &["create", id, "--ostemplate", "tools", "--diskquota", "yes"],
+        0,
+    );
     h.ok(&["mount", id], 0);
     assert_eq!(h.ok(&["status", id], 0), "CTID 201 exist mounted down\n");
     let base = scanned(&h, id);
@@ -313,7 +316,10 @@ fn simfs_memory_with_20_vpss_mounted() {
     let t = Instant::now();
     for i in 0..n {
         let id = (3000 + i).to_string();
-        h.ok(&["create", &id, "--ostemplate", "tools"], 0);
+        h.ok(
+            &["create", &id, "--ostemplate", "tools", "--diskquota", "yes"],
+            0,
+        );
         h.ok(&["mount", &id], 0);
     }
     let took = t.elapsed();

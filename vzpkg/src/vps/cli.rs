@@ -53,6 +53,10 @@ enum Cmd {
         /// The mount point (default VZROOT/root/CTID; $VEID is replaced).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// yes: simfs with the quota on the root; no (the default for now):
+        /// the bare overlay, whose reads share the layers' page cache.
+        #[arg(long, value_parser = ["yes", "no"])]
+        diskquota: Option<String>,
     },
     /// Mount if needed and boot the VPS's init in new namespaces.
     Start {
@@ -209,6 +213,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             diskinodes,
             private,
             root,
+            diskquota,
         } => {
             let ctid = parse_ctid(&ctid)?;
             let opts = CreateOptions {
@@ -218,7 +223,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 diskinodes: limits("--diskinodes", diskinodes, parse_count)?,
                 private,
                 root,
-                disk_quota: None,
+                disk_quota: diskquota.map(|v| v == "yes"),
             };
             let cfg = vz.create(ctid, &opts)?;
             let id = cfg.template_id.as_deref().unwrap_or("");

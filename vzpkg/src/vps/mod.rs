@@ -9,7 +9,7 @@
 //!   private `fs/`), seen by the host only;
 //! - `root/CTID/`: the VPS's root: simfs over `mnt`, served by a process of
 //!   its own (see [`daemon`]), so `df` inside shows the quota and writes
-//!   past it fail with EDQUOT. With `DISK_QUOTA="no"` the overlay is
+//!   past it fail with EDQUOT (`DISK_QUOTA="yes"`, opt-in at create for now). With `DISK_QUOTA="no"` the overlay is
 //!   mounted here directly and there is no simfs;
 //! - `run/CTID.pid`: the host pid of the running VPS's PID 1;
 //!   `run/CTID.simfs.{pid,sock,log}`: its simfs process;
@@ -113,7 +113,7 @@ pub struct VpsConfig {
     pub diskinodes: (u64, u64),
     pub quotatime: u64,
     pub quotaugidlimit: u64,
-    /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
+    /// `DISK_QUOTA`: simfs on the root, or the bare overlay (the default at create for now).
     pub disk_quota: bool,
 }
 
@@ -216,7 +216,7 @@ pub struct CreateOptions {
     /// `$VEID`/`$CTID` in these are replaced by the CTID.
     pub private: Option<PathBuf>,
     pub root: Option<PathBuf>,
-    /// `DISK_QUOTA`; `None` is yes.
+    /// `DISK_QUOTA`; `None` is no (see `create`).
     pub disk_quota: Option<bool>,
 }
 
@@ -494,7 +494,11 @@ impl Vz {
             diskinodes: opts.diskinodes.unwrap_or(DEFAULT_DISKINODES),
             quotatime: DEFAULT_QUOTATIME,
             quotaugidlimit: 0,
-            disk_quota: opts.disk_quota.unwrap_or(true),
+            // simfs still reads through its own page cache (FUSE
+            // passthrough is not on yet) and scans the whole view at mount,
+            // which would cost the sharing and the millisecond mounts VPSs
+            // are built on: opt in per VPS until that is fixed.
+            disk_quota: opts.disk_quota.unwrap_or(false),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
