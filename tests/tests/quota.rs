@@ -141,14 +141,21 @@ fn df(h: &Host, id: &str) -> (u64, u64, u64) {
     (n(1), n(2), n(3))
 }
 
-/// Usage as the quota counts it, from a scan of the mounted root on the host.
+/// Usage as the quota counts it: a scan of the VPS's private area (the
+/// overlay's upper dir) on the host.
 fn scanned(h: &Host, id: &str) -> vzpkg::quota::Usage {
-    vzpkg::quota::scan(&h.vz().join("root").join(id)).unwrap()
+    vzpkg::quota::scan(&h.vz().join("private").join(id).join("fs")).unwrap()
+}
+
+/// The quota file vzctl and vzquota share for this VZ root.
+fn quota_file(h: &Host, id: &str) -> PathBuf {
+    h.vz().join("vzquota").join(format!("quota.{id}"))
 }
 
 fn state_dirty(h: &Host, id: &str) -> bool {
-    let p = h.vz().join("private").join(id).join("quota");
-    let s = vzpkg::quota::StateFile::load(&p).unwrap().unwrap();
+    let s = vzpkg::quota::StateFile::load(&quota_file(h, id))
+        .unwrap()
+        .unwrap();
     s.dirty
 }
 
@@ -156,8 +163,8 @@ fn state_dirty(h: &Host, id: &str) -> bool {
 fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
     let Some(h) = Host::new() else { return };
     let id = "201";
-    // The template's own files count (as the OS tree in an OpenVZ private
-    // area did): measure them, then give 2M:3M and 200:250 on top.
+    // Only the private area counts (the template's files are shared):
+    // measure it, then give 2M:3M and 200:250 on top.
     h.ok(
         &["create", id, "--ostemplate", "tools", "--diskquota", "yes"],
         0,
@@ -306,6 +313,7 @@ fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
     assert!(!state_dirty(&h, id));
     h.ok(&["destroy", id], 0);
     assert!(!h.vz().join("run/201.simfs.pid").exists());
+    assert!(!quota_file(&h, id).exists(), "destroy drops the quota file");
 }
 
 /// The figure for the report: simfs memory per mounted VPS.

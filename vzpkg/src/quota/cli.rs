@@ -20,6 +20,20 @@ use super::{
 /// Where quota files live unless `--quota-dir`/`$VZQUOTA_DIR` says otherwise.
 pub const DEFAULT_QUOTA_DIR: &str = "/var/vzquota";
 
+/// The quota directory of the VPSs under `vz_root`: `$VZQUOTA_DIR` when
+/// set; OpenVZ's `/var/vzquota` for the default VZ root `/vz`; otherwise
+/// `VZ_ROOT/vzquota`, so VZ roots side by side never share quota files.
+/// vzctl and vzquota both use this, so each finds the other's files.
+pub fn quota_dir_for(vz_root: Option<&Path>) -> PathBuf {
+    if let Some(d) = std::env::var_os("VZQUOTA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    match vz_root {
+        Some(r) if r != Path::new("/vz") => r.join("vzquota"),
+        _ => PathBuf::from(DEFAULT_QUOTA_DIR),
+    }
+}
+
 /// Exit codes: OpenVZ's where it has one.
 pub mod exit {
     pub const OK: i32 = 0;
@@ -49,6 +63,8 @@ pub enum VzquotaError {
         "no quota file {path} for id {id}; create it with `vzquota init {id} -p PRIVATE_AREA`"
     )]
     NoQuotaFile { id: u32, path: PathBuf },
+    #[error("quota for id {id} is served by the simfs of a mounted VPS; unmount it with `vzctl umount {id}`")]
+    Served { id: u32 },
     #[error("quota for id {id} is running; stop it first with `vzquota off {id}`")]
     Running { id: u32 },
     #[error("quota for id {id} is not running; start it with `vzquota on {id}`, or read the file with `vzquota show {id}`")]
@@ -88,7 +104,7 @@ impl VzquotaError {
     pub fn exit_code(&self) -> i32 {
         match self {
             VzquotaError::NoQuotaFile { .. } => exit::NO_QUOTA_FILE,
-            VzquotaError::Running { .. } => exit::RUNNING,
+            VzquotaError::Running { .. } | VzquotaError::Served { .. } => exit::RUNNING,
             VzquotaError::NotRunning { .. } | VzquotaError::SecondLevelOff { .. } => {
                 exit::NOT_RUNNING
             }
@@ -108,9 +124,10 @@ impl VzquotaError {
     disable_help_subcommand = true
 )]
 struct Cli {
-    /// Directory of the quota files (`quota.<id>`).
-    #[arg(long, env = "VZQUOTA_DIR", default_value = DEFAULT_QUOTA_DIR, global = true, value_name = "DIR")]
-    quota_dir: PathBuf,
+    /// Directory of the quota files (`quota.<id>`); default `$VZQUOTA_DIR`,
+    /// else `/var/vzquota`, or `$VZ_ROOT/vzquota` when `$VZ_ROOT` is not `/vz`.
+    #[arg(long, global = true, value_name = "DIR")]
+    quota_dir: Option<PathBuf>,
     /// Print errors only.
     #[arg(short = 'q', long, global = true)]
     quiet: bool,
@@ -528,7 +545,9 @@ pub fn vzquota_run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write
         }
     };
     let mut run = Run {
-        quota_dir: cli.quota_dir,
+        quota_dir: cli.quota_dir.unwrap_or_else(|| {
+            quota_dir_for(std::env::var_os("VZ_ROOT").map(PathBuf::from).as_deref())
+        }),
         quiet: cli.quiet,
         out,
         err,
@@ -649,6 +668,9 @@ impl Run<'_> {
                 if !s.running {
                     return Err(VzquotaError::NotRunning { id: target.id });
                 }
+                if self.live(&s, target.id, "usage").is_some() {
+                    return Err(VzquotaError::Served { id: target.id });
+                }
                 s.running = false;
                 s.save(&file)?;
                 Ok(exit::OK)
@@ -677,6 +699,7 @@ impl Run<'_> {
                     s.path = Some(absolute(&p));
                 }
                 s.save(&file)?;
+                self.live(&s, target.id, "reload");
                 Ok(exit::OK)
             }
             Command::Setlimit2 {
@@ -688,9 +711,13 @@ impl Run<'_> {
                 ..
             } => self.setlimit2(&target, user, group, grace, &values),
             Command::Stat { target, ugid, .. } => {
-                let (_, s) = self.load(&target)?;
+                let (_, mut s) = self.load(&target)?;
                 if !s.running {
                     return Err(VzquotaError::NotRunning { id: target.id });
+                }
+                // The live figures, when simfs serves the tree.
+                if self.live(&s, target.id, "sync").is_some() {
+                    s = self.load(&target)?.1;
                 }
                 self.print(&s, ugid);
                 Ok(exit::OK)
@@ -887,9 +914,45 @@ impl Run<'_> {
             }
         }
         let dirty = s.dirty;
-        s.with_quota(&q, dirty).save(&file)?;
+        let s = s.with_quota(&q, dirty);
+        s.save(&file)?;
+        self.live(&s, t.id, "reload");
         Ok(exit::OK)
     }
+
+    /// Send `request` to the simfs process serving this quota, if any; its
+    /// reply. A process that is gone is only warned about: its file is
+    /// marked dirty and the next mount recounts.
+    fn live(&mut self, s: &StateFile, id: u32, request: &str) -> Option<String> {
+        let sock = s.socket.as_ref().filter(|_| s.running)?;
+        match ask(sock, request) {
+            Ok(reply) if reply.starts_with("ok") => Some(reply),
+            Ok(reply) => {
+                self.warn(&format!("the simfs process of id {id} answered {reply:?}"));
+                None
+            }
+            Err(e) => {
+                self.warn(&format!(
+                    "the simfs process of id {id} is not reachable at {} ({e}); figures are from the file",
+                    sock.display()
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// One request line to a simfs control socket; the reply line.
+fn ask(sock: &Path, request: &str) -> io::Result<String> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::time::Duration;
+    let stream = std::os::unix::net::UnixStream::connect(sock)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    (&stream).write_all(format!("{request}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(&stream).take(4096).read_line(&mut line)?;
+    Ok(line.trim().to_string())
 }
 
 #[cfg(test)]

@@ -273,6 +273,12 @@ fn is_mount_root(path: &Path) -> bool {
     }
 }
 
+/// Is this an overlayfs whiteout?
+pub fn is_whiteout(md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
 /// The scan itself; the mount point below the root counts as one inode
 /// (its own entry) and is not entered.
 pub fn scan_tree(root: &Path, by_id: bool) -> io::Result<Scan> {
@@ -300,6 +306,11 @@ pub fn scan_tree(root: &Path, by_id: bool) -> io::Result<Scan> {
         };
         if md.is_dir() && entry.depth() > 0 && is_mount_root(entry.path()) {
             walk.skip_current_dir();
+        }
+        // An overlay whiteout (character device 0:0) records a deleted
+        // template file: deleting is free, so it is not counted.
+        if is_whiteout(&md) {
+            continue;
         }
         if !md.is_dir() && md.nlink() > 1 && !seen.insert((md.dev(), md.ino())) {
             continue;
@@ -344,6 +355,10 @@ pub struct StateFile {
     /// Second level (version 2); absent = off.
     #[serde(default)]
     pub ugid: UgidQuota,
+    /// While a simfs process serves the tree: its control socket, where
+    /// `vzquota` asks for live figures and hands over new limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 /// Errors of the state file, naming it.

@@ -389,6 +389,30 @@ impl Quota {
         }
     }
 
+    /// Account what one operation changed, as net figures: `bytes`/`inodes`
+    /// for the tree and `(owner, bytes, inodes)` parts that sum per uid and
+    /// per gid. Netting first keeps grace timers running through an
+    /// operation that frees and charges the same inode (a chown, a rewrite).
+    pub fn apply(&mut self, bytes: i64, inodes: i64, parts: &[(Owner, i64, i64)], now: u64) {
+        self.add(bytes, inodes, now);
+        if !(self.ugid.active() && self.ugid.counted) {
+            return;
+        }
+        for kind in IdKind::BOTH {
+            let mut net: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
+            for &(owner, b, i) in parts {
+                let e = net.entry(owner.id(kind)).or_default();
+                e.0 += b;
+                e.1 += i;
+            }
+            for (id, (b, i)) in net {
+                if b != 0 || i != 0 {
+                    self.ugid.charge(kind, id, b, i, now);
+                }
+            }
+        }
+    }
+
     /// May an inode of `bytes` (and `inodes`, 1 for one inode) change owner
     /// from `from` to `to`? Only the new owner's limits count, as the
     /// kernel's quota transfer has it.

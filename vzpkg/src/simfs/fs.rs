@@ -1,6 +1,21 @@
 //! The FUSE operations. Inodes map to (parent inode, name) so a rename
 //! updates one entry; a path is rebuilt from those names and opened
 //! relative to the backing root's `O_PATH` fd with `RESOLVE_BENEATH`.
+//!
+//! Quota counts the private area only (the overlay's upper dir): template
+//! files the VPS has not changed are shared and free. An operation that may
+//! change the private area looks at the paths it touches there before and
+//! after (the entry, and the parent directories a copy-up would create) and
+//! charges the difference; so a copy-up of a template file (open for
+//! writing, chmod, chown, link, rename) is charged in full, as the copy it
+//! makes is. Whiteouts (deleted template files) are free.
+//!
+//! Reads: a read-only open of a template file not copied up is handed to the
+//! kernel (FUSE passthrough), so it reads the layer file itself, from the
+//! one page cache all VPSs share. The kernel will not mix passthrough and
+//! served opens of one inode, so while a passthrough open is live a writing
+//! open of that file waits a moment for it to close and then fails with
+//! `ETXTBSY`, as writing a running program does.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -8,8 +23,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -19,7 +34,7 @@ use fuser::{
 };
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 
-use crate::quota::{now_secs, Quota};
+use crate::quota::{now_secs, Exceeded, Owner, Quota};
 
 const TTL: Duration = Duration::from_secs(1);
 /// Deeper than any real tree; stops a corrupt parent chain from looping.
@@ -47,17 +62,68 @@ enum Handle {
     Dir(Vec<(u64, FileType, OsString)>),
 }
 
-/// Backing ids are per inode: the kernel wants one for all opens of a file.
-struct Backing {
-    id: BackingId,
-    opens: usize,
+/// How one inode is open in the kernel. Passthrough opens share one backing
+/// id (the kernel wants the same for all of them) and cannot coexist with
+/// opens served by us.
+#[derive(Default)]
+struct Opens {
+    backing: Option<BackingId>,
+    passthrough: usize,
+    served: usize,
 }
+
+/// How long a writing open waits for passthrough opens of the file to be
+/// released: the kernel sends a release after `close` returns, so a
+/// `cat f; echo >> f` can find the read still open for a moment.
+const RELEASE_WAIT: Duration = Duration::from_millis(200);
+
+/// An object in the private area, held by an `O_PATH` fd so that after an
+/// operation we can tell whether it still exists under any name.
+struct Obj {
+    fd: OwnedFd,
+    st: Stat,
+}
+
+/// The private-area paths an operation may change, and what was there.
+struct Pending {
+    /// Each path and what the private area had there.
+    entries: Vec<(PathBuf, Option<Obj>)>,
+    /// Parent directories absent from the private area: a copy-up creates them.
+    missing_dirs: u64,
+}
+
+impl Pending {
+    /// Bytes of the directories a copy-up would create.
+    fn dir_bytes(&self) -> u64 {
+        self.missing_dirs * DIR_BYTES
+    }
+
+    /// What copying `rel` up (a template file the VPS sees as `merged`)
+    /// would cost with the directories it needs: (bytes, inodes). Nothing
+    /// for a file already in the private area.
+    fn copy_up(&self, rel: &Path, merged: &Stat) -> (u64, u64) {
+        let present = self.entries.iter().any(|(p, o)| p == rel && o.is_some());
+        if present {
+            return (0, 0);
+        }
+        (
+            self.dir_bytes() + alloc(merged).max(0).unsigned_abs(),
+            self.missing_dirs + 1,
+        )
+    }
+}
+
+/// Bytes charged for a directory when estimating before it exists.
+const DIR_BYTES: u64 = 4096;
 
 pub(crate) struct SimFs {
     root: OwnedFd,
+    /// The private area (overlay upper dir), or the root itself.
+    private: OwnedFd,
     nodes: Mutex<Nodes>,
     handles: Mutex<HashMap<u64, Handle>>,
-    backings: Mutex<HashMap<u64, Backing>>,
+    opens: Mutex<HashMap<u64, Opens>>,
+    released: Condvar,
     next_fh: AtomicU64,
     quota: Arc<Mutex<Quota>>,
     want_passthrough: bool,
@@ -136,13 +202,24 @@ fn alloc(st: &Stat) -> i64 {
 }
 
 #[allow(clippy::unnecessary_cast)]
-fn is_dir(st: &Stat) -> bool {
-    (st.st_mode as u32) & 0o170000 == 0o040000
+fn is_symlink(st: &Stat) -> bool {
+    (st.st_mode as u32) & 0o170000 == 0o120000
+}
+
+/// An overlayfs whiteout: a character device 0:0.
+#[allow(clippy::unnecessary_cast)]
+fn is_whiteout(st: &Stat) -> bool {
+    (st.st_mode as u32) & 0o170000 == 0o020000 && st.st_rdev == 0
 }
 
 #[allow(clippy::unnecessary_cast)]
-fn is_symlink(st: &Stat) -> bool {
-    (st.st_mode as u32) & 0o170000 == 0o120000
+fn owner(st: &Stat) -> Owner {
+    Owner::new(st.st_uid as u32, st.st_gid as u32)
+}
+
+#[allow(clippy::unnecessary_cast)]
+fn setgid_dir(st: &Stat) -> bool {
+    (st.st_mode as u32) & 0o2000 != 0
 }
 
 fn stat_fd(fd: impl AsFd) -> Result<Stat, Errno> {
@@ -189,10 +266,15 @@ fn quota_errno(_: crate::quota::Exceeded) -> Errno {
 impl SimFs {
     pub(crate) fn new(
         root: OwnedFd,
+        private: Option<OwnedFd>,
         quota: Arc<Mutex<Quota>>,
         want_passthrough: bool,
     ) -> std::io::Result<Self> {
         let st = rustix::fs::fstat(&root)?;
+        let private = match private {
+            Some(p) => p,
+            None => root.try_clone()?,
+        };
         let mut nodes = Nodes {
             map: HashMap::new(),
             by_key: HashMap::new(),
@@ -210,9 +292,11 @@ impl SimFs {
         nodes.by_key.insert(key(&st), 1);
         Ok(SimFs {
             root,
+            private,
             nodes: Mutex::new(nodes),
             handles: Mutex::new(HashMap::new()),
-            backings: Mutex::new(HashMap::new()),
+            opens: Mutex::new(HashMap::new()),
+            released: Condvar::new(),
             next_fh: AtomicU64::new(1),
             quota,
             want_passthrough,
@@ -240,22 +324,31 @@ impl SimFs {
         Ok(p)
     }
 
-    /// Open a path under the root; it can't resolve to anything outside it,
+    fn child_path(&self, parent: u64, name: &OsStr) -> Result<PathBuf, Errno> {
+        check_name(name)?;
+        Ok(self.path(parent)?.join(name))
+    }
+
+    /// Open a path under `base`; it can't resolve to anything outside it,
     /// and a symlink as the last component is opened, not followed.
-    fn open_rel(&self, rel: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    fn open_under(base: &OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
         let rel = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
             rel
         };
         rustix::fs::openat2(
-            &self.root,
+            base,
             rel,
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             mode,
             ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
         )
         .map_err(errno)
+    }
+
+    fn open_rel(&self, rel: &Path, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+        Self::open_under(&self.root, rel, flags, mode)
     }
 
     fn open_ino(&self, ino: u64, flags: OFlags) -> Result<OwnedFd, Errno> {
@@ -332,29 +425,155 @@ impl SimFs {
         }
     }
 
-    fn charge_new_inode(&self) -> Result<(), Errno> {
-        lock(&self.quota)
-            .check_inodes(1, now_secs())
-            .map_err(quota_errno)
+    // --- The private area and what operations cost there.
+
+    /// What the private area has at `rel`; whiteouts and absent paths are
+    /// nothing.
+    fn private_obj(&self, rel: &Path) -> Option<Obj> {
+        let fd = Self::open_under(&self.private, rel, OFlags::PATH, Mode::empty()).ok()?;
+        let st = stat_fd(&fd).ok()?;
+        (!is_whiteout(&st)).then_some(Obj { fd, st })
     }
 
-    fn account(&self, bytes: i64, inodes: i64) {
-        if bytes != 0 || inodes != 0 {
-            lock(&self.quota).add(bytes, inodes, now_secs());
+    /// Look at `rels` in the private area, and at the parents of each up to
+    /// the first one present: an overlay copy-up creates the missing ones,
+    /// and the first present one's directory may grow.
+    fn pending(&self, rels: &[&Path]) -> Pending {
+        let mut p = Pending {
+            entries: Vec::new(),
+            missing_dirs: 0,
+        };
+        for rel in rels {
+            let mut cur = Some(*rel);
+            let mut leaf = true;
+            while let Some(r) = cur {
+                if p.entries.iter().any(|(q, _)| q == r) {
+                    break;
+                }
+                let found = self.private_obj(r);
+                let present = found.is_some();
+                p.entries.push((r.to_owned(), found));
+                if !leaf {
+                    if present {
+                        break;
+                    }
+                    p.missing_dirs += 1;
+                }
+                leaf = false;
+                cur = if r.as_os_str().is_empty() {
+                    None
+                } else {
+                    r.parent()
+                };
+            }
+        }
+        p
+    }
+
+    /// Charge what the operation changed in the private area: objects that
+    /// appeared, disappeared (no name left) or changed size or owner.
+    fn settle(&self, q: &mut Quota, p: Pending) {
+        struct Seen {
+            key: (u64, u64),
+            bytes: i64,
+            owner: Owner,
+        }
+        let seen = |st: &Stat| Seen {
+            key: key(st),
+            bytes: alloc(st),
+            owner: owner(st),
+        };
+        let mut before: Vec<Seen> = Vec::new();
+        for o in p.entries.iter().filter_map(|(_, o)| o.as_ref()) {
+            if !before.iter().any(|b| b.key == key(&o.st)) {
+                before.push(seen(&o.st));
+            }
+        }
+        let mut after: Vec<Seen> = Vec::new();
+        for (path, _) in &p.entries {
+            if let Some(o) = self.private_obj(path) {
+                if !after.iter().any(|a| a.key == key(&o.st)) {
+                    after.push(seen(&o.st));
+                }
+            }
+        }
+        // Still linked somewhere (a hardlink's other name, a rename's
+        // target): it exists, with what it has now.
+        for o in p.entries.iter().filter_map(|(_, o)| o.as_ref()) {
+            if after.iter().any(|a| a.key == key(&o.st)) {
+                continue;
+            }
+            if let Ok(st) = stat_fd(&o.fd) {
+                if st.st_nlink > 0 {
+                    after.push(seen(&st));
+                }
+            }
+        }
+        let (mut bytes, mut inodes) = (0i64, 0i64);
+        let mut parts = Vec::new();
+        for b in &before {
+            match after.iter().find(|a| a.key == b.key) {
+                Some(a) => {
+                    bytes += a.bytes - b.bytes;
+                    if a.owner == b.owner {
+                        parts.push((a.owner, a.bytes - b.bytes, 0));
+                    } else {
+                        parts.push((b.owner, -b.bytes, -1));
+                        parts.push((a.owner, a.bytes, 1));
+                    }
+                }
+                None => {
+                    bytes -= b.bytes;
+                    inodes -= 1;
+                    parts.push((b.owner, -b.bytes, -1));
+                }
+            }
+        }
+        for a in &after {
+            if !before.iter().any(|b| b.key == a.key) {
+                bytes += a.bytes;
+                inodes += 1;
+                parts.push((a.owner, a.bytes, 1));
+            }
+        }
+        if parts.iter().any(|&(_, b, i)| b != 0 || i != 0) {
+            q.apply(bytes, inodes, &parts, now_secs());
         }
     }
 
-    /// What removing one link of `st` frees.
-    fn release_link(&self, st: &Stat) {
-        if is_dir(st) || st.st_nlink <= 1 {
-            self.account(-alloc(st), -1);
-        }
+    /// Run `op` on the private area at `rels` with the quota held: `check`
+    /// refuses (`EDQUOT`) what would not fit; afterwards, charge what
+    /// changed, whether `op` succeeded or not.
+    fn mutate<T>(
+        &self,
+        rels: &[&Path],
+        check: impl FnOnce(&Pending, &Quota, u64) -> Result<(), Exceeded>,
+        op: impl FnOnce() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let mut q = lock(&self.quota);
+        let p = self.pending(rels);
+        check(&p, &q, now_secs()).map_err(quota_errno)?;
+        let r = op();
+        self.settle(&mut q, p);
+        r
     }
 
-    /// Common end of mkdir/symlink/mknod: own it, count it, answer.
+    /// The owner a new entry gets: the caller, with the group of a setgid
+    /// parent directory.
+    fn new_owner(req: &Request, dir: &OwnedFd) -> Result<Owner, Errno> {
+        let d = stat_fd(dir)?;
+        let gid = if setgid_dir(&d) {
+            owner(&d).gid
+        } else {
+            req.gid()
+        };
+        Ok(Owner::new(req.uid(), gid))
+    }
+
+    /// Common end of mkdir/symlink/mknod: own it, answer.
     fn created_entry(
         &self,
-        req: &Request,
+        who: Owner,
         parent: u64,
         dir: &OwnedFd,
         name: &OsStr,
@@ -362,15 +581,47 @@ impl SimFs {
         rustix::fs::chownat(
             dir,
             name,
-            Some(rustix::fs::Uid::from_raw(req.uid())),
-            Some(rustix::fs::Gid::from_raw(req.gid())),
+            Some(rustix::fs::Uid::from_raw(who.uid)),
+            Some(rustix::fs::Gid::from_raw(who.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(errno)?;
         let st = stat_at(dir, name)?;
-        self.account(alloc(&st), 1);
         let ino = self.remember(parent, name, &st);
         Ok(attr(ino, &st))
+    }
+
+    /// mkdir, mknod and symlink: make the entry with `make`, charged.
+    fn do_make(
+        &self,
+        req: &Request,
+        parent: u64,
+        name: &OsStr,
+        bytes: u64,
+        make: impl FnOnce(&OwnedFd) -> Result<(), Errno>,
+    ) -> Result<FileAttr, Errno> {
+        let rel = self.child_path(parent, name)?;
+        let dir = self.dir_fd(parent)?;
+        let who = Self::new_owner(req, &dir)?;
+        self.mutate(
+            &[&rel],
+            |p, q, now| q.check_for(who, bytes + p.dir_bytes(), 1 + p.missing_dirs, now),
+            || {
+                make(&dir)?;
+                self.created_entry(who, parent, &dir, name)
+            },
+        )
+    }
+
+    /// unlink and rmdir: freeing always works.
+    fn do_remove(&self, parent: u64, name: &OsStr, flags: AtFlags) -> Result<(), Errno> {
+        let rel = self.child_path(parent, name)?;
+        let dir = self.dir_fd(parent)?;
+        self.mutate(
+            &[&rel],
+            |_, _, _| Ok(()),
+            || rustix::fs::unlinkat(&dir, name, flags).map_err(errno),
+        )
     }
 
     // Mirrors the trait's setattr, which has as many.
@@ -386,68 +637,124 @@ impl SimFs {
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
     ) -> Result<FileAttr, Errno> {
-        let pfd = self.open_ino(ino, OFlags::PATH)?;
-        let st = stat_fd(&pfd)?;
-        let link = is_symlink(&st);
-        if let Some(mode) = mode {
-            if link {
-                return Err(Errno::from_i32(libc::EOPNOTSUPP));
-            }
-            rustix::fs::chmod(proc_fd(&pfd), Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
-        }
-        if uid.is_some() || gid.is_some() {
-            rustix::fs::chownat(
-                &pfd,
-                "",
-                uid.map(rustix::fs::Uid::from_raw),
-                gid.map(rustix::fs::Gid::from_raw),
-                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno)?;
-        }
-        if let Some(size) = size {
-            let fd = match fh.map(|f| self.file_fd(f.0)) {
-                Some(Ok(fd)) => fd,
-                _ => self.open_ino(ino, OFlags::WRONLY | OFlags::NONBLOCK)?,
-            };
-            // A truncate that extends makes a hole: nothing to charge first.
-            let before = stat_fd(&fd)?;
-            rustix::fs::ftruncate(&fd, size).map_err(errno)?;
-            let after = stat_fd(&fd)?;
-            self.account(alloc(&after) - alloc(&before), 0);
-        }
-        if atime.is_some() || mtime.is_some() {
-            let times = Timestamps {
-                last_access: timespec(atime),
-                last_modification: timespec(mtime),
-            };
-            if link {
-                let (dir, name) = self.locate(ino)?;
-                rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)
+        let rel = self.path(ino)?;
+        let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+        let from = owner(&merged);
+        let to = Owner::new(uid.unwrap_or(from.uid), gid.unwrap_or(from.gid));
+        let link = is_symlink(&merged);
+        self.mutate(
+            &[&rel],
+            |p, q, now| {
+                // Changing anything of a template file copies it up.
+                let (bytes, inodes) = p.copy_up(&rel, &merged);
+                q.check_for(from, bytes, inodes, now)?;
+                // A chown moves the whole inode to the new owner's account.
+                q.check_chown(from, to, alloc(&merged).max(0).unsigned_abs(), 1, now)
+            },
+            || {
+                // Opened only now: a copy-up before this would leave an fd
+                // taken earlier on the template's inode.
+                let pfd = self.open_rel(&rel, OFlags::PATH, Mode::empty())?;
+                if let Some(mode) = mode {
+                    if link {
+                        return Err(Errno::from_i32(libc::EOPNOTSUPP));
+                    }
+                    rustix::fs::chmod(proc_fd(&pfd), Mode::from_raw_mode(mode & 0o7777))
+                        .map_err(errno)?;
+                }
+                if uid.is_some() || gid.is_some() {
+                    rustix::fs::chownat(
+                        &pfd,
+                        "",
+                        uid.map(rustix::fs::Uid::from_raw),
+                        gid.map(rustix::fs::Gid::from_raw),
+                        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+                    )
                     .map_err(errno)?;
-            } else {
-                rustix::fs::utimensat(rustix::fs::CWD, proc_fd(&pfd), &times, AtFlags::empty())
-                    .map_err(errno)?;
-            }
-        }
-        Ok(attr(ino, &stat_fd(&pfd)?))
+                }
+                if let Some(size) = size {
+                    let fd = match fh.map(|f| self.file_fd(f.0)) {
+                        Some(Ok(fd)) => fd,
+                        _ => {
+                            self.open_rel(&rel, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty())?
+                        }
+                    };
+                    // A truncate that extends makes a hole: nothing to check first.
+                    rustix::fs::ftruncate(&fd, size).map_err(errno)?;
+                }
+                if atime.is_some() || mtime.is_some() {
+                    let times = Timestamps {
+                        last_access: timespec(atime),
+                        last_modification: timespec(mtime),
+                    };
+                    if link {
+                        let (dir, name) = self.locate(ino)?;
+                        rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                            .map_err(errno)?;
+                    } else {
+                        rustix::fs::utimensat(
+                            rustix::fs::CWD,
+                            proc_fd(&pfd),
+                            &times,
+                            AtFlags::empty(),
+                        )
+                        .map_err(errno)?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let st = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+        Ok(attr(ino, &st))
     }
 
     fn do_write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
         let fd = self.file_fd(fh)?;
         // Hold the quota across check, write and measure so two writers
-        // can't both slip under the limit.
+        // can't both slip under the limit. The file is in the private area:
+        // its writing open copied it up.
         let mut q = lock(&self.quota);
         let before = stat_fd(&fd)?;
         let end = offset.saturating_add(data.len() as u64);
         let need = end.saturating_sub(alloc(&before).max(0).unsigned_abs());
-        q.check_bytes(need, now_secs()).map_err(quota_errno)?;
+        let who = owner(&before);
+        q.check_for(who, need, 0, now_secs()).map_err(quota_errno)?;
         let n = rustix::io::pwrite(&fd, data, offset).map_err(errno)?;
         let after = stat_fd(&fd)?;
-        q.add(alloc(&after) - alloc(&before), 0, now_secs());
+        let d = alloc(&after) - alloc(&before);
+        q.apply(d, 0, &[(who, d, 0)], now_secs());
         u32::try_from(n).map_err(|_| Errno::EIO)
     }
 
+    fn do_fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
+        let fd = self.file_fd(fh)?;
+        let mut q = lock(&self.quota);
+        let before = stat_fd(&fd)?;
+        let who = owner(&before);
+        let frees = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_COLLAPSE_RANGE) != 0;
+        if !frees {
+            // At most `length` more; parts already allocated cost nothing,
+            // so near the limit this refuses early rather than late.
+            let end = offset.saturating_add(length);
+            let size = u64::try_from(before.st_size).unwrap_or(0);
+            let have = alloc(&before).max(0).unsigned_abs();
+            let need = if offset >= size {
+                length
+            } else {
+                end.saturating_sub(have).min(length)
+            };
+            q.check_for(who, need, 0, now_secs()).map_err(quota_errno)?;
+        }
+        let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
+        let r = rustix::fs::fallocate(&fd, flags, offset, length).map_err(errno);
+        let after = stat_fd(&fd)?;
+        let d = alloc(&after) - alloc(&before);
+        q.apply(d, 0, &[(who, d, 0)], now_secs());
+        r
+    }
+
+    /// Open for the kernel. Writing opens are charged for the copy-up they
+    /// cause; read-only opens of template files go through passthrough.
     fn do_open(
         &self,
         ino: u64,
@@ -471,33 +778,112 @@ impl SimFs {
         if !trunc {
             of.remove(OFlags::TRUNC);
         }
-        let before = if trunc {
-            Some(stat_fd(self.open_ino(ino, OFlags::PATH)?)?)
-        } else {
-            None
-        };
-        let fd = self.open_ino(ino, of)?;
-        if let Some(before) = before {
-            let after = stat_fd(&fd)?;
-            self.account(alloc(&after) - alloc(&before), 0);
+        let rel = self.path(ino)?;
+        if acc == OFlags::RDONLY {
+            return self.open_read(ino, &rel, of, reply);
         }
-        let mut backing = None;
-        if acc == OFlags::RDONLY && self.passthrough.load(Ordering::Relaxed) {
-            let mut b = lock(&self.backings);
-            if let Some(e) = b.get_mut(&ino) {
-                e.opens += 1;
-                backing = Some(ino);
-            } else if let Ok(id) = reply.open_backing(&fd) {
-                b.insert(ino, Backing { id, opens: 1 });
-                backing = Some(ino);
+        self.reserve_served(ino)?;
+        let opened = (|| {
+            let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+            self.mutate(
+                &[&rel],
+                |p, q, now| {
+                    let (bytes, inodes) = p.copy_up(&rel, &merged);
+                    q.check_for(owner(&merged), bytes, inodes, now)
+                },
+                || self.open_rel(&rel, of, Mode::empty()),
+            )
+        })();
+        match opened {
+            Ok(fd) => Ok((
+                self.add_fh(Handle::File {
+                    fd,
+                    ino,
+                    passthrough: false,
+                }),
+                None,
+            )),
+            Err(e) => {
+                self.unreserve(ino, false);
+                Err(e)
             }
         }
+    }
+
+    /// A served (not passthrough) open of `ino` is about to be made: wait
+    /// for its passthrough opens to go, or fail with `ETXTBSY`.
+    fn reserve_served(&self, ino: u64) -> Result<(), Errno> {
+        let mut opens = lock(&self.opens);
+        let deadline = Instant::now() + RELEASE_WAIT;
+        while opens.get(&ino).is_some_and(|o| o.passthrough > 0) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Errno::from_i32(libc::ETXTBSY));
+            }
+            opens = match self.released.wait_timeout(opens, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        opens.entry(ino).or_default().served += 1;
+        Ok(())
+    }
+
+    /// One open of `ino` ended (or was never made).
+    fn unreserve(&self, ino: u64, passthrough: bool) {
+        let mut opens = lock(&self.opens);
+        if let Some(o) = opens.get_mut(&ino) {
+            if passthrough {
+                o.passthrough = o.passthrough.saturating_sub(1);
+                if o.passthrough == 0 {
+                    o.backing = None;
+                }
+            } else {
+                o.served = o.served.saturating_sub(1);
+            }
+            if o.passthrough == 0 && o.served == 0 {
+                opens.remove(&ino);
+            }
+        }
+        drop(opens);
+        self.released.notify_all();
+    }
+
+    fn open_read(
+        &self,
+        ino: u64,
+        rel: &Path,
+        of: OFlags,
+        reply: &ReplyOpen,
+    ) -> Result<(u64, Option<u64>), Errno> {
+        let fd = self.open_rel(rel, of, Mode::empty())?;
+        let mut opens = lock(&self.opens);
+        let o = opens.entry(ino).or_default();
+        let mut passthrough = o.backing.is_some();
+        if !passthrough
+            && o.served == 0
+            && self.passthrough.load(Ordering::Relaxed)
+            && !of.contains(OFlags::DIRECTORY)
+            && self.private_obj(rel).is_none()
+        {
+            // A template file: the kernel reads the layer file itself.
+            if let Ok(id) = reply.open_backing(&fd) {
+                o.backing = Some(id);
+                passthrough = true;
+            }
+        }
+        if passthrough {
+            o.passthrough += 1;
+        } else {
+            o.served += 1;
+        }
+        drop(opens);
         let fh = self.add_fh(Handle::File {
             fd,
             ino,
-            passthrough: backing.is_some(),
+            passthrough,
         });
-        Ok((fh, backing))
+        Ok((fh, passthrough.then_some(ino)))
     }
 
     fn do_create(
@@ -509,13 +895,9 @@ impl SimFs {
         umask: u32,
         flags: i32,
     ) -> Result<(FileAttr, u64), Errno> {
-        check_name(name)?;
+        let rel = self.child_path(parent, name)?;
         let dir = self.dir_fd(parent)?;
-        let exists = match stat_at(&dir, name) {
-            Ok(_) => true,
-            Err(e) if e == Errno::ENOENT => false,
-            Err(e) => return Err(e),
-        };
+        let who = Self::new_owner(req, &dir)?;
         // As in open: only what openat2 takes.
         let mut of = OFlags::from_bits_retain(flags as _)
             & (OFlags::RWMODE
@@ -527,49 +909,102 @@ impl SimFs {
                 | OFlags::SYNC
                 | OFlags::NOATIME
                 | OFlags::LARGEFILE);
-        if exists {
+        let existing = match stat_at(&dir, name) {
+            Ok(st) => Some(st),
+            Err(e) if e == Errno::ENOENT => None,
+            Err(e) => return Err(e),
+        };
+        if existing.is_some() {
             if of.contains(OFlags::EXCL) {
                 return Err(Errno::EEXIST);
             }
             of.remove(OFlags::CREATE);
         } else {
-            self.charge_new_inode()?;
             of |= OFlags::CREATE | OFlags::EXCL;
         }
-        let before = if exists && of.contains(OFlags::TRUNC) {
-            Some(stat_at(&dir, name)?)
-        } else {
-            None
+        // An existing file may have opens the kernel knows of.
+        let known = existing
+            .as_ref()
+            .and_then(|st| lock(&self.nodes).by_key.get(&key(st)).copied());
+        if let Some(i) = known {
+            self.reserve_served(i)?;
+        }
+        let made = self.mutate(
+            &[&rel],
+            |p, q, now| match &existing {
+                None => q.check_for(who, p.dir_bytes(), 1 + p.missing_dirs, now),
+                Some(st) => {
+                    let (bytes, inodes) = p.copy_up(&rel, st);
+                    q.check_for(owner(st), bytes, inodes, now)
+                }
+            },
+            || {
+                let fd = rustix::fs::openat2(
+                    &dir,
+                    name,
+                    of | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(mode & !umask & 0o7777),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+                )
+                .map_err(errno)?;
+                if existing.is_none() {
+                    rustix::fs::fchown(
+                        &fd,
+                        Some(rustix::fs::Uid::from_raw(who.uid)),
+                        Some(rustix::fs::Gid::from_raw(who.gid)),
+                    )
+                    .map_err(errno)?;
+                }
+                Ok(fd)
+            },
+        );
+        let fd = match made.and_then(|fd| stat_fd(&fd).map(|st| (fd, st))) {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(i) = known {
+                    self.unreserve(i, false);
+                }
+                return Err(e);
+            }
         };
-        let fd = rustix::fs::openat2(
-            &dir,
-            name,
-            of | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode & !umask & 0o7777),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(errno)?;
-        if !exists {
-            rustix::fs::fchown(
-                &fd,
-                Some(rustix::fs::Uid::from_raw(req.uid())),
-                Some(rustix::fs::Gid::from_raw(req.gid())),
-            )
-            .map_err(errno)?;
-        }
-        let st = stat_fd(&fd)?;
-        match before {
-            Some(b) => self.account(alloc(&st) - alloc(&b), 0),
-            None if !exists => self.account(alloc(&st), 1),
-            None => {}
-        }
+        let (fd, st) = fd;
         let ino = self.remember(parent, name, &st);
+        if known != Some(ino) {
+            if let Some(i) = known {
+                self.unreserve(i, false);
+            }
+            lock(&self.opens).entry(ino).or_default().served += 1;
+        }
         let fh = self.add_fh(Handle::File {
             fd,
             ino,
             passthrough: false,
         });
         Ok((attr(ino, &st), fh))
+    }
+
+    fn do_link(&self, ino: u64, newparent: u64, newname: &OsStr) -> Result<FileAttr, Errno> {
+        let src = self.path(ino)?;
+        let dst = self.child_path(newparent, newname)?;
+        let (from, name) = self.locate(ino)?;
+        let to = self.dir_fd(newparent)?;
+        let merged = stat_at(&from, &name)?;
+        self.mutate(
+            &[&src, &dst],
+            |p, q, now| {
+                // Linking a template file copies it up first.
+                let (bytes, inodes) = p.copy_up(&src, &merged);
+                q.check_for(owner(&merged), bytes, inodes, now)
+            },
+            || rustix::fs::linkat(&from, &name, &to, newname, AtFlags::empty()).map_err(errno),
+        )?;
+        let st = stat_at(&to, newname)?;
+        let mut nodes = lock(&self.nodes);
+        if let Some(n) = nodes.map.get_mut(&ino) {
+            n.nlookup += 1;
+        }
+        drop(nodes);
+        Ok(attr(ino, &st))
     }
 
     fn do_rename(
@@ -580,8 +1015,8 @@ impl SimFs {
         newname: &OsStr,
         flags: RenameFlags,
     ) -> Result<(), Errno> {
-        check_name(name)?;
-        check_name(newname)?;
+        let src_rel = self.child_path(parent, name)?;
+        let dst_rel = self.child_path(newparent, newname)?;
         let from = self.dir_fd(parent)?;
         let to = self.dir_fd(newparent)?;
         let src = stat_at(&from, name)?;
@@ -591,13 +1026,25 @@ impl SimFs {
             Err(e) => return Err(e),
         };
         let rflags = rustix::fs::RenameFlags::from_bits_retain(flags.bits());
-        rustix::fs::renameat_with(&from, name, &to, newname, rflags).map_err(errno)?;
         let exchange = rflags.contains(rustix::fs::RenameFlags::EXCHANGE);
+        self.mutate(
+            &[&src_rel, &dst_rel],
+            |p, q, now| {
+                // A template file moved is copied up; so is the other side
+                // of an exchange.
+                let (mut bytes, mut inodes) = p.copy_up(&src_rel, &src);
+                if let (true, Some(d)) = (exchange, &dst) {
+                    let (b, i) = p.copy_up(&dst_rel, d);
+                    bytes += b;
+                    inodes += i;
+                }
+                q.check_for(owner(&src), bytes, inodes, now)
+            },
+            || rustix::fs::renameat_with(&from, name, &to, newname, rflags).map_err(errno),
+        )?;
         if let Some(dst) = &dst {
             if exchange {
                 self.moved(key(dst), parent, name);
-            } else if key(dst) != key(&src) {
-                self.release_link(dst);
             }
         }
         // Renaming a hardlink onto another of its names changes nothing.
@@ -756,21 +1203,19 @@ impl Filesystem for SimFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        tri!(reply, check_name(name));
-        tri!(reply, self.charge_new_inode());
-        let dir = tri!(reply, self.dir_fd(parent.0));
-        tri!(
+        let a = tri!(
             reply,
-            rustix::fs::mknodat(
-                &dir,
-                name,
-                rustix::fs::FileType::from_raw_mode(mode),
-                Mode::from_raw_mode(mode & !umask & 0o7777),
-                rdev.into(),
-            )
-            .map_err(errno)
+            self.do_make(req, parent.0, name, 0, |dir| {
+                rustix::fs::mknodat(
+                    dir,
+                    name,
+                    rustix::fs::FileType::from_raw_mode(mode),
+                    Mode::from_raw_mode(mode & !umask & 0o7777),
+                    rdev.into(),
+                )
+                .map_err(errno)
+            })
         );
-        let a = tri!(reply, self.created_entry(req, parent.0, &dir, name));
         reply.entry(&TTL, &a, Generation(0));
     }
 
@@ -783,39 +1228,23 @@ impl Filesystem for SimFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        tri!(reply, check_name(name));
-        tri!(reply, self.charge_new_inode());
-        let dir = tri!(reply, self.dir_fd(parent.0));
-        tri!(
+        let a = tri!(
             reply,
-            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & !umask & 0o7777))
-                .map_err(errno)
+            self.do_make(req, parent.0, name, DIR_BYTES, |dir| {
+                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode & !umask & 0o7777))
+                    .map_err(errno)
+            })
         );
-        let a = tri!(reply, self.created_entry(req, parent.0, &dir, name));
         reply.entry(&TTL, &a, Generation(0));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        tri!(reply, check_name(name));
-        let dir = tri!(reply, self.dir_fd(parent.0));
-        let st = tri!(reply, stat_at(&dir, name));
-        tri!(
-            reply,
-            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(errno)
-        );
-        self.release_link(&st);
+        tri!(reply, self.do_remove(parent.0, name, AtFlags::empty()));
         reply.ok();
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        tri!(reply, check_name(name));
-        let dir = tri!(reply, self.dir_fd(parent.0));
-        let st = tri!(reply, stat_at(&dir, name));
-        tri!(
-            reply,
-            rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(errno)
-        );
-        self.release_link(&st);
+        tri!(reply, self.do_remove(parent.0, name, AtFlags::REMOVEDIR));
         reply.ok();
     }
 
@@ -827,14 +1256,12 @@ impl Filesystem for SimFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        tri!(reply, check_name(link_name));
-        tri!(reply, self.charge_new_inode());
-        let dir = tri!(reply, self.dir_fd(parent.0));
-        tri!(
+        let a = tri!(
             reply,
-            rustix::fs::symlinkat(target, &dir, link_name).map_err(errno)
+            self.do_make(req, parent.0, link_name, 0, |dir| {
+                rustix::fs::symlinkat(target, dir, link_name).map_err(errno)
+            })
         );
-        let a = tri!(reply, self.created_entry(req, parent.0, &dir, link_name));
         reply.entry(&TTL, &a, Generation(0));
     }
 
@@ -863,35 +1290,22 @@ impl Filesystem for SimFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        tri!(reply, check_name(newname));
-        let (from, name) = tri!(reply, self.locate(ino.0));
-        let to = tri!(reply, self.dir_fd(newparent.0));
-        tri!(
-            reply,
-            rustix::fs::linkat(&from, &name, &to, newname, AtFlags::empty()).map_err(errno)
-        );
-        let st = tri!(reply, stat_at(&to, newname));
-        // Same inode, one more name: the quota counts it once.
-        let mut nodes = lock(&self.nodes);
-        if let Some(n) = nodes.map.get_mut(&ino.0) {
-            n.nlookup += 1;
-        }
-        drop(nodes);
-        reply.entry(&TTL, &attr(ino.0, &st), Generation(0));
+        let a = tri!(reply, self.do_link(ino.0, newparent.0, newname));
+        reply.entry(&TTL, &a, Generation(0));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let (fh, backing) = tri!(reply, self.do_open(ino.0, flags.0, &reply));
-        match backing {
-            Some(b) => {
-                let backings = lock(&self.backings);
-                match backings.get(&b) {
-                    Some(e) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &e.id),
-                    None => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                }
+        if let Some(b) = backing {
+            let opens = lock(&self.opens);
+            if let Some(id) = opens.get(&b).and_then(|o| o.backing.as_ref()) {
+                return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id);
             }
-            None => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            // Released meanwhile cannot happen before we answer; be safe.
+            drop(opens);
+            return reply.error(Errno::EIO);
         }
+        reply.opened(FileHandle(fh), FopenFlags::empty());
     }
 
     fn read(
@@ -953,18 +1367,10 @@ impl Filesystem for SimFs {
     ) {
         let h = lock(&self.handles).remove(&fh.0);
         if let Some(Handle::File {
-            ino,
-            passthrough: true,
-            ..
+            ino, passthrough, ..
         }) = h
         {
-            let mut b = lock(&self.backings);
-            if let Some(e) = b.get_mut(&ino) {
-                e.opens -= 1;
-                if e.opens == 0 {
-                    b.remove(&ino);
-                }
-            }
+            self.unreserve(ino, passthrough);
         }
         reply.ok();
     }
@@ -1062,6 +1468,20 @@ impl Filesystem for SimFs {
             self.open_ino(ino.0, OFlags::RDONLY | OFlags::DIRECTORY)
         );
         tri!(reply, rustix::fs::fsync(&fd).map_err(errno));
+        reply.ok();
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        tri!(reply, self.do_fallocate(fh.0, offset, length, mode));
         reply.ok();
     }
 

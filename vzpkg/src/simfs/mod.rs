@@ -2,6 +2,9 @@
 //! backing directory (the overlay mount), enforces the first-level quota and
 //! reports the quota as the file system's size, as OpenVZ's simfs did.
 //!
+//! Usage counts the private area only (`Options::private`, the overlay's
+//! upper dir); see [`fs`] for how copy-ups are charged.
+//!
 //! Every backing path is resolved relative to an `O_PATH` descriptor of the
 //! backing root with `openat2(RESOLVE_BENEATH)` and the last component never
 //! followed, so no name, symlink, `..` or concurrent rename seen through the
@@ -39,21 +42,28 @@ pub enum SimfsError {
 }
 
 /// Knobs beyond the quota.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
-    /// Hand read-only opens to the kernel (FUSE passthrough) when it offers it.
-    /// While such an open is live, the kernel refuses a writing open of the
-    /// same file (EIO on 6.18), so this is off unless asked for.
+    /// Hand read-only opens of template files to the kernel (FUSE
+    /// passthrough, Linux 6.9+) so they read the shared page cache.
     pub passthrough: bool,
     /// Threads serving requests.
     pub threads: usize,
+    /// The directory whose contents are charged (the overlay's upper dir);
+    /// `None`: everything under the backing directory.
+    pub private: Option<PathBuf>,
+    /// `QUOTAUGIDLIMIT`: 0 turns the second level off; `None` keeps what
+    /// the state file has.
+    pub ugid_limit: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            passthrough: false,
+            passthrough: true,
             threads: 4,
+            private: None,
+            ugid_limit: None,
         }
     }
 }
@@ -64,6 +74,8 @@ pub struct SimfsHandle {
     session: Option<fuser::BackgroundSession>,
     quota: Arc<Mutex<Quota>>,
     state_file: PathBuf,
+    /// What the state file holds beyond the live quota (path, socket).
+    state: Mutex<StateFile>,
     mountpoint: PathBuf,
 }
 
@@ -107,35 +119,54 @@ pub fn mount_with(
         source: e.into(),
     })?;
 
-    let q = match StateFile::load(state_file)? {
-        Some(s) if !s.dirty => {
-            let mut q = Quota::new(limits, s.usage);
-            // Keep a running grace period across remounts.
-            if q.block_over_since.is_some() && s.block_over_since.is_some() {
-                q.block_over_since = s.block_over_since;
-            }
-            if q.inode_over_since.is_some() && s.inode_over_since.is_some() {
-                q.inode_over_since = s.inode_over_since;
-            }
-            q
+    let counted = options
+        .private
+        .clone()
+        .unwrap_or_else(|| backing.to_owned());
+    let private = rustix::fs::open(
+        &counted,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SimfsError::Backing {
+        path: counted.clone(),
+        source: e.into(),
+    })?;
+    let saved = StateFile::load(state_file)?;
+    let mut q = saved.as_ref().map(StateFile::to_quota).unwrap_or_default();
+    q.set_limits(limits);
+    if let Some(l) = options.ugid_limit {
+        if l != q.ugid.limit || (l > 0) != q.ugid.on {
+            q.set_ugid_limit(l);
         }
-        _ => {
-            let usage = quota::scan(backing).map_err(|source| SimfsError::Scan {
-                path: backing.to_owned(),
+    }
+    // A clean file left by an unmount is exact; anything else (no file, a
+    // crash left it dirty, per-id usage unknown, another tree) is rescanned.
+    let exact = saved
+        .as_ref()
+        .is_some_and(|s| !s.dirty && s.path.as_deref().is_none_or(|p| p == counted))
+        && !q.ugid.needs_scan();
+    if !exact {
+        let found =
+            quota::scan_tree(&counted, q.ugid.active()).map_err(|source| SimfsError::Scan {
+                path: counted.clone(),
                 source,
             })?;
-            Quota::new(limits, usage)
-        }
-    };
-    StateFile::from_quota(&q, true).save(state_file)?;
+        q.load_scan(&found, quota::now_secs());
+    }
+    let mut state = saved.unwrap_or_default();
+    state.path = Some(counted.clone());
+    state.running = true;
+    state.clone().with_quota(&q, true).save(state_file)?;
     let quota = Arc::new(Mutex::new(q));
 
-    let fs = fs::SimFs::new(root, quota.clone(), options.passthrough).map_err(|e| {
-        SimfsError::Backing {
-            path: backing.to_owned(),
-            source: e,
-        }
-    })?;
+    let fs =
+        fs::SimFs::new(root, Some(private), quota.clone(), options.passthrough).map_err(|e| {
+            SimfsError::Backing {
+                path: backing.to_owned(),
+                source: e,
+            }
+        })?;
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName("/dev/simfs".into()),
@@ -152,7 +183,8 @@ pub fn mount_with(
         Err(source) => {
             // Nothing ran: the usage we have is exact.
             if let Ok(q) = quota.lock() {
-                let _ = StateFile::from_quota(&q, false).save(state_file);
+                state.running = false;
+                let _ = state.with_quota(&q, false).save(state_file);
             }
             return Err(SimfsError::Mount {
                 path: mountpoint.to_owned(),
@@ -164,6 +196,7 @@ pub fn mount_with(
         session: Some(session),
         quota,
         state_file: state_file.to_owned(),
+        state: Mutex::new(state),
         mountpoint: mountpoint.to_owned(),
     })
 }
@@ -182,6 +215,89 @@ impl SimfsHandle {
         if let Ok(mut q) = self.quota.lock() {
             q.set_limits(limits);
         }
+    }
+
+    /// `QUOTAUGIDLIMIT` live: 0 turns the second level off; turning it on
+    /// counts the private area per uid and gid now.
+    pub fn set_ugid_limit(&self, limit: u64) -> Result<(), SimfsError> {
+        let mut q = self.quota.lock().unwrap_or_else(|p| p.into_inner());
+        if limit != q.ugid.limit || (limit > 0) != q.ugid.on {
+            q.set_ugid_limit(limit);
+        }
+        self.count_ids(&mut q)
+    }
+
+    /// Per-id usage unknown (second level just turned on): scan for it.
+    /// The quota stays locked meanwhile, so nothing changes under the scan.
+    fn count_ids(&self, q: &mut Quota) -> Result<(), SimfsError> {
+        if !q.ugid.needs_scan() {
+            return Ok(());
+        }
+        let Some(path) = self.state.lock().ok().and_then(|s| s.path.clone()) else {
+            return Ok(());
+        };
+        let found = quota::scan_tree(&path, true).map_err(|source| SimfsError::Scan {
+            path: path.clone(),
+            source,
+        })?;
+        q.load_scan(&found, quota::now_secs());
+        Ok(())
+    }
+
+    /// Record where the live figures can be asked for (the state file
+    /// names it for `vzquota`).
+    pub fn set_socket(&self, socket: Option<PathBuf>) -> Result<(), SimfsError> {
+        if let Ok(mut s) = self.state.lock() {
+            s.socket = socket;
+        }
+        self.sync()
+    }
+
+    /// Write the live figures to the state file (still marked dirty: only
+    /// an unmount makes it exact for the next mount).
+    pub fn sync(&self) -> Result<(), SimfsError> {
+        let q = self.snapshot();
+        let s = self.state.lock().map(|s| s.clone()).unwrap_or_default();
+        s.with_quota(&q, true).save(&self.state_file)?;
+        Ok(())
+    }
+
+    /// Take limits from the state file, as `vzquota setlimit`/`setlimit2`
+    /// left them there: first level, second level on/off and limit, per-id
+    /// limits and grace. Usage stays the live one.
+    pub fn reload(&self) -> Result<(), SimfsError> {
+        let Some(file) = StateFile::load(&self.state_file)? else {
+            return self.sync();
+        };
+        if let Ok(mut q) = self.quota.lock() {
+            q.set_limits(file.limits);
+            if file.ugid.on != q.ugid.on || file.ugid.limit != q.ugid.limit {
+                q.set_ugid(file.ugid.on, file.ugid.limit);
+            }
+            q.ugid.user_grace = file.ugid.user_grace;
+            q.ugid.group_grace = file.ugid.group_grace;
+            let now = quota::now_secs();
+            for kind in quota::IdKind::BOTH {
+                for (id, e) in file.ugid.entries(kind) {
+                    q.set_id_limits(kind, *id, e.limits, now);
+                }
+            }
+            self.count_ids(&mut q)?;
+        }
+        self.sync()
+    }
+
+    /// Act on the live quota (second-level limits set from the host).
+    pub fn with_quota<T>(&self, f: impl FnOnce(&mut Quota) -> T) -> T {
+        let mut q = self.quota.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut q)
+    }
+
+    fn snapshot(&self) -> Quota {
+        self.quota
+            .lock()
+            .map(|q| q.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn mountpoint(&self) -> &Path {
@@ -203,12 +319,11 @@ impl SimfsHandle {
                 path: self.mountpoint.clone(),
                 source,
             })?;
-        let q = self
-            .quota
-            .lock()
-            .map(|q| q.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
-        StateFile::from_quota(&q, false).save(&self.state_file)?;
+        let q = self.snapshot();
+        let mut s = self.state.lock().map(|s| s.clone()).unwrap_or_default();
+        s.running = false;
+        s.socket = None;
+        s.with_quota(&q, false).save(&self.state_file)?;
         Ok(q.usage)
     }
 }

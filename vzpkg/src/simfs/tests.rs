@@ -3,11 +3,10 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{mount, mount_with, Options, SimfsHandle};
-use crate::quota::{scan, Limits, StateFile, Usage};
+use crate::quota::{scan, IdKind, Limits, StateFile, Usage};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -287,26 +286,301 @@ fn cannot_escape_backing_root() {
     h.unmount().unwrap();
 }
 
+/// simfs over a real overlay, as on a VPS: `lower` is the template,
+/// `upper` the private area that alone is charged.
+struct Overlay {
+    _dir: tempfile::TempDir,
+    lower: PathBuf,
+    upper: PathBuf,
+    merged: PathBuf,
+    mnt: PathBuf,
+    state: PathBuf,
+}
+
+fn overlay() -> Option<Overlay> {
+    fixture()?;
+    let dir = tempfile::tempdir().ok()?;
+    let top = dir.path().to_owned();
+    let [lower, upper, work, merged, mnt] =
+        ["lower", "upper", "work", "merged", "mnt"].map(|d| top.join(d));
+    for d in [&lower, &upper, &work, &merged, &mnt] {
+        fs::create_dir(d).ok()?;
+    }
+    fs::create_dir_all(lower.join("usr/lib")).ok()?;
+    fs::create_dir_all(lower.join("etc/app")).ok()?;
+    fs::write(lower.join("usr/lib/big"), vec![3u8; 1 << 20]).ok()?;
+    fs::write(lower.join("etc/app/conf"), vec![b'c'; 10_000]).ok()?;
+    fs::write(lower.join("etc/motd"), b"hello\n").ok()?;
+    if let Err((step, e)) =
+        crate::vps::overlay::mount(&merged, std::slice::from_ref(&lower), &upper, &work)
+    {
+        eprintln!("skipped: overlay mount failed at {step}: {e}");
+        return None;
+    }
+    Some(Overlay {
+        state: top.join("quota.json"),
+        _dir: dir,
+        lower,
+        upper,
+        merged,
+        mnt,
+    })
+}
+
+impl Overlay {
+    fn mount(&self, limits: Limits, ugid_limit: u64) -> SimfsHandle {
+        let opts = Options {
+            private: Some(self.upper.clone()),
+            ugid_limit: Some(ugid_limit),
+            ..Options::default()
+        };
+        mount_with(&self.merged, &self.mnt, limits, &self.state, opts).expect("mount simfs")
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+    /// What a fresh `vzquota init` of the private area would count.
+    fn scan(&self) -> Usage {
+        scan(&self.upper).expect("scan upper")
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        for p in [&self.mnt, &self.merged] {
+            let _ = rustix::mount::unmount(p.as_path(), rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
+
 #[test]
-fn passthrough_read_only_open() {
-    let Some(fx) = fixture() else { return };
-    let opts = Options {
-        passthrough: true,
-        ..Options::default()
-    };
-    let h = mount_with(&fx.backing, &fx.mnt, Limits::none(), &fx.state, opts).unwrap();
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(0)
-        .open(fx.p("seed"))
+fn only_the_private_area_is_charged_and_copy_up_costs_the_copy() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    let same = |what: &str| assert_eq!(h.usage(), ov.scan(), "after {what}");
+    same("mount");
+    assert!(
+        h.usage().bytes < 64 << 10,
+        "template not charged: {:?}",
+        h.usage()
+    );
+    // Reading a template file costs nothing.
+    assert_eq!(fs::read(ov.p("usr/lib/big")).unwrap().len(), 1 << 20);
+    same("read");
+    let before = h.usage();
+    // One byte appended to the 1 MiB template file copies it up: charged.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("usr/lib/big"))
+        .unwrap()
+        .write_all(b"x")
         .unwrap();
+    same("append to a template file");
+    assert!(
+        h.usage().bytes >= before.bytes + (1 << 20),
+        "copy-up charged in full: {before:?} -> {:?}",
+        h.usage()
+    );
+    assert_eq!(
+        fs::read(ov.lower.join("usr/lib/big")).unwrap().len(),
+        1 << 20
+    );
+    // Metadata changes copy up too.
+    fs::set_permissions(
+        ov.p("etc/app/conf"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    same("chmod of a template file");
+    rustix::fs::chown(
+        ov.p("etc/motd").as_path(),
+        Some(rustix::fs::Uid::from_raw(1000)),
+        None,
+    )
+    .unwrap();
+    same("chown of a template file");
+    fs::rename(ov.p("etc/motd"), ov.p("motd2")).unwrap();
+    same("rename of a copied-up file");
+    fs::hard_link(ov.p("motd2"), ov.p("motd3")).unwrap();
+    same("hardlink");
+    // Deleting template files is free (a whiteout) and always works.
+    fs::remove_file(ov.p("etc/app/conf")).unwrap();
+    fs::remove_dir(ov.p("etc/app")).unwrap();
+    same("delete of template files");
+    fs::remove_file(ov.p("usr/lib/big")).unwrap();
+    same("delete of a copied-up file");
+    assert!(h.usage().bytes < 64 << 10, "{:?}", h.usage());
+    // Sparse: a truncate that extends allocates nothing.
+    let f = fs::File::create(ov.p("sparse")).unwrap();
+    f.set_len(100 << 20).unwrap();
+    same("sparse file");
+    // fallocate charges what it allocates, punching a hole frees it.
+    rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, 256 << 10).unwrap();
+    same("fallocate");
+    rustix::fs::fallocate(
+        &f,
+        rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+        0,
+        128 << 10,
+    )
+    .unwrap();
+    same("punch hole");
+    drop(f);
+    // Writes through a shared mapping are charged when they reach the file.
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(ov.p("mapped"))
+        .unwrap();
+    f.set_len(64 << 10).unwrap();
+    // SAFETY: a fresh shared mapping of a 64K file we own, unmapped below.
+    unsafe {
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            64 << 10,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+        );
+        assert_ne!(m, libc::MAP_FAILED);
+        std::ptr::write_bytes(m.cast::<u8>(), 9, 64 << 10);
+        assert_eq!(libc::msync(m, 64 << 10, libc::MS_SYNC), 0);
+        libc::munmap(m, 64 << 10);
+    }
+    drop(f);
+    same("writes through mmap");
+    assert!(h.usage().bytes >= ov.scan().bytes && ov.scan().bytes >= 64 << 10);
+    h.unmount().unwrap();
+    // Clean after unmount, and a fresh scan agrees.
+    let s = StateFile::load(&ov.state).unwrap().unwrap();
+    assert!(!s.dirty);
+    assert_eq!(s.usage, ov.scan());
+}
+
+#[test]
+fn copy_up_past_the_hard_limit_is_refused_and_nothing_changes() {
+    let Some(ov) = overlay() else { return };
+    let base = ov.scan().blocks_1k();
+    // Room for 512K: the 1 MiB template file cannot be copied up.
+    let h = ov.mount(Limits::new((base + 512, base + 512), (0, 0), 60), 0);
+    let e = fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("usr/lib/big"))
+        .expect_err("copy-up over quota");
+    assert!(edquot(&e), "{e}");
+    assert!(!ov.upper.join("usr/lib/big").exists(), "nothing copied");
+    assert_eq!(h.usage(), ov.scan());
+    // Deleting it still works (free: a whiteout).
+    fs::remove_file(ov.p("usr/lib/big")).unwrap();
+    assert_eq!(h.usage(), ov.scan());
+    // The small one fits.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("etc/motd"))
+        .unwrap()
+        .write_all(b"more\n")
+        .unwrap();
+    assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}
+
+#[test]
+fn second_level_per_uid_and_gid() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 100);
+    let now = crate::quota::now_secs();
+    let id_limits = crate::quota::IdLimits {
+        block_soft: 100,
+        block_hard: 200,
+        inode_soft: 0,
+        inode_hard: 3,
+    };
+    h.with_quota(|q| q.set_id_limits(IdKind::User, 1000, id_limits, now));
+    let as_user = |path: &Path| {
+        rustix::fs::chown(
+            path,
+            Some(rustix::fs::Uid::from_raw(1000)),
+            Some(rustix::fs::Gid::from_raw(1000)),
+        )
+        .unwrap()
+    };
+    let user = |h: &SimfsHandle| h.with_quota(|q| q.id_usage(IdKind::User, 1000));
+    let group = |h: &SimfsHandle| h.with_quota(|q| q.id_usage(IdKind::Group, 1000));
+    // A file given to uid 1000: its blocks move to 1000's account.
+    fill(&ov.p("a"), 50_000).unwrap();
+    as_user(&ov.p("a"));
+    let u = user(&h).expect("uid 1000 tracked");
+    assert_eq!(u.inodes, 1);
+    assert!(u.bytes >= 50_000, "{u:?}");
+    assert_eq!(group(&h).map(|g| g.inodes), Some(1));
+    // Its hard limit (200K) holds for writes to files it owns.
+    let e = fill(&ov.p("a"), 300_000).expect_err("past uid 1000's hard limit");
+    assert!(edquot(&e), "{e}");
+    assert!(user(&h).unwrap().blocks_1k() <= 200);
+    // The first level is not the limit here: root writes on.
+    fill(&ov.p("rootfile"), 300_000).expect("root has no limit");
+    // A chown onto uid 1000 that would pass its limit is refused.
+    let e = rustix::fs::chown(
+        ov.p("rootfile").as_path(),
+        Some(rustix::fs::Uid::from_raw(1000)),
+        None,
+    )
+    .expect_err("chown past the limit");
+    assert_eq!(e.raw_os_error(), libc::EDQUOT);
+    // Deleting releases 1000's charge; per-id figures match a scan by id.
+    fs::remove_file(ov.p("a")).unwrap();
+    // Its limits keep it tracked, at zero.
+    assert_eq!(user(&h).map(|u| (u.bytes, u.inodes)), Some((0, 0)));
+    let by_id = crate::quota::scan_ids(&ov.upper).unwrap();
+    assert_eq!(
+        user(&h).unwrap_or_default(),
+        by_id.users.get(&1000).copied().unwrap_or_default()
+    );
+    assert_eq!(h.usage(), by_id.usage);
+    h.unmount().unwrap();
+}
+
+#[test]
+fn passthrough_for_template_reads_and_writers_wait_for_it() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::none(), 0);
+    let mut f = fs::File::open(ov.p("usr/lib/big")).unwrap();
     let mut v = Vec::new();
     f.read_to_end(&mut v).unwrap();
-    assert_eq!(v, vec![7u8; 20_000]);
-    // The kernel took the open (one backing file per inode): a writing open
-    // meanwhile is refused, which is why passthrough is opt-in.
-    let w = fs::OpenOptions::new().write(true).open(fx.p("seed"));
-    assert!(w.is_err(), "passthrough did not engage");
+    assert_eq!(v.len(), 1 << 20);
+    // The kernel took the open: reads went to the layer file, so simfs saw
+    // no read requests; a writing open meanwhile is refused as busy.
+    let w = fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("usr/lib/big"));
+    match w {
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ETXTBSY), "{e}"),
+        Ok(_) => panic!("passthrough did not engage"),
+    }
     drop(f);
+    // Closed: the writer gets it (a copy-up), and later reads are served.
+    let t = std::time::Instant::now();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("usr/lib/big"))
+        .unwrap()
+        .write_all(b"y")
+        .unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(fs::read(ov.p("usr/lib/big")).unwrap().len(), (1 << 20) + 1);
+    // A reader and a writer of a private file together are fine.
+    fs::write(ov.p("log"), b"1\n").unwrap();
+    let r = fs::File::open(ov.p("log")).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("log"))
+        .unwrap()
+        .write_all(b"2\n")
+        .unwrap();
+    drop(r);
+    assert_eq!(fs::read(ov.p("log")).unwrap(), b"1\n2\n");
     h.unmount().unwrap();
 }

@@ -227,13 +227,19 @@ fn request(vz: &Vz, ctid: u32, line: &str) -> Result<String, VpsError> {
 }
 
 /// Change the limits of the mounted VPS now; its usage afterwards.
-pub fn set_limits(vz: &Vz, ctid: u32, l: Limits) -> Result<Usage, VpsError> {
+pub fn set_limits(vz: &Vz, ctid: u32, l: Limits, ugid_limit: u64) -> Result<Usage, VpsError> {
     let reply = request(
         vz,
         ctid,
         &format!(
-            "limits {} {} {} {} {} {}",
-            l.block_soft, l.block_hard, l.inode_soft, l.inode_hard, l.block_grace, l.inode_grace
+            "limits {} {} {} {} {} {} {}",
+            l.block_soft,
+            l.block_hard,
+            l.inode_soft,
+            l.inode_hard,
+            l.block_grace,
+            l.inode_grace,
+            ugid_limit
         ),
     )?;
     parse_usage(&reply).ok_or_else(|| {
@@ -265,22 +271,24 @@ fn parse_usage(s: &str) -> Option<Usage> {
     })
 }
 
-fn parse_limits(words: &str) -> Option<Limits> {
+/// First-level limits and the ugid limit of a `limits` request.
+fn parse_limits(words: &str) -> Option<(Limits, u64)> {
     let v: Vec<u64> = words
         .split_whitespace()
         .map(|w| w.parse().ok())
         .collect::<Option<_>>()?;
-    let [bs, bh, is, ih, bg, ig] = v[..] else {
+    let [bs, bh, is, ih, bg, ig, ugid] = v[..] else {
         return None;
     };
-    Some(Limits {
+    let l = Limits {
         block_soft: bs,
         block_hard: bh,
         inode_soft: is,
         inode_hard: ih,
         block_grace: bg,
         inode_grace: ig,
-    })
+    };
+    Some((l, ugid))
 }
 
 /// Ask the simfs process to unmount the root, save its state and exit.
@@ -393,19 +401,29 @@ impl Server {
             .map_err(|e| format!("{}: {e}", sock.display()))?;
         let options = simfs::Options {
             threads: THREADS,
+            private: Some(cfg.upper()),
+            ugid_limit: Some(cfg.quotaugidlimit),
             ..simfs::Options::default()
         };
+        let quota_file = vz.root.quota_file(ctid);
+        if let Some(dir) = quota_file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         let handle = simfs::mount_with(
             &cfg.overlay_mount(),
             &cfg.ve_root,
             limits_of(&cfg),
-            &cfg.quota_file(),
+            &quota_file,
             options,
         )
         .map_err(|e| {
             let _ = std::fs::remove_file(&sock);
             e.to_string()
         })?;
+        if let Err(e) = handle.set_socket(Some(sock.clone())) {
+            eprintln!("simfs {ctid}: {e}");
+        }
         let pid_file = vz.root.simfs_pid_file(ctid);
         if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
             let _ = handle.unmount();
@@ -481,6 +499,9 @@ impl Server {
             Ok(cfg) => {
                 if let Some(h) = &self.handle {
                     h.set_limits(limits_of(&cfg));
+                    if let Err(e) = h.set_ugid_limit(cfg.quotaugidlimit) {
+                        eprintln!("simfs {}: {e}", self.cfg.ctid);
+                    }
                 }
                 eprintln!("simfs {}: limits re-read from the config", self.cfg.ctid);
             }
@@ -545,18 +566,44 @@ impl Server {
         let line = line.trim();
         let reply = match line.split_once(' ').unwrap_or((line, "")) {
             ("limits", rest) => match (parse_limits(rest), &self.handle) {
-                (Some(l), Some(handle)) => {
+                (Some((l, ugid)), Some(handle)) => {
                     handle.set_limits(l);
-                    eprintln!("simfs {}: limits set live: {l:?}", self.cfg.ctid);
-                    let u = handle.usage();
-                    format!("ok {} {}", u.bytes, u.inodes)
+                    eprintln!(
+                        "simfs {}: limits set live: {l:?}, ugid limit {ugid}",
+                        self.cfg.ctid
+                    );
+                    match handle.set_ugid_limit(ugid).and_then(|()| handle.sync()) {
+                        Ok(()) => {
+                            let u = handle.usage();
+                            format!("ok {} {}", u.bytes, u.inodes)
+                        }
+                        Err(e) => format!("error {e}"),
+                    }
                 }
-                _ => "error expected six numbers".to_string(),
+                _ => "error expected seven numbers".to_string(),
             },
             ("usage", _) => {
                 let u = self.handle.as_ref().map(|h| h.usage()).unwrap_or_default();
                 format!("ok {} {}", u.bytes, u.inodes)
             }
+            // `vzquota stat`: the live figures into the quota file.
+            ("sync", _) => match self.handle.as_ref().map(|h| h.sync()) {
+                Some(Ok(())) => "ok".to_string(),
+                Some(Err(e)) => format!("error {e}"),
+                None => "error not mounted".to_string(),
+            },
+            // `vzquota setlimit`/`setlimit2` changed limits in the file.
+            ("reload", _) => match self.handle.as_ref().map(|h| h.reload()) {
+                Some(Ok(())) => {
+                    eprintln!(
+                        "simfs {}: limits re-read from the quota file",
+                        self.cfg.ctid
+                    );
+                    "ok".to_string()
+                }
+                Some(Err(e)) => format!("error {e}"),
+                None => "error not mounted".to_string(),
+            },
             ("umount", _) => {
                 let (reply, code) = match self.finish() {
                     Ok(Ok(u)) => (format!("ok {} {}", u.bytes, u.inodes), Some(0)),

@@ -4,7 +4,9 @@
 //! - `conf/CTID.conf`: the VPS's config (OpenVZ keys, see [`conf`]);
 //! - `private/CTID/fs` and `private/CTID/work`: the overlay upper and work
 //!   dirs, holding only what the VPS changed (plus its identity files);
-//!   `private/CTID/quota`: the quota state (usage, dirty flag);
+//! - the quota file (usage, limits, dirty flag), shared with `vzquota`:
+//!   `/var/vzquota/quota.CTID` for the VZ root `/vz`, else
+//!   `VZ_ROOT/vzquota/quota.CTID` (or `$VZQUOTA_DIR/quota.CTID`);
 //! - `private/CTID/mnt`: the overlay (the template's layer trees under the
 //!   private `fs/`), seen by the host only;
 //! - `root/CTID/`: the VPS's root: simfs over `mnt`, served by a process of
@@ -93,6 +95,11 @@ impl VzRoot {
     pub fn simfs_log(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.simfs.log"))
     }
+    /// The quota file of `ctid`, shared with `vzquota` (see
+    /// [`crate::quota::cli::quota_dir_for`]).
+    pub fn quota_file(&self, ctid: u32) -> PathBuf {
+        crate::quota::cli::quota_dir_for(Some(&self.base)).join(format!("quota.{ctid}"))
+    }
     fn lock_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.lock"))
     }
@@ -129,10 +136,7 @@ impl VpsConfig {
     pub fn overlay_mount(&self) -> PathBuf {
         self.ve_private.join("mnt")
     }
-    /// The quota state file.
-    pub fn quota_file(&self) -> PathBuf {
-        self.ve_private.join("quota")
-    }
+
     /// Where the overlay goes: under simfs, or the root itself.
     fn overlay_target(&self) -> PathBuf {
         if self.disk_quota {
@@ -995,14 +999,17 @@ impl Vz {
         let _lock = self.lock(ctid)?;
         let mut live = false;
         let mounted = self.mount_state(&cfg)? == MountState::Mounted;
-        let quota_change =
-            opts.diskspace.is_some() || opts.diskinodes.is_some() || opts.quotatime.is_some();
+        let quota_change = opts.diskspace.is_some()
+            || opts.diskinodes.is_some()
+            || opts.quotatime.is_some()
+            || opts.quotaugidlimit.is_some();
         if quota_change && cfg.disk_quota && mounted {
             let mut now = cfg.clone();
             now.diskspace = opts.diskspace.unwrap_or(cfg.diskspace);
             now.diskinodes = opts.diskinodes.unwrap_or(cfg.diskinodes);
             now.quotatime = opts.quotatime.unwrap_or(cfg.quotatime);
-            daemon::set_limits(self, ctid, daemon::limits_of(&now))?;
+            let ugid = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
+            daemon::set_limits(self, ctid, daemon::limits_of(&now), ugid)?;
             live = true;
         }
         if let (Some(h), Some(pid)) = (&opts.hostname, self.running_pid(&cfg)) {
@@ -1059,6 +1066,8 @@ impl Vz {
             self.root.simfs_pid_file(ctid),
             self.root.simfs_socket(ctid),
             self.root.simfs_log(ctid),
+            // As vzctl destroy runs `vzquota drop`.
+            self.root.quota_file(ctid),
         ] {
             gone(&p, std::fs::remove_file(&p))?;
         }
