@@ -174,6 +174,76 @@ fn builds_a_configured_tree_and_a_second_build_downloads_nothing() {
     assert_eq!(json(&out)["download"]["cached"], 6);
 }
 
+/// Requests for a suite's Packages index (any compression) in the server log.
+fn index_requests(fx: &Fixture) -> Vec<String> {
+    fx.server
+        .requests()
+        .into_iter()
+        .filter(|p| p.contains("/binary-amd64/Packages"))
+        .collect()
+}
+
+#[test]
+fn the_index_comes_from_the_cache_while_the_signed_release_names_it() {
+    need_root!();
+    let fx = Fixture::new(&distribution());
+    let recipe = fx.recipe("fixture", "minbase", &["tool"], "");
+    let out = fx.create(&recipe);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = json(&out)["template_id"].clone();
+    assert_eq!(index_requests(&fx).len(), 1, "{:?}", fx.server.requests());
+
+    // The mirror drops its Packages files; its signed InRelease still names
+    // them, and is still fetched and checked.
+    let bin = fx
+        .mirror_dir()
+        .join("dists")
+        .join(&fx.spec.suite)
+        .join("main/binary-amd64");
+    for name in ["Packages", "Packages.xz", "Packages.gz"] {
+        std::fs::remove_file(bin.join(name)).unwrap();
+    }
+    fx.server.clear_log();
+    let out = fx.create(&recipe);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["template_id"], id);
+    let requests = fx.server.requests();
+    assert!(
+        requests.iter().any(|p| p.ends_with("/InRelease")),
+        "{requests:?}"
+    );
+    assert!(index_requests(&fx).is_empty(), "{requests:?}");
+
+    // An altered cached copy is not used: with nothing on the mirror to
+    // fall back on, the build fails on the fetch.
+    let cached = walk_files(&fx.root().join("cache/indexes"));
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let good = std::fs::read_to_string(&cached[0]).unwrap();
+    std::fs::write(&cached[0], good.replace("Version: 3.0", "Version: 3.9")).unwrap();
+    fails(&fx, &recipe, 6, &["Packages"]);
+
+    // A new Release (another package published, so another index digest)
+    // is fetched again, and cached in turn.
+    let mut dist = distribution();
+    dist.push(package(
+        "extra",
+        "1.0",
+        &[("Priority", "optional")],
+        DebBuilder::new("extra", "1.0", "amd64"),
+    ));
+    fx.republish(&dist, &fx.key, &fx.spec);
+    fx.server.clear_log();
+    let out = fx.create(&recipe);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["template_id"], id);
+    assert_eq!(index_requests(&fx).len(), 1, "{:?}", fx.server.requests());
+    let cached = walk_files(&fx.root().join("cache/indexes"));
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(std::fs::read_to_string(&cached[0])
+        .unwrap()
+        .contains("Package: extra\n"));
+}
+
 /// Run a build that must fail with `code` and a message containing every
 /// one of `words`, and check the store is as it was.
 fn fails(fx: &Fixture, recipe: &Path, code: i32, words: &[&str]) {

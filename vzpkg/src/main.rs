@@ -208,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let options = BuildOptions {
                 mirror,
                 jobs,
+                index_cache: Some(paths.index_cache()),
                 ..BuildOptions::default()
             };
             let reporter = reporter_for(cli.json);

@@ -38,6 +38,11 @@ impl Paths {
     pub fn package_cache(&self) -> PathBuf {
         self.cache.join("packages")
     }
+
+    /// Verified Packages indexes, by the digest the signed Release gives.
+    pub fn index_cache(&self) -> PathBuf {
+        self.cache.join("indexes")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +55,9 @@ pub struct BuildOptions {
     pub etc_apt: PathBuf,
     /// Build exactly the recipe's lock file instead of resolving.
     pub locked: bool,
+    /// Where verified Packages indexes are kept between builds; `build`
+    /// uses its paths' when this is unset.
+    pub index_cache: Option<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -59,6 +67,7 @@ impl Default for BuildOptions {
             jobs: 8,
             etc_apt: PathBuf::from("/etc/apt"),
             locked: false,
+            index_cache: None,
         }
     }
 }
@@ -120,7 +129,17 @@ pub fn plan(
 
     let t = Instant::now();
     let repo = deb_repo(recipe, &mirror)?;
-    let index = crate::source::deb::load_index(&http, &repo, SystemTime::now(), reporter)?;
+    let cache = options
+        .index_cache
+        .as_deref()
+        .map(crate::source::index_cache::IndexCache::new);
+    let index = crate::source::deb::load_index_cached(
+        &http,
+        &repo,
+        SystemTime::now(),
+        cache.as_ref(),
+        reporter,
+    )?;
     seconds.insert(Stage::Index.name(), t.elapsed().as_secs_f64());
     crate::cancel::check()?;
 
@@ -161,8 +180,12 @@ pub fn build(
     if let crate::recipe::Source::Rpm(src) = &recipe.source {
         return rpm::build(recipe, src, paths, options, reporter);
     }
-    let plan = plan(recipe, options, reporter)?;
-    build_plan(recipe, paths, options, plan, started, reporter)
+    let mut options = options.clone();
+    options
+        .index_cache
+        .get_or_insert_with(|| paths.index_cache());
+    let plan = plan(recipe, &options, reporter)?;
+    build_plan(recipe, paths, &options, plan, started, reporter)
 }
 
 /// Download, unpack, configure and commit what `plan` chose.
@@ -180,6 +203,17 @@ pub fn build_plan(
         order,
         seconds,
     } = plan;
+    // Only the snapshot is needed from here on. The whole suite's parsed
+    // index is a few hundred MB that every maintainer script's fork would
+    // otherwise copy the page tables of.
+    let crate::source::deb::DebIndex {
+        packages,
+        inrelease_sha256,
+        date,
+        ..
+    } = index;
+    drop(packages);
+    release_free_memory();
     let mut timings = Timings { started, seconds };
     let http = Http::new()?;
     let items: Vec<FetchItem> = order
@@ -215,7 +249,7 @@ pub fn build_plan(
     let mut facts = BTreeMap::new();
     facts.insert("mirror".to_string(), mirror.clone());
     facts.insert("suite".to_string(), suite.clone());
-    facts.insert("index".to_string(), index.inrelease_sha256.clone());
+    facts.insert("index".to_string(), inrelease_sha256.clone());
     let done = Finish {
         epoch,
         volatile: recipe.post.volatile.clone(),
@@ -223,8 +257,8 @@ pub fn build_plan(
         packages: order.iter().map(crate::lock::locked).collect(),
         index: Snapshot {
             suite,
-            inrelease_sha256: index.inrelease_sha256.clone(),
-            date: index.date,
+            inrelease_sha256,
+            date,
         },
         // Under `--locked` the lock is the input, not an output.
         write_lock: !options.locked,
@@ -237,6 +271,17 @@ pub fn build_plan(
         Ok(())
     };
     finish(recipe, &store, &staging, timings, done, configure, reporter)
+}
+
+/// Hand freed heap pages back to the kernel, so forks stop copying their
+/// page tables (the allocator keeps small freed blocks mapped otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's own
+    // heaps; it takes no pointers and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Seconds per stage, and when the whole build began.

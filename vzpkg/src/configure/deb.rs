@@ -136,17 +136,20 @@ pub fn configure(
             reporter.advance(Stage::Configure, 1, &pkg.name);
         }
     }
-    // B: postinst configure, status updated after each package.
+    // B: postinst configure. Each script sees every package before it
+    // installed; the database is written only when a script is about to
+    // look, not once per package.
     for pkg in order {
         let path = script(pkg, "postinst");
         if path.is_file() {
             crate::cancel::check()?;
+            status.save_if_changed()?;
             run_script(&sandbox, root, pkg, "postinst", &path, &["configure", ""])?;
         }
         status.mark_installed(pkg)?;
-        status.save()?;
         reporter.advance(Stage::Configure, 1, &pkg.name);
     }
+    status.save_if_changed()?;
     // C: triggers.
     write_trigger_db(root, &interests)?;
     for (pkg, names) in &interests {
@@ -237,10 +240,12 @@ fn ensure_executable(path: &Path) -> Result<(), ConfigureError> {
     Ok(())
 }
 
-/// `var/lib/dpkg/status`, kept parsed and rewritten whole after each change.
+/// `var/lib/dpkg/status`, kept parsed and rewritten whole when it changed.
 struct StatusDb {
     path: PathBuf,
     paragraphs: Vec<Paragraph>,
+    /// Changed since it was read or last written.
+    changed: bool,
 }
 
 impl StatusDb {
@@ -252,7 +257,11 @@ impl StatusDb {
             path: path.clone(),
             source,
         })?;
-        Ok(StatusDb { path, paragraphs })
+        Ok(StatusDb {
+            path,
+            paragraphs,
+            changed: false,
+        })
     }
 
     fn find(&self, pkg: &DebPackage) -> Option<usize> {
@@ -279,20 +288,26 @@ impl StatusDb {
             });
         };
         self.paragraphs[i].set("Status", "install ok installed");
+        self.changed = true;
         Ok(())
     }
 
     /// Write to a temporary name and rename over, so a reader (or a crash)
     /// sees either the old or the new database. No fsync: a staging tree is
     /// discarded after a crash anyway.
-    fn save(&self) -> Result<(), ConfigureError> {
+    fn save_if_changed(&mut self) -> Result<(), ConfigureError> {
+        if !self.changed {
+            return Ok(());
+        }
         let mut text = String::new();
         // Each paragraph followed by a blank line, as dpkg writes it.
         for p in &self.paragraphs {
             text.push_str(&p.render());
             text.push('\n');
         }
-        write_replace(&self.path, text.as_bytes())
+        write_replace(&self.path, text.as_bytes())?;
+        self.changed = false;
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use crate::http::{Http, HttpError};
 use crate::openpgp::{fmt_time, Keyring, OpenPgpError};
 use crate::package::DebPackage;
 use crate::progress::{Reporter, Stage};
+use crate::source::index_cache::IndexCache;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -571,7 +572,8 @@ fn package_from(url: &str, p: Paragraph) -> Result<DebPackage, SourceError> {
 }
 
 /// Fetch one component's index (by hash when the Release offers that, which
-/// avoids racing a mirror update), verify it and parse it.
+/// avoids racing a mirror update), verify it and parse it. With a cache, an
+/// index the signed Release names by digest is read from there instead.
 fn load_component(
     http: &Http,
     dists: &str,
@@ -579,6 +581,7 @@ fn load_component(
     component: &str,
     arch: &str,
     release_url: &str,
+    cache: Option<&IndexCache>,
 ) -> Result<Vec<DebPackage>, SourceError> {
     let Some((entry, comp)) = pick_index(release, component, arch) else {
         return Err(SourceError::IndexNotListed {
@@ -587,6 +590,19 @@ fn load_component(
             arch: arch.to_string(),
         });
     };
+    // Debian's Release lists the uncompressed index even where the mirror
+    // does not serve it: its digest lets the cache keep the text ready to
+    // parse. Otherwise the fetched file is kept as it is.
+    let plain = release.file(&format!("{component}/binary-{arch}/Packages"));
+    let (key, key_comp) = match plain {
+        Some(p) => (p, Compression::None),
+        None => (entry, comp),
+    };
+    if let Some(data) = cache.and_then(|c| c.get(key)) {
+        let url = format!("{dists}/{}", key.path);
+        let text = decompress(&url, data, key_comp)?;
+        return parse_packages(&url, &text);
+    }
     let url = format!("{dists}/{}", entry.path);
     let mut data = None;
     if release.acquire_by_hash {
@@ -615,7 +631,17 @@ fn load_component(
         }
     };
     check_file(&url, &data, entry)?;
+    // Best effort: a cache that cannot be written costs a download next time.
+    if let (Some(c), None) = (cache, plain) {
+        let _ = c.put(entry, &data);
+    }
     let text = decompress(&url, data, comp)?;
+    if let (Some(c), Some(plain)) = (cache, plain) {
+        // Only text the signed Release vouches for is kept.
+        if check_file(&url, text.as_bytes(), plain).is_ok() {
+            let _ = c.put(plain, text.as_bytes());
+        }
+    }
     parse_packages(&url, &text)
 }
 
@@ -648,6 +674,18 @@ pub fn load_index(
     now: SystemTime,
     reporter: &dyn Reporter,
 ) -> Result<DebIndex, SourceError> {
+    load_index_cached(http, repo, now, None, reporter)
+}
+
+/// [`load_index`], taking `Packages` files the verified Release names from
+/// `cache` when it holds them and storing those it fetches.
+pub fn load_index_cached(
+    http: &Http,
+    repo: &DebRepo,
+    now: SystemTime,
+    cache: Option<&IndexCache>,
+    reporter: &dyn Reporter,
+) -> Result<DebIndex, SourceError> {
     let keyring = Keyring::load(&repo.keyring)?;
     let base = repo.mirror.trim_end_matches('/');
     let dists = format!("{base}/dists/{}", repo.suite);
@@ -668,7 +706,15 @@ pub fn load_index(
         .components
         .par_iter()
         .map(|c| {
-            let pkgs = load_component(http, &dists, &release, c, &repo.architecture, &release_url)?;
+            let pkgs = load_component(
+                http,
+                &dists,
+                &release,
+                c,
+                &repo.architecture,
+                &release_url,
+                cache,
+            )?;
             reporter.advance(Stage::Index, 1, c);
             Ok(pkgs)
         })
@@ -899,6 +945,35 @@ SHA256:\n 515e692f2c4121c6fcec444ef100cc18f79a991910615f3a88c8b7becfc94d2f 50060
         std::os::unix::fs::symlink("bookworm", r.dir.path().join("dists/stable")).unwrap();
         let by_suite = load(&r, &repo_for(&r, "stable")).unwrap();
         assert_eq!(by_suite.packages, idx.packages);
+    }
+
+    #[test]
+    fn cached_index_is_used_only_while_its_digest_matches() {
+        let r = write_repo(&Opts::default());
+        let repo = repo_for(&r, "bookworm");
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = IndexCache::new(cache_dir.path());
+        let http = Http::new().unwrap();
+        let load_cached =
+            || load_index_cached(&http, &repo, SystemTime::now(), Some(&cache), &Silent);
+        let first = load_cached().unwrap();
+        // Stored decompressed, under the digest the Release gives the plain file.
+        let bin = r.dir.path().join("dists/bookworm/main/binary-amd64");
+        let plain_digest = sha256_hex(&std::fs::read(bin.join("Packages")).unwrap());
+        let stored = cache_dir.path().join(&plain_digest);
+        assert_eq!(std::fs::read_to_string(&stored).unwrap(), PACKAGES);
+
+        // The mirror's index files gone: the cache answers.
+        std::fs::remove_file(bin.join("Packages")).unwrap();
+        std::fs::remove_file(bin.join("Packages.xz")).unwrap();
+        let second = load_cached().unwrap();
+        assert_eq!(second.packages, first.packages);
+
+        // An altered cached copy is not used (the mirror has none to fall back on).
+        std::fs::write(&stored, PACKAGES.replace("2.10-3", "2.10-9")).unwrap();
+        let err = load_cached().unwrap_err();
+        assert!(matches!(err, SourceError::Fetch { .. }), "{err}");
+        assert!(!stored.exists());
     }
 
     #[test]

@@ -2,4 +2,5 @@
 
 pub mod apt;
 pub mod deb;
+pub mod index_cache;
 pub mod rpm;
