@@ -36,7 +36,11 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps
 
 use crate::quota::{now_secs, Exceeded, Owner, Quota};
 
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may trust names and attributes we gave it. Every
+/// change to the tree while mounted goes through simfs (the layers are
+/// read-only, the private area is only written through the overlay), so
+/// the kernel's caches stay right and a long TTL saves a lookup per use.
+const TTL: Duration = Duration::from_secs(60);
 /// Deeper than any real tree; stops a corrupt parent chain from looping.
 const MAX_DEPTH: usize = 4096;
 
@@ -71,6 +75,10 @@ struct Opens {
     passthrough: usize,
     served: usize,
 }
+
+/// Opens we serve keep the kernel's page cache of the file from one open to
+/// the next: every write reaches the file through us, so it stays right.
+const SERVED: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
 
 /// How long a writing open waits for passthrough opens of the file to be
 /// released: the kernel sends a release after `close` returns, so a
@@ -1305,7 +1313,7 @@ impl Filesystem for SimFs {
             drop(opens);
             return reply.error(Errno::EIO);
         }
-        reply.opened(FileHandle(fh), FopenFlags::empty());
+        reply.opened(FileHandle(fh), SERVED);
     }
 
     fn read(
@@ -1352,7 +1360,9 @@ impl Filesystem for SimFs {
         _lock_owner: fuser::LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing to do at close (writes are not buffered here): ENOSYS
+        // tells the kernel to stop sending flushes, one request less per close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -1418,7 +1428,12 @@ impl Filesystem for SimFs {
             ));
         }
         let fh = self.add_fh(Handle::Dir(entries));
-        reply.opened(FileHandle(fh), FopenFlags::empty());
+        // The kernel may cache the listing; it drops it itself when an
+        // entry is made or removed through us.
+        reply.opened(
+            FileHandle(fh),
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+        );
     }
 
     fn readdir(
@@ -1504,6 +1519,6 @@ impl Filesystem for SimFs {
             reply,
             self.do_create(req, parent.0, name, mode, umask, flags)
         );
-        reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty());
+        reply.created(&TTL, &a, Generation(0), FileHandle(fh), SERVED);
     }
 }

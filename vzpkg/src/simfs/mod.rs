@@ -55,6 +55,8 @@ pub struct Options {
     /// `QUOTAUGIDLIMIT`: 0 turns the second level off; `None` keeps what
     /// the state file has.
     pub ugid_limit: Option<u64>,
+    /// The control socket to name in the state file (for `vzquota`).
+    pub socket: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             threads: 4,
             private: None,
             ugid_limit: None,
+            socket: None,
         }
     }
 }
@@ -157,6 +160,8 @@ pub fn mount_with(
     let mut state = saved.unwrap_or_default();
     state.path = Some(counted.clone());
     state.running = true;
+    state.socket = options.socket.clone();
+    // Durable before anything changes: a crash from here on means rescan.
     state.clone().with_quota(&q, true).save(state_file)?;
     let quota = Arc::new(Mutex::new(q));
 
@@ -242,15 +247,6 @@ impl SimfsHandle {
         })?;
         q.load_scan(&found, quota::now_secs());
         Ok(())
-    }
-
-    /// Record where the live figures can be asked for (the state file
-    /// names it for `vzquota`).
-    pub fn set_socket(&self, socket: Option<PathBuf>) -> Result<(), SimfsError> {
-        if let Ok(mut s) = self.state.lock() {
-            s.socket = socket;
-        }
-        self.sync()
     }
 
     /// Write the live figures to the state file (still marked dirty: only

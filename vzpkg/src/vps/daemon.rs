@@ -403,6 +403,7 @@ impl Server {
             threads: THREADS,
             private: Some(cfg.upper()),
             ugid_limit: Some(cfg.quotaugidlimit),
+            socket: Some(sock.clone()),
             ..simfs::Options::default()
         };
         let quota_file = vz.root.quota_file(ctid);
@@ -421,9 +422,6 @@ impl Server {
             let _ = std::fs::remove_file(&sock);
             e.to_string()
         })?;
-        if let Err(e) = handle.set_socket(Some(sock.clone())) {
-            eprintln!("simfs {ctid}: {e}");
-        }
         let pid_file = vz.root.simfs_pid_file(ctid);
         if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
             let _ = handle.unmount();

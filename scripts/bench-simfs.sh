@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# simfs figures against the bare overlay (a benchmark, not a test; run as root
+# on an idle machine). Figures 1-3 compare, in the same run, a VPS created
+# with --diskquota yes (simfs over the overlay) and one with --diskquota no
+# (the bare overlay); 4 and 5 are measured on simfs VPSs:
+#  1. sequential read of 1 GiB, cold and warm: a file in the template's
+#     layers, and a file the VPS wrote (its private area);
+#  2. reading all of /usr, cold;
+#  3. unpacking 20 000 small files inside the VPS, then rm -rf of them;
+#  4. create + mount N simfs VPSs: time per VPS (the bare overlay's as the
+#     yardstick) and simfs memory (PSS, RSS) per VPS at 1, M and N mounted;
+#  5. page cache after reading /usr in 1 simfs VPS and in M.
+#
+#   scripts/bench-simfs.sh [N=200] [M=50] [MIRROR_URL]
+set -euo pipefail
+# Failures inside $(...) must stop the run too, not yield empty figures.
+shopt -s inherit_errexit
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+n=${1:-200}
+m=${2:-50}
+if ((m > n)); then m=$n; fi
+mirror=()
+[ $# -gt 2 ] && mirror=(--mirror "$3")
+cargo build --release --quiet --bin vzpkg
+vz=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/vzpkg
+work=$(mktemp -d /var/tmp/vzpkg-simfs-bench.XXXXXX)
+export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
+bare=900 simfs=901 # the VPS pair for figures 1-3
+ids=()
+cleanup() {
+    for id in "${ids[@]}"; do
+        "$vz" vzctl stop "$id" --fast >/dev/null 2>&1 || true
+        "$vz" vzctl destroy "$id" >/dev/null 2>&1 || true
+    done
+    # A mount that survived a failed destroy must not be walked by rm -rf.
+    awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r |
+        while read -r mnt; do umount -l "$mnt" || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# Room for the template, 1 GiB written and 20 000 files.
+limits=(--diskspace 10G:11G --diskinodes 400000:420000)
+new_vps() { # CTID TEMPLATE yes|no
+    ids+=("$1")
+    "$vz" vzctl create "$1" --ostemplate "$2" --diskquota "$3" "${limits[@]}" > /dev/null
+    "$vz" vzctl mount "$1" > /dev/null
+}
+fstype() { awk -v d="$VZ_ROOT/root/$1" '$2 == d {t = $3} END {print t}' /proc/self/mounts; }
+
+cp recipes/debian-12.toml "$work/debian-12.toml"
+"$vz" create "$work/debian-12.toml" "${mirror[@]}" --json > /dev/null
+# The same system with 1 GiB more in its layers, written by a post command.
+sed -e 's/^name = "debian-12"$/name = "debian-12-big"/' \
+    -e 's|^commands = \[\]$|commands = ["mkdir -p /opt \&\& head -c 1G /dev/urandom > /opt/big"]|' \
+    recipes/debian-12.toml > "$work/debian-12-big.toml"
+grep -q '^name = "debian-12-big"$' "$work/debian-12-big.toml"
+grep -q '/opt/big' "$work/debian-12-big.toml"
+t0=$(now)
+"$vz" create "$work/debian-12-big.toml" "${mirror[@]}" --json > /dev/null
+echo "debian-12-big built in $(elapsed "$t0" "$(now)")s; templates:"
+"$vz" list | sed 1d
+
+new_vps $bare debian-12-big no
+new_vps $simfs debian-12-big yes
+# Figures for simfs are worthless if the root is the overlay after all.
+case $(fstype $simfs) in fuse*) ;; *)
+    echo "VPS $simfs: root is $(fstype $simfs), not simfs (fuse)" >&2
+    exit 1
+    ;;
+esac
+echo "roots: bare $(fstype $bare), simfs $(fstype $simfs)"
+root() { echo "$VZ_ROOT/root/$1"; }
+
+# 1. Sequential reads of 1 GiB; read_mbs prints the MB/s of one.
+read_mbs() {
+    local size t0 t1
+    size=$(stat -c %s "$1")
+    t0=$(now)
+    dd if="$1" of=/dev/null bs=1M status=none
+    t1=$(now)
+    awk -v s="$size" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / 1e6 / (b - a) }'
+}
+seq_read() { # LABEL PATH-IN-VPS
+    local -A cold=([$bare]=0 [$simfs]=0) warm=([$bare]=0 [$simfs]=0)
+    local id v bc bw sc sw
+    # Best of two rounds in alternating order: the machine may be shared.
+    for id in $bare $simfs $simfs $bare; do
+        drop_caches
+        v=$(read_mbs "$(root $id)$2"); cold[$id]=$((v > cold[$id] ? v : cold[$id]))
+        v=$(read_mbs "$(root $id)$2"); warm[$id]=$((v > warm[$id] ? v : warm[$id]))
+    done
+    bc=${cold[$bare]} bw=${warm[$bare]} sc=${cold[$simfs]} sw=${warm[$simfs]}
+    awk -v l="$1" -v bc="$bc" -v bw="$bw" -v sc="$sc" -v sw="$sw" 'BEGIN {
+        printf "1 GiB read, %s: cold bare %d MB/s, simfs %d MB/s, ratio %.2f; warm bare %d MB/s, simfs %d MB/s, ratio %.2f (target >= 0.9)\n",
+            l, bc, sc, sc / bc, bw, sw, sw / bw }'
+}
+seq_read "template layer (/opt/big)" /opt/big
+head -c 1G /dev/urandom > "$work/big"
+for id in $bare $simfs; do cp "$work/big" "$(root $id)/root/big"; done
+rm "$work/big"
+seq_read "private area (/root/big)" /root/big
+
+# 2. Every file under /usr, cold.
+read_usr() { find "$(root "$1")/usr" -type f -print0 | xargs -0 cat > /dev/null 2>&1 || true; }
+usr_secs() {
+    local t0
+    drop_caches
+    t0=$(now)
+    read_usr "$1"
+    elapsed "$t0" "$(now)"
+}
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
+# Best of two rounds in alternating order, as for figure 1.
+tb=$(usr_secs $bare)
+ts=$(usr_secs $simfs)
+ts=$(min "$ts" "$(usr_secs $simfs)")
+tb=$(min "$tb" "$(usr_secs $bare)")
+awk -v b="$tb" -v s="$ts" -v k="$(du -sxk "$(root $bare)/usr" | cut -f1)" 'BEGIN {
+    printf "read /usr (%.0f MiB), cold: bare %.2fs, simfs %.2fs, ratio %.2f (target >= 0.9)\n", k / 1024, b, s, b / s }'
+
+# 3. 20 000 files of 1-4 KiB in 200 directories, made once on the host.
+mkdir "$work/small"
+(cd "$work/small" && mkdir d{000..199})
+awk -v dir="$work/small" 'BEGIN {
+    srand(1); pad = "x"; while (length(pad) < 4096) pad = pad pad
+    for (d = 0; d < 200; d++) for (f = 0; f < 100; f++) {
+        p = sprintf("%s/d%03d/f%03d", dir, d, f)
+        printf "%s", substr(pad, 1, 1024 + int(rand() * 3072)) > p
+        close(p)
+    }
+}'
+tar -cf "$work/x.tar" -C "$work/small" .
+rm -rf "$work/small"
+unpack() { # CTID: prints the seconds of tar -x and of rm -rf
+    local t0 t1 t2
+    # The tarball is read from the page cache, so only the unpack is timed.
+    "$vz" vzctl exec "$1" 'cat /x.tar > /dev/null && mkdir /root/x' >&2
+    sync
+    t0=$(now)
+    "$vz" vzctl exec "$1" 'tar -xf /x.tar -C /root/x' >&2
+    t1=$(now)
+    # Writeback of the unpack must not be charged to rm.
+    sync
+    t2=$(now)
+    "$vz" vzctl exec "$1" 'rm -rf /root/x' >&2
+    echo "$(elapsed "$t0" "$t1") $(elapsed "$t2" "$(now)")"
+}
+for id in $bare $simfs; do
+    cp "$work/x.tar" "$(root $id)/x.tar"
+    "$vz" vzctl start "$id" > /dev/null
+done
+declare -A xt rt
+# Best of two rounds in alternating order, as for figure 1.
+for id in $bare $simfs $simfs $bare; do
+    res=$(unpack $id)
+    read -r x r <<< "$res"
+    xt[$id]=$(min "${xt[$id]:-$x}" "$x")
+    rt[$id]=$(min "${rt[$id]:-$r}" "$r")
+done
+for id in $bare $simfs; do "$vz" vzctl stop "$id" --fast > /dev/null; done
+xb=${xt[$bare]} rb=${rt[$bare]} xs=${xt[$simfs]} rs=${rt[$simfs]}
+awk -v xb="$xb" -v rb="$rb" -v xs="$xs" -v rs="$rs" 'BEGIN {
+    printf "tar -x of 20000 files: bare %.2fs, simfs %.2fs, ratio %.2f; rm -rf: bare %.2fs, simfs %.2fs, ratio %.2f (target >= 0.5)\n",
+        xb, xs, xb / xs, rb, rs, rb / rs }'
+
+# 4. Many simfs VPSs, measured as they are added (1, M, N mounted).
+simfs_mem() { # K: PSS and RSS of the simfs processes of VPSs 1000..1000+K-1, per VPS
+    local files=() id
+    for id in $(seq 1000 $((1000 + $1 - 1))); do
+        files+=("/proc/$(cat "$VZ_ROOT/run/$id.simfs.pid")/smaps_rollup")
+    done
+    awk -v k="$1" '/^Pss:/ {p += $2} /^Rss:/ {r += $2}
+        END { printf "simfs PSS %.0f KiB, RSS %.0f KiB per VPS (%.1f MiB PSS in all)", p / k, r / k, p / 1024 }' "${files[@]}"
+}
+# The bare overlay's create+mount as the yardstick, on a few VPSs.
+few=$((n < 20 ? n : 20))
+t0=$(now)
+for id in $(seq 2000 $((2000 + few - 1))); do new_vps "$id" debian-12 no; done
+awk -v t="$(elapsed "$t0" "$(now)")" -v k="$few" 'BEGIN { printf "create+mount bare overlay: %.1f ms per VPS (%d VPSs)\n", t * 1000 / k, k }'
+mounted=0
+for k in $(printf '%s\n' 1 "$m" "$n" | sort -nu); do
+    t0=$(now)
+    from=$mounted
+    while ((mounted < k)); do
+        new_vps $((1000 + mounted)) debian-12 yes
+        mounted=$((mounted + 1))
+    done
+    awk -v t="$(elapsed "$t0" "$(now)")" -v a="$from" -v k="$k" -v mem="$(simfs_mem "$k")" 'BEGIN {
+        printf "create+mount simfs VPSs %d-%d: %.1f ms per VPS; at %d mounted: %s\n", a + 1, k, t * 1000 / (k - a), k, mem }'
+done
+
+# 5. Page cache, as scripts/bench-vps.sh measures it, on simfs VPSs.
+cached() { awk '/^Cached:/ {print $2}' /proc/meminfo; }
+drop_caches
+c0=$(cached); read_usr 1000; c1=$(cached)
+drop_caches
+c2=$(cached); for id in $(seq 1000 $((1000 + m - 1))); do read_usr "$id"; done; c3=$(cached)
+awk -v a=$((c1 - c0)) -v b=$((c3 - c2)) -v m="$m" 'BEGIN {
+    printf "page cache for /usr through simfs: 1 VPS %d KiB, %d VPSs %d KiB, ratio %.2f (target <= 1.2)\n", a, m, b, b / a }'
+echo "after reading /usr in $m VPSs: $(simfs_mem "$m")"
