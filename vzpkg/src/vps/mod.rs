@@ -11,7 +11,7 @@
 //!   private `fs/`), seen by the host only;
 //! - `root/CTID/`: the VPS's root: simfs over `mnt`, served by a process of
 //!   its own (see [`daemon`]), so `df` inside shows the quota and writes
-//!   past it fail with EDQUOT (`DISK_QUOTA="yes"`, opt-in at create for now). With `DISK_QUOTA="no"` the overlay is
+//!   past it fail with EDQUOT (`DISK_QUOTA="yes"`, the default). With `DISK_QUOTA="no"` the overlay is
 //!   mounted here directly and there is no simfs;
 //! - `run/CTID.pid`: the host pid of the running VPS's PID 1;
 //!   `run/CTID.simfs.{pid,sock,log}`: its simfs process;
@@ -120,7 +120,7 @@ pub struct VpsConfig {
     pub diskinodes: (u64, u64),
     pub quotatime: u64,
     pub quotaugidlimit: u64,
-    /// `DISK_QUOTA`: simfs on the root, or the bare overlay (the default at create for now).
+    /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
     pub disk_quota: bool,
 }
 
@@ -498,11 +498,11 @@ impl Vz {
             diskinodes: opts.diskinodes.unwrap_or(DEFAULT_DISKINODES),
             quotatime: DEFAULT_QUOTATIME,
             quotaugidlimit: 0,
-            // simfs still reads through its own page cache (FUSE
-            // passthrough is not on yet) and scans the whole view at mount,
-            // which would cost the sharing and the millisecond mounts VPSs
-            // are built on: opt in per VPS until that is fixed.
-            disk_quota: opts.disk_quota.unwrap_or(false),
+            // OpenVZ's default: the quota holds and `df` shows it. Template
+            // reads go through passthrough (one shared page cache) and a
+            // mount scans only the private area; metadata-heavy VPSs may
+            // choose the bare overlay (`--diskquota no`), which is faster.
+            disk_quota: opts.disk_quota.unwrap_or(true),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
