@@ -11,7 +11,7 @@ use vzpkg::store::{Store, TemplateMeta};
 use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
 
 /// Host programs copied into the test template.
-const TOOLS: &[&str] = &["sh", "sleep", "cat", "rm", "df", "dd", "head"];
+const TOOLS: &[&str] = &["sh", "sleep", "cat", "rm", "df", "dd", "head", "chown"];
 
 fn copy_in(root: &Path, from: &Path, at: &Path) {
     let dest = root.join(at.strip_prefix("/").unwrap());
@@ -385,4 +385,104 @@ fn simfs_memory_with_20_vpss_mounted() {
         .filter(|e| e.file_name().to_string_lossy().contains("simfs"))
         .count();
     assert_eq!(left, 0, "simfs files left in run/");
+}
+
+impl Host {
+    /// The real binary's `vzquota`, finding the quota files by `VZ_ROOT`
+    /// as vzctl does.
+    fn vzquota(&self, args: &[&str]) -> Output {
+        Command::new(vzpkg_bin())
+            .arg("vzquota")
+            .args(args)
+            .env("VZ_ROOT", self.vz())
+            .env_remove("VZQUOTA_DIR")
+            .output()
+            .expect("run vzquota")
+    }
+}
+
+/// `vzquota stat ID` figures: (1K blocks used, soft, hard).
+fn stat_blocks(out: &Output) -> (u64, u64, u64) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("1k-blocks"))
+        .unwrap_or_else(|| panic!("no 1k-blocks line in {text}"));
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.trim_end_matches('*').parse().ok())
+        .collect();
+    (f[0], f[1], f[2])
+}
+
+#[test]
+fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
+    let Some(h) = Host::new() else { return };
+    let id = "202";
+    // simfs is the default; the second level on with 100 ids.
+    h.ok(&["create", id, "--ostemplate", "tools"], 0);
+    h.ok(&["set", id, "--quotaugidlimit", "100", "--save"], 0);
+    h.ok(&["start", id], 0);
+    h.ok(&["exec", id, "head -c 300000 /dev/zero > /data"], 0);
+
+    // vzquota stat asks the live simfs: the figures of a fresh scan.
+    let out = h.vzquota(&["stat", id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (used, soft, _) = stat_blocks(&out);
+    assert_eq!(used, scanned(&h, id).blocks_1k(), "{}", text(&out));
+    assert_eq!(soft, 2 << 20, "the config's DISKSPACE");
+    assert!(
+        text(&out).contains("User/group quota: on,active"),
+        "{}",
+        text(&out)
+    );
+
+    // Limits set with vzquota act at once on the mounted VPS.
+    let soft = used + 1000;
+    let (s, hh) = (soft.to_string(), (soft + 100).to_string());
+    let out = h.vzquota(&["setlimit", id, "-b", &s, "-B", &hh]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = h.vzctl(&["exec", id, "head -c 2000000 /dev/zero > /more"]);
+    assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
+    assert_eq!(df(&h, id).0, soft, "df shows the new soft limit");
+    h.ok(&["exec", id, "rm -f /more"], 0);
+    // `off` of a quota simfs serves is refused with OpenVZ's "running" code.
+    assert_eq!(h.vzquota(&["off", id]).status.code(), Some(5));
+    // Back to large first-level limits for the second-level part.
+    h.ok(&["set", id, "--diskspace", "1G:1G"], 0);
+
+    // Second level: uid 4242 may have 64K; a file it owns stops there,
+    // root goes on writing, and chown onto 4242 past its limit is refused.
+    h.ok(&["exec", id, ": > /u && chown 4242:4242 /u"], 0);
+    let out = h.vzquota(&["setlimit2", id, "-u", "4242", "64", "64", "0", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = h.vzctl(&["exec", id, "head -c 200000 /dev/zero >> /u"]);
+    assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
+    h.ok(&["exec", id, "head -c 200000 /dev/zero > /rootfile"], 0);
+    let out = h.vzctl(&["exec", id, "chown 4242 /rootfile"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let out = h.vzquota(&["stat", id, "-t"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let by_id = vzpkg::quota::scan_ids(&h.vz().join("private").join(id).join("fs")).unwrap();
+    let u = by_id.users.get(&4242).copied().unwrap_or_default();
+    assert!(u.blocks_1k() <= 64, "{u:?}");
+    let listed = text(&out);
+    // "ID type resource usage soft hard ...", live.
+    let line = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() > 5 && w[0] == "4242" && w[1] == "user" && w[2] == "1k-blocks")
+        .unwrap_or_else(|| panic!("uid 4242 not listed: {listed}"));
+    assert_eq!(line[3], u.blocks_1k().to_string(), "{listed}");
+    assert_eq!((line[4], line[5]), ("64", "64"), "{listed}");
+
+    // Stopped and unmounted: the file is clean, exact, and vzquota reads it.
+    h.ok(&["stop", id], 0);
+    h.ok(&["umount", id], 0);
+    assert!(!state_dirty(&h, id));
+    let out = h.vzquota(&["show", id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(stat_blocks(&out).0, scanned(&h, id).blocks_1k());
+    h.ok(&["destroy", id], 0);
 }
