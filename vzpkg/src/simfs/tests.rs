@@ -584,3 +584,82 @@ fn passthrough_for_template_reads_and_writers_wait_for_it() {
     assert_eq!(fs::read(ov.p("log")).unwrap(), b"1\n2\n");
     h.unmount().unwrap();
 }
+
+#[test]
+fn block_hard_limit_is_reached_exactly() {
+    let Some(fx) = fixture() else { return };
+    // `fill` appends 64K chunks; 400K is not a multiple, so the last write
+    // of a 4K step decides.
+    let base = fx.base().blocks_1k();
+    let h = fx.mount(Limits::new((0, base + 400), (0, 0), 60));
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(fx.p("exact"))
+        .unwrap();
+    for i in 0..100 {
+        f.write_all(&[5u8; 4096])
+            .unwrap_or_else(|e| panic!("4K write {i} of 100 within the limit: {e}"));
+    }
+    f.sync_all().unwrap();
+    assert_eq!(h.usage().blocks_1k(), base + 400, "at the limit exactly");
+    let e = f.write_all(&[5u8; 4096]).expect_err("one block past the hard limit");
+    assert!(edquot(&e), "{e}");
+    assert_eq!(h.usage(), fx.base());
+    drop(f);
+    h.unmount().unwrap();
+}
+
+#[test]
+fn second_level_soft_limit_with_grace_and_inode_hard_limit() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::none(), 10);
+    let now = crate::quota::now_secs();
+    h.with_quota(|q| {
+        q.set_id_grace(
+            IdKind::Group,
+            crate::quota::IdGrace { block: 1, inode: 1 },
+        );
+        q.set_id_limits(
+            IdKind::Group,
+            777,
+            crate::quota::IdLimits {
+                block_soft: 100,
+                block_hard: 10_000,
+                inode_soft: 0,
+                inode_hard: 2,
+            },
+            now,
+        );
+    });
+    let give = |p: &Path| {
+        rustix::fs::chown(p, None, Some(rustix::fs::Gid::from_raw(777))).unwrap();
+    };
+    fs::write(ov.p("g1"), b"").unwrap();
+    give(&ov.p("g1"));
+    // Over the group's soft limit, within its grace: allowed.
+    fill(&ov.p("g1"), 200_000).expect("within grace");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let e = fill(&ov.p("g1"), 4096).expect_err("group grace over");
+    assert!(edquot(&e), "{e}");
+    // Inodes: the group's second file is its last.
+    fs::write(ov.p("g2"), b"").unwrap();
+    give(&ov.p("g2"));
+    fs::write(ov.p("g3"), b"").unwrap();
+    let e = rustix::fs::chown(
+        ov.p("g3").as_path(),
+        None,
+        Some(rustix::fs::Gid::from_raw(777)),
+    )
+    .expect_err("third inode for gid 777");
+    assert_eq!(e.raw_os_error(), libc::EDQUOT);
+    // Freeing brings it under soft: writes work again.
+    fs::remove_file(ov.p("g1")).unwrap();
+    fill(&ov.p("g2"), 8192).expect("under the soft limit again");
+    let by_id = crate::quota::scan_ids(&ov.upper).unwrap();
+    assert_eq!(
+        h.with_quota(|q| q.id_usage(IdKind::Group, 777)),
+        by_id.groups.get(&777).copied()
+    );
+    h.unmount().unwrap();
+}
