@@ -603,7 +603,9 @@ fn block_hard_limit_is_reached_exactly() {
     }
     f.sync_all().unwrap();
     assert_eq!(h.usage().blocks_1k(), base + 400, "at the limit exactly");
-    let e = f.write_all(&[5u8; 4096]).expect_err("one block past the hard limit");
+    let e = f
+        .write_all(&[5u8; 4096])
+        .expect_err("one block past the hard limit");
     assert!(edquot(&e), "{e}");
     assert_eq!(h.usage(), fx.base());
     drop(f);
@@ -616,10 +618,7 @@ fn second_level_soft_limit_with_grace_and_inode_hard_limit() {
     let h = ov.mount(Limits::none(), 10);
     let now = crate::quota::now_secs();
     h.with_quota(|q| {
-        q.set_id_grace(
-            IdKind::Group,
-            crate::quota::IdGrace { block: 1, inode: 1 },
-        );
+        q.set_id_grace(IdKind::Group, crate::quota::IdGrace { block: 1, inode: 1 });
         q.set_id_limits(
             IdKind::Group,
             777,
