@@ -29,8 +29,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fuser::{
     BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 
@@ -230,6 +230,12 @@ fn setgid_dir(st: &Stat) -> bool {
     (st.st_mode as u32) & 0o2000 != 0
 }
 
+/// A zeroed `stat`, for replies that carry no real attributes.
+fn empty_stat() -> Stat {
+    // SAFETY: `stat` is plain integers, for which all zeros is valid.
+    unsafe { std::mem::zeroed() }
+}
+
 fn stat_fd(fd: impl AsFd) -> Result<Stat, Errno> {
     rustix::fs::fstat(fd).map_err(errno)
 }
@@ -407,6 +413,29 @@ impl SimFs {
         );
         nodes.by_key.insert(k, ino);
         ino
+    }
+
+    /// The kernel dropped `n` of its references to `ino`.
+    fn forget_one(&self, ino: u64, n: u64) {
+        if ino == 1 {
+            return;
+        }
+        let mut nodes = lock(&self.nodes);
+        let gone = match nodes.map.get_mut(&ino) {
+            Some(node) => {
+                node.nlookup = node.nlookup.saturating_sub(n);
+                (node.nlookup == 0).then_some(node.key)
+            }
+            None => None,
+        };
+        if let Some(k) = gone {
+            // Children keep their parent's inode alive in the kernel, so a
+            // forgotten node has no children we still know.
+            nodes.map.remove(&ino);
+            if nodes.by_key.get(&k) == Some(&ino) {
+                nodes.by_key.remove(&k);
+            }
+        }
     }
 
     /// After a rename, the node with `k` lives under a new name.
@@ -1124,37 +1153,33 @@ impl Filesystem for SimFs {
         {
             self.passthrough.store(true, Ordering::Relaxed);
         }
+        // Listings carry each entry's attributes, so walking a tree (find,
+        // then open each file) costs no lookup per file.
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         tri!(reply, check_name(name));
         let dir = tri!(reply, self.dir_fd(parent.0));
-        let st = tri!(reply, stat_at(&dir, name));
+        let st = match stat_at(&dir, name) {
+            Ok(st) => st,
+            // A negative entry the kernel may keep for the TTL (a shell's
+            // PATH search asks for the same missing names on every exec);
+            // a create through us replaces it.
+            Err(e) if e == Errno::ENOENT => {
+                let none = attr(0, &empty_stat());
+                return reply.entry(&TTL, &none, Generation(0));
+            }
+            Err(e) => return reply.error(e),
+        };
         let ino = self.remember(parent.0, name, &st);
         reply.entry(&TTL, &attr(ino, &st), Generation(0));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        if ino.0 == 1 {
-            return;
-        }
-        let mut nodes = lock(&self.nodes);
-        let gone = match nodes.map.get_mut(&ino.0) {
-            Some(n) => {
-                n.nlookup = n.nlookup.saturating_sub(nlookup);
-                (n.nlookup == 0).then_some(n.key)
-            }
-            None => None,
-        };
-        if let Some(k) = gone {
-            // Children keep their parent's inode alive in the kernel, so a
-            // forgotten node has no children we still know.
-            nodes.map.remove(&ino.0);
-            if nodes.by_key.get(&k) == Some(&ino.0) {
-                nodes.by_key.remove(&k);
-            }
-        }
+        self.forget_one(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -1453,6 +1478,60 @@ impl Filesystem for SimFs {
             }
         }
         drop(handles);
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let names: Vec<OsString> = {
+            let handles = lock(&self.handles);
+            let Some(Handle::Dir(entries)) = handles.get(&fh.0) else {
+                return reply.error(Errno::EBADF);
+            };
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            entries
+                .iter()
+                .skip(start)
+                .map(|(_, _, n)| n.clone())
+                .collect()
+        };
+        let dir = tri!(reply, self.dir_fd(ino.0));
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, name) in names.iter().enumerate() {
+            let next = (start + i) as u64 + 1;
+            let b = name.as_bytes();
+            if b == b"." || b == b".." {
+                // The kernel makes no entries for these and counts no lookup.
+                let Ok(st) = stat_fd(&dir) else { continue };
+                if reply.add(INodeNo(0), next, name, &TTL, &attr(0, &st), Generation(0)) {
+                    break;
+                }
+                continue;
+            }
+            // Gone since opendir: skipped, as a fresh listing would.
+            let Ok(st) = stat_at(&dir, name) else {
+                continue;
+            };
+            // Each entry handed over is a lookup the kernel will forget.
+            let child = self.remember(ino.0, name, &st);
+            if reply.add(
+                INodeNo(child),
+                next,
+                name,
+                &TTL,
+                &attr(child, &st),
+                Generation(0),
+            ) {
+                self.forget_one(child, 1);
+                break;
+            }
+        }
         reply.ok();
     }
 
