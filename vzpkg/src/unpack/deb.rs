@@ -300,7 +300,16 @@ fn decoder<'a>(
     Ok(match suffix {
         "" => Box::new(buffered),
         ".gz" => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        ".xz" => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buffered)),
+        ".xz" => {
+            // The whole .deb was checked against the signed index's SHA-256
+            // before unpacking: xz's own CRC64 would only check it again.
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                u64::MAX,
+                liblzma::stream::CONCATENATED | liblzma::stream::IGNORE_CHECK,
+            )
+            .map_err(|e| Some(io::Error::other(e)))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(buffered, stream))
+        }
         ".lzma" => {
             let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
                 .map_err(|e| Some(io::Error::other(e)))?;
