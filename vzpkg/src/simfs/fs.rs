@@ -30,7 +30,7 @@ use fuser::{
     BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    Request, TimeOrNow, WriteFlags,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 
@@ -743,6 +743,32 @@ impl SimFs {
         )?;
         let st = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
         Ok(attr(ino, &st))
+    }
+
+    /// setxattr and removexattr: a template file is copied up first,
+    /// charged; a symlink has none a VPS may set.
+    fn change_xattr(
+        &self,
+        ino: u64,
+        op: impl FnOnce(&Path) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let rel = self.path(ino)?;
+        let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+        if is_symlink(&merged) {
+            return Err(Errno::EPERM);
+        }
+        self.mutate(
+            &[&rel],
+            |p, q, now| {
+                let (bytes, inodes) = p.copy_up(&rel, &merged);
+                q.check_for(owner(&merged), bytes, inodes, now)
+            },
+            || {
+                // Opened after any copy-up, so it names the private copy.
+                let fd = self.open_rel(&rel, OFlags::PATH, Mode::empty())?;
+                op(&proc_fd(&fd))
+            },
+        )
     }
 
     fn do_write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
@@ -1478,6 +1504,82 @@ impl Filesystem for SimFs {
             }
         }
         drop(handles);
+        reply.ok();
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let fd = tri!(reply, self.open_ino(ino.0, OFlags::PATH));
+        // The magic link reaches the inode of an O_PATH fd; a symlink's own
+        // attributes have no such path, and hold nothing a VPS sets.
+        if is_symlink(&tri!(reply, stat_fd(&fd))) {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
+        if size == 0 {
+            let n = tri!(
+                reply,
+                rustix::fs::getxattr_query(proc_fd(&fd), name).map_err(errno)
+            );
+            return reply.size(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let n = tri!(
+            reply,
+            rustix::fs::getxattr(proc_fd(&fd), name, &mut buf[..]).map_err(errno)
+        );
+        reply.data(&buf[..n]);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fd = tri!(reply, self.open_ino(ino.0, OFlags::PATH));
+        if is_symlink(&tri!(reply, stat_fd(&fd))) {
+            return if size == 0 {
+                reply.size(0)
+            } else {
+                reply.data(&[])
+            };
+        }
+        if size == 0 {
+            let n = tri!(
+                reply,
+                rustix::fs::listxattr_query(proc_fd(&fd)).map_err(errno)
+            );
+            return reply.size(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let n = tri!(
+            reply,
+            rustix::fs::listxattr(proc_fd(&fd), &mut buf[..]).map_err(errno)
+        );
+        reply.data(&buf[..n]);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let flags = rustix::fs::XattrFlags::from_bits_retain(flags as _);
+        tri!(
+            reply,
+            self.change_xattr(ino.0, |path| {
+                rustix::fs::setxattr(path, name, value, flags).map_err(errno)
+            })
+        );
+        reply.ok();
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        tri!(
+            reply,
+            self.change_xattr(ino.0, |path| {
+                rustix::fs::removexattr(path, name).map_err(errno)
+            })
+        );
         reply.ok();
     }
 

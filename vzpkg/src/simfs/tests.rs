@@ -662,3 +662,33 @@ fn second_level_soft_limit_with_grace_and_inode_hard_limit() {
     );
     h.unmount().unwrap();
 }
+
+#[test]
+fn xattrs_pass_through_and_setting_one_on_a_template_file_copies_it_up() {
+    let Some(ov) = overlay() else { return };
+    // A template file's attribute (as file capabilities are) is visible.
+    if xattr::set(ov.lower.join("etc/motd"), "user.origin", b"layer").is_err() {
+        eprintln!("skipped: the backing file system has no user xattrs");
+        return;
+    }
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    let got = xattr::get(ov.p("etc/motd"), "user.origin").unwrap();
+    assert_eq!(got.as_deref(), Some(&b"layer"[..]));
+    let names: Vec<_> = xattr::list(ov.p("etc/motd")).unwrap().collect();
+    assert!(names.iter().any(|n| n == "user.origin"), "{names:?}");
+    // Setting one copies the file up, charged; the layer keeps its own.
+    xattr::set(ov.p("etc/motd"), "user.vps", b"mine").unwrap();
+    assert_eq!(h.usage(), ov.scan());
+    assert!(ov.upper.join("etc/motd").exists());
+    assert_eq!(
+        xattr::get(ov.lower.join("etc/motd"), "user.vps").unwrap(),
+        None
+    );
+    assert_eq!(
+        xattr::get(ov.p("etc/motd"), "user.vps").unwrap().as_deref(),
+        Some(&b"mine"[..])
+    );
+    xattr::remove(ov.p("etc/motd"), "user.vps").unwrap();
+    assert_eq!(xattr::get(ov.p("etc/motd"), "user.vps").unwrap(), None);
+    h.unmount().unwrap();
+}
