@@ -92,12 +92,24 @@ struct Obj {
     st: Stat,
 }
 
+/// One private-area path an operation may change, and what was there.
+struct Entry {
+    path: PathBuf,
+    obj: Option<Obj>,
+    /// A path the operation names (not one of their parents): it may end
+    /// up naming another object. A parent directory present before stays
+    /// the same object, so afterwards its held fd tells what it has.
+    leaf: bool,
+}
+
 /// The private-area paths an operation may change, and what was there.
 struct Pending {
-    /// Each path and what the private area had there.
-    entries: Vec<(PathBuf, Option<Obj>)>,
+    entries: Vec<Entry>,
     /// Parent directories absent from the private area: a copy-up creates them.
     missing_dirs: u64,
+    /// The operation changes its objects in place (setattr, xattrs, a
+    /// writing open): a leaf present before is still the object there.
+    in_place: bool,
 }
 
 impl Pending {
@@ -110,7 +122,10 @@ impl Pending {
     /// would cost with the directories it needs: (bytes, inodes). Nothing
     /// for a file already in the private area.
     fn copy_up(&self, rel: &Path, merged: &Stat) -> (u64, u64) {
-        let present = self.entries.iter().any(|(p, o)| p == rel && o.is_some());
+        let present = self
+            .entries
+            .iter()
+            .any(|e| e.path == rel && e.obj.is_some());
         if present {
             return (0, 0);
         }
@@ -121,6 +136,10 @@ impl Pending {
     }
 }
 
+/// Directory fds kept for `dir_fd`: enough for the directories a busy
+/// VPS works in, few enough to stay far below the fd limit.
+const DIR_FDS: usize = 256;
+
 /// Bytes charged for a directory when estimating before it exists.
 const DIR_BYTES: u64 = 4096;
 
@@ -129,6 +148,7 @@ pub(crate) struct SimFs {
     /// The private area (overlay upper dir), or the root itself.
     private: OwnedFd,
     nodes: Mutex<Nodes>,
+    dirs: Mutex<HashMap<u64, OwnedFd>>,
     handles: Mutex<HashMap<u64, Handle>>,
     opens: Mutex<HashMap<u64, Opens>>,
     released: Condvar,
@@ -246,6 +266,21 @@ fn stat_at(dir: impl AsFd, name: &OsStr) -> Result<Stat, Errno> {
 
 /// The magic link of an fd, to act on exactly that inode with calls that
 /// have no fd form for `O_PATH` descriptors.
+/// Drop set-user-ID, and set-group-ID on a group-executable file, as the
+/// kernel does when someone without CAP_FSETID writes or truncates.
+fn drop_suidgid(fd: &OwnedFd) -> Result<(), Errno> {
+    let st = stat_fd(fd)?;
+    let mut mode = st.st_mode & 0o7777;
+    mode &= !libc::S_ISUID;
+    if mode & libc::S_IXGRP != 0 {
+        mode &= !libc::S_ISGID;
+    }
+    if mode != st.st_mode & 0o7777 {
+        rustix::fs::chmod(proc_fd(fd), Mode::from_raw_mode(mode)).map_err(errno)?;
+    }
+    Ok(())
+}
+
 fn proc_fd(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
@@ -308,6 +343,7 @@ impl SimFs {
             root,
             private,
             nodes: Mutex::new(nodes),
+            dirs: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             opens: Mutex::new(HashMap::new()),
             released: Condvar::new(),
@@ -369,8 +405,20 @@ impl SimFs {
         self.open_rel(&self.path(ino)?, flags, Mode::empty())
     }
 
+    /// An `O_PATH` fd of directory `ino`. The fd follows the directory
+    /// through renames, as the kernel's inode does, so a cached one stays
+    /// right; it spares a walk of the whole path per create or lookup.
     fn dir_fd(&self, ino: u64) -> Result<OwnedFd, Errno> {
-        self.open_ino(ino, OFlags::PATH | OFlags::DIRECTORY)
+        if let Some(fd) = lock(&self.dirs).get(&ino) {
+            return fd.try_clone().map_err(Errno::from);
+        }
+        let fd = self.open_ino(ino, OFlags::PATH | OFlags::DIRECTORY)?;
+        let mut dirs = lock(&self.dirs);
+        if dirs.len() >= DIR_FDS {
+            dirs.clear();
+        }
+        dirs.insert(ino, fd.try_clone().map_err(Errno::from)?);
+        Ok(fd)
     }
 
     /// Parent directory fd and name of `ino` (not the root).
@@ -396,6 +444,10 @@ impl SimFs {
                 if ino != 1 {
                     n.parent = parent;
                     n.name = name.to_owned();
+                    drop(nodes);
+                    // The inode number may be a removed directory's, reused:
+                    // a cached fd would still name the removed one.
+                    lock(&self.dirs).remove(&ino);
                 }
                 return ino;
             }
@@ -435,6 +487,8 @@ impl SimFs {
             if nodes.by_key.get(&k) == Some(&ino) {
                 nodes.by_key.remove(&k);
             }
+            drop(nodes);
+            lock(&self.dirs).remove(&ino);
         }
     }
 
@@ -475,21 +529,32 @@ impl SimFs {
     /// Look at `rels` in the private area, and at the parents of each up to
     /// the first one present: an overlay copy-up creates the missing ones,
     /// and the first present one's directory may grow.
-    fn pending(&self, rels: &[&Path]) -> Pending {
+    fn pending(&self, rels: &[&Path], in_place: bool) -> Pending {
         let mut p = Pending {
             entries: Vec::new(),
             missing_dirs: 0,
+            in_place,
         };
         for rel in rels {
             let mut cur = Some(*rel);
             let mut leaf = true;
             while let Some(r) = cur {
-                if p.entries.iter().any(|(q, _)| q == r) {
+                if let Some(e) = p.entries.iter_mut().find(|e| e.path == r) {
+                    e.leaf |= leaf;
                     break;
                 }
                 let found = self.private_obj(r);
                 let present = found.is_some();
-                p.entries.push((r.to_owned(), found));
+                p.entries.push(Entry {
+                    path: r.to_owned(),
+                    obj: found,
+                    leaf,
+                });
+                // Changed in place and already private: no copy-up, so its
+                // directory does not change.
+                if leaf && present && in_place {
+                    break;
+                }
                 if !leaf {
                     if present {
                         break;
@@ -521,22 +586,30 @@ impl SimFs {
             owner: owner(st),
         };
         let mut before: Vec<Seen> = Vec::new();
-        for o in p.entries.iter().filter_map(|(_, o)| o.as_ref()) {
+        for o in p.entries.iter().filter_map(|e| e.obj.as_ref()) {
             if !before.iter().any(|b| b.key == key(&o.st)) {
                 before.push(seen(&o.st));
             }
         }
         let mut after: Vec<Seen> = Vec::new();
-        for (path, _) in &p.entries {
-            if let Some(o) = self.private_obj(path) {
-                if !after.iter().any(|a| a.key == key(&o.st)) {
-                    after.push(seen(&o.st));
+        for e in &p.entries {
+            // What is there now: the same object if it cannot have been
+            // replaced (saves a walk of the path), else whatever the path names.
+            let now = match &e.obj {
+                Some(o) if !e.leaf || p.in_place => {
+                    stat_fd(&o.fd).ok().filter(|st| st.st_nlink > 0)
+                }
+                _ => self.private_obj(&e.path).map(|o| o.st),
+            };
+            if let Some(st) = now {
+                if !after.iter().any(|a| a.key == key(&st)) {
+                    after.push(seen(&st));
                 }
             }
         }
         // Still linked somewhere (a hardlink's other name, a rename's
         // target): it exists, with what it has now.
-        for o in p.entries.iter().filter_map(|(_, o)| o.as_ref()) {
+        for o in p.entries.iter().filter_map(|e| e.obj.as_ref()) {
             if after.iter().any(|a| a.key == key(&o.st)) {
                 continue;
             }
@@ -587,8 +660,20 @@ impl SimFs {
         check: impl FnOnce(&Pending, &Quota, u64) -> Result<(), Exceeded>,
         op: impl FnOnce() -> Result<T, Errno>,
     ) -> Result<T, Errno> {
+        self.mutate_as(rels, false, check, op)
+    }
+
+    /// `mutate` for operations that change objects in place (`in_place`)
+    /// or may replace what a path names.
+    fn mutate_as<T>(
+        &self,
+        rels: &[&Path],
+        in_place: bool,
+        check: impl FnOnce(&Pending, &Quota, u64) -> Result<(), Exceeded>,
+        op: impl FnOnce() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
         let mut q = lock(&self.quota);
-        let p = self.pending(rels);
+        let p = self.pending(rels, in_place);
         check(&p, &q, now_secs()).map_err(quota_errno)?;
         let r = op();
         self.settle(&mut q, p);
@@ -673,25 +758,35 @@ impl SimFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
+        kill_suidgid: bool,
     ) -> Result<FileAttr, Errno> {
         let rel = self.path(ino)?;
-        let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+        let first = self.open_rel(&rel, OFlags::PATH, Mode::empty())?;
+        let merged = stat_fd(&first)?;
         let from = owner(&merged);
         let to = Owner::new(uid.unwrap_or(from.uid), gid.unwrap_or(from.gid));
         let link = is_symlink(&merged);
-        self.mutate(
+        let private = std::cell::Cell::new(false);
+        let st = self.mutate_as(
             &[&rel],
+            true,
             |p, q, now| {
                 // Changing anything of a template file copies it up.
                 let (bytes, inodes) = p.copy_up(&rel, &merged);
+                private.set(bytes == 0 && inodes == 0);
                 q.check_for(from, bytes, inodes, now)?;
                 // A chown moves the whole inode to the new owner's account.
                 q.check_chown(from, to, alloc(&merged).max(0).unsigned_abs(), 1, now)
             },
             || {
-                // Opened only now: a copy-up before this would leave an fd
-                // taken earlier on the template's inode.
-                let pfd = self.open_rel(&rel, OFlags::PATH, Mode::empty())?;
+                // A template file's is opened again after this first change
+                // copies it up: an fd taken before would name the template's
+                // inode.
+                let pfd = if private.get() {
+                    first
+                } else {
+                    self.open_rel(&rel, OFlags::PATH, Mode::empty())?
+                };
                 if let Some(mode) = mode {
                     if link {
                         return Err(Errno::from_i32(libc::EOPNOTSUPP));
@@ -718,6 +813,9 @@ impl SimFs {
                     };
                     // A truncate that extends makes a hole: nothing to check first.
                     rustix::fs::ftruncate(&fd, size).map_err(errno)?;
+                    if kill_suidgid {
+                        drop_suidgid(&pfd)?;
+                    }
                 }
                 if atime.is_some() || mtime.is_some() {
                     let times = Timestamps {
@@ -738,10 +836,9 @@ impl SimFs {
                         .map_err(errno)?;
                     }
                 }
-                Ok(())
+                stat_fd(&pfd)
             },
         )?;
-        let st = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
         Ok(attr(ino, &st))
     }
 
@@ -757,8 +854,9 @@ impl SimFs {
         if is_symlink(&merged) {
             return Err(Errno::EPERM);
         }
-        self.mutate(
+        self.mutate_as(
             &[&rel],
+            true,
             |p, q, now| {
                 let (bytes, inodes) = p.copy_up(&rel, &merged);
                 q.check_for(owner(&merged), bytes, inodes, now)
@@ -771,7 +869,13 @@ impl SimFs {
         )
     }
 
-    fn do_write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    fn do_write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        kill_suidgid: bool,
+    ) -> Result<u32, Errno> {
         let fd = self.file_fd(fh)?;
         // Hold the quota across check, write and measure so two writers
         // can't both slip under the limit. The file is in the private area:
@@ -783,6 +887,9 @@ impl SimFs {
         let who = owner(&before);
         q.check_for(who, need, 0, now_secs()).map_err(quota_errno)?;
         let n = rustix::io::pwrite(&fd, data, offset).map_err(errno)?;
+        if kill_suidgid {
+            drop_suidgid(&fd)?;
+        }
         let after = stat_fd(&fd)?;
         let d = alloc(&after) - alloc(&before);
         q.apply(d, 0, &[(who, d, 0)], now_secs());
@@ -822,6 +929,7 @@ impl SimFs {
         &self,
         ino: u64,
         flags: i32,
+        uid: u32,
         reply: &ReplyOpen,
     ) -> Result<(u64, Option<u64>), Errno> {
         // Only flags openat2 takes: the kernel passes internal bits too
@@ -848,13 +956,21 @@ impl SimFs {
         self.reserve_served(ino)?;
         let opened = (|| {
             let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
-            self.mutate(
+            self.mutate_as(
                 &[&rel],
+                true,
                 |p, q, now| {
                     let (bytes, inodes) = p.copy_up(&rel, &merged);
                     q.check_for(owner(&merged), bytes, inodes, now)
                 },
-                || self.open_rel(&rel, of, Mode::empty()),
+                || {
+                    let fd = self.open_rel(&rel, of, Mode::empty())?;
+                    // As for a truncate (see setattr): not root, no set-id bits.
+                    if trunc && uid != 0 {
+                        drop_suidgid(&fd)?;
+                    }
+                    Ok(fd)
+                },
             )
         })();
         match opened {
@@ -1010,6 +1126,9 @@ impl SimFs {
                     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
                 )
                 .map_err(errno)?;
+                if existing.is_some() && of.contains(OFlags::TRUNC) && req.uid() != 0 {
+                    drop_suidgid(&fd)?;
+                }
                 if existing.is_none() {
                     rustix::fs::fchown(
                         &fd,
@@ -1183,6 +1302,10 @@ impl Filesystem for SimFs {
         // then open each file) costs no lookup per file.
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        // We drop set-id bits on write, truncate and chown ourselves (the
+        // file system below does for chown, and drops capabilities), so
+        // the kernel need not fetch attributes before each chown.
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         Ok(())
     }
 
@@ -1220,7 +1343,7 @@ impl Filesystem for SimFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -1236,9 +1359,13 @@ impl Filesystem for SimFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        // The kernel leaves dropping set-id bits on truncate to us
+        // (FUSE_HANDLE_KILLPRIV_V2) but fuser does not pass its flag on:
+        // a caller other than root truncating is what sets it.
+        let kill = size.is_some() && mode.is_none() && req.uid() != 0;
         let a = tri!(
             reply,
-            self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh)
+            self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh, kill)
         );
         reply.attr(&TTL, &a);
     }
@@ -1353,8 +1480,8 @@ impl Filesystem for SimFs {
         reply.entry(&TTL, &a, Generation(0));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let (fh, backing) = tri!(reply, self.do_open(ino.0, flags.0, &reply));
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let (fh, backing) = tri!(reply, self.do_open(ino.0, flags.0, req.uid(), &reply));
         if let Some(b) = backing {
             let opens = lock(&self.opens);
             if let Some(id) = opens.get(&b).and_then(|o| o.backing.as_ref()) {
@@ -1394,12 +1521,15 @@ impl Filesystem for SimFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        let n = tri!(reply, self.do_write(fh.0, offset, data));
+        // Set by the kernel for a writer without CAP_FSETID; we write as
+        // root, so the file system below would keep the bits.
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let n = tri!(reply, self.do_write(fh.0, offset, data, kill));
         reply.written(n);
     }
 

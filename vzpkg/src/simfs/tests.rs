@@ -692,3 +692,91 @@ fn xattrs_pass_through_and_setting_one_on_a_template_file_copies_it_up() {
     assert_eq!(xattr::get(ov.p("etc/motd"), "user.vps").unwrap(), None);
     h.unmount().unwrap();
 }
+
+/// Run `sh -c script` as uid/gid 1000, as a VPS user would.
+fn as_uid_1000(script: &str) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new("/bin/sh")
+        .args(["-c", script])
+        .uid(1000)
+        .gid(1000)
+        .output()
+        .expect("run sh as uid 1000")
+}
+
+#[test]
+fn writes_and_truncates_by_a_user_drop_set_id_bits_and_root_keeps_them() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    let mode = |name: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(ov.p(name)).unwrap().permissions().mode() & 0o7777
+    };
+    let setid = |name: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::write(ov.p(name), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(ov.p(name), fs::Permissions::from_mode(0o6777)).unwrap();
+        assert_eq!(mode(name), 0o6777);
+    };
+    // A user appends, truncates, or opens with O_TRUNC: the kernel leaves
+    // dropping the bits to simfs, which must not keep them.
+    setid("w");
+    let out = as_uid_1000(&format!("echo x >> {}", ov.p("w").display()));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode("w"), 0o777, "a user's write drops set-id bits");
+    setid("t");
+    let out = as_uid_1000(&format!("truncate -s 1 {}", ov.p("t").display()));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode("t"), 0o777, "a user's truncate drops set-id bits");
+    setid("o");
+    let out = as_uid_1000(&format!("echo y > {}", ov.p("o").display()));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode("o"), 0o777, "a user's O_TRUNC open drops set-id bits");
+    // Root (CAP_FSETID) keeps them, as on any file system.
+    setid("r");
+    fill(&ov.p("r"), 10).unwrap();
+    assert_eq!(mode("r"), 0o6777, "root's write keeps set-id bits");
+    // chown drops set-user-ID, as the kernel does for everyone.
+    setid("c");
+    rustix::fs::chown(
+        ov.p("c").as_path(),
+        Some(rustix::fs::Uid::from_raw(1000)),
+        None,
+    )
+    .unwrap();
+    assert_eq!(mode("c") & 0o4000, 0, "chown drops set-user-ID");
+    assert_eq!(h.usage(), ov.scan());
+}
+
+#[test]
+fn directories_renamed_or_removed_and_made_again_stay_right() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    // Work in a directory, rename it, keep working in it under its new name.
+    fs::create_dir(ov.p("d")).unwrap();
+    fs::write(ov.p("d/a"), b"a").unwrap();
+    fs::rename(ov.p("d"), ov.p("e")).unwrap();
+    fs::write(ov.p("e/b"), b"b").unwrap();
+    assert!(ov.upper.join("e/b").exists(), "created under the new name");
+    assert!(!ov.upper.join("d").exists());
+    // Remove it and make one of the same name: the new one is empty and
+    // what is made in it lands there.
+    fs::remove_dir_all(ov.p("e")).unwrap();
+    for round in 0..20 {
+        fs::create_dir(ov.p("e")).unwrap();
+        assert_eq!(fs::read_dir(ov.p("e")).unwrap().count(), 0, "round {round}");
+        fs::write(ov.p("e/c"), b"c").unwrap();
+        assert_eq!(
+            fs::read(ov.upper.join("e/c")).unwrap(),
+            b"c",
+            "round {round}"
+        );
+        fs::remove_dir_all(ov.p("e")).unwrap();
+    }
+    // A template directory, copied up by the first file made in it.
+    fs::write(ov.p("etc/app/new"), b"n").unwrap();
+    fs::write(ov.p("etc/app/new2"), b"n").unwrap();
+    assert!(ov.upper.join("etc/app/new2").exists());
+    assert_eq!(fs::read(ov.p("etc/app/conf")).unwrap().len(), 10_000);
+    assert_eq!(h.usage(), ov.scan());
+}
