@@ -148,7 +148,7 @@ pub(crate) struct SimFs {
     /// The private area (overlay upper dir), or the root itself.
     private: OwnedFd,
     nodes: Mutex<Nodes>,
-    dirs: Mutex<HashMap<u64, OwnedFd>>,
+    dirs: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     handles: Mutex<HashMap<u64, Handle>>,
     opens: Mutex<HashMap<u64, Opens>>,
     released: Condvar,
@@ -401,28 +401,41 @@ impl SimFs {
         Self::open_under(&self.root, rel, flags, mode)
     }
 
+    /// Open `ino`: its name in its parent's cached fd when there is one
+    /// (one step instead of a walk of the whole path), else its path.
     fn open_ino(&self, ino: u64, flags: OFlags) -> Result<OwnedFd, Errno> {
+        if ino != 1 {
+            let (parent, name) = {
+                let nodes = lock(&self.nodes);
+                let n = nodes.map.get(&ino).ok_or(Errno::ESTALE)?;
+                (n.parent, n.name.clone())
+            };
+            let dir = lock(&self.dirs).get(&parent).cloned();
+            if let Some(dir) = dir {
+                return Self::open_under(&dir, Path::new(&name), flags, Mode::empty());
+            }
+        }
         self.open_rel(&self.path(ino)?, flags, Mode::empty())
     }
 
     /// An `O_PATH` fd of directory `ino`. The fd follows the directory
     /// through renames, as the kernel's inode does, so a cached one stays
     /// right; it spares a walk of the whole path per create or lookup.
-    fn dir_fd(&self, ino: u64) -> Result<OwnedFd, Errno> {
+    fn dir_fd(&self, ino: u64) -> Result<Arc<OwnedFd>, Errno> {
         if let Some(fd) = lock(&self.dirs).get(&ino) {
-            return fd.try_clone().map_err(Errno::from);
+            return Ok(fd.clone());
         }
-        let fd = self.open_ino(ino, OFlags::PATH | OFlags::DIRECTORY)?;
+        let fd = Arc::new(self.open_ino(ino, OFlags::PATH | OFlags::DIRECTORY)?);
         let mut dirs = lock(&self.dirs);
         if dirs.len() >= DIR_FDS {
             dirs.clear();
         }
-        dirs.insert(ino, fd.try_clone().map_err(Errno::from)?);
+        dirs.insert(ino, fd.clone());
         Ok(fd)
     }
 
     /// Parent directory fd and name of `ino` (not the root).
-    fn locate(&self, ino: u64) -> Result<(OwnedFd, OsString), Errno> {
+    fn locate(&self, ino: u64) -> Result<(Arc<OwnedFd>, OsString), Errno> {
         let (parent, name) = {
             let nodes = lock(&self.nodes);
             let n = nodes.map.get(&ino).ok_or(Errno::ESTALE)?;
@@ -761,7 +774,7 @@ impl SimFs {
         kill_suidgid: bool,
     ) -> Result<FileAttr, Errno> {
         let rel = self.path(ino)?;
-        let first = self.open_rel(&rel, OFlags::PATH, Mode::empty())?;
+        let first = self.open_ino(ino, OFlags::PATH)?;
         let merged = stat_fd(&first)?;
         let from = owner(&merged);
         let to = Owner::new(uid.unwrap_or(from.uid), gid.unwrap_or(from.gid));
@@ -785,7 +798,7 @@ impl SimFs {
                 let pfd = if private.get() {
                     first
                 } else {
-                    self.open_rel(&rel, OFlags::PATH, Mode::empty())?
+                    self.open_ino(ino, OFlags::PATH)?
                 };
                 if let Some(mode) = mode {
                     if link {
@@ -807,9 +820,7 @@ impl SimFs {
                 if let Some(size) = size {
                     let fd = match fh.map(|f| self.file_fd(f.0)) {
                         Some(Ok(fd)) => fd,
-                        _ => {
-                            self.open_rel(&rel, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty())?
-                        }
+                        _ => self.open_ino(ino, OFlags::WRONLY | OFlags::NONBLOCK)?,
                     };
                     // A truncate that extends makes a hole: nothing to check first.
                     rustix::fs::ftruncate(&fd, size).map_err(errno)?;
@@ -850,7 +861,7 @@ impl SimFs {
         op: impl FnOnce(&Path) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let rel = self.path(ino)?;
-        let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+        let merged = stat_fd(self.open_ino(ino, OFlags::PATH)?)?;
         if is_symlink(&merged) {
             return Err(Errno::EPERM);
         }
@@ -863,7 +874,7 @@ impl SimFs {
             },
             || {
                 // Opened after any copy-up, so it names the private copy.
-                let fd = self.open_rel(&rel, OFlags::PATH, Mode::empty())?;
+                let fd = self.open_ino(ino, OFlags::PATH)?;
                 op(&proc_fd(&fd))
             },
         )
@@ -955,7 +966,7 @@ impl SimFs {
         }
         self.reserve_served(ino)?;
         let opened = (|| {
-            let merged = stat_fd(self.open_rel(&rel, OFlags::PATH, Mode::empty())?)?;
+            let merged = stat_fd(self.open_ino(ino, OFlags::PATH)?)?;
             self.mutate_as(
                 &[&rel],
                 true,
@@ -964,7 +975,7 @@ impl SimFs {
                     q.check_for(owner(&merged), bytes, inodes, now)
                 },
                 || {
-                    let fd = self.open_rel(&rel, of, Mode::empty())?;
+                    let fd = self.open_ino(ino, of)?;
                     // As for a truncate (see setattr): not root, no set-id bits.
                     if trunc && uid != 0 {
                         drop_suidgid(&fd)?;
@@ -1035,7 +1046,7 @@ impl SimFs {
         of: OFlags,
         reply: &ReplyOpen,
     ) -> Result<(u64, Option<u64>), Errno> {
-        let fd = self.open_rel(rel, of, Mode::empty())?;
+        let fd = self.open_ino(ino, of)?;
         let mut opens = lock(&self.opens);
         let o = opens.entry(ino).or_default();
         let mut passthrough = o.backing.is_some();
