@@ -792,8 +792,8 @@ impl SimFs {
                 q.check_chown(from, to, alloc(&merged).max(0).unsigned_abs(), 1, now)
             },
             || {
-                // A template file's is opened again after this first change
-                // copies it up: an fd taken before would name the template's
+                // A template file is opened again once the first change has
+                // copied it up: an fd taken before would name the template's
                 // inode.
                 let pfd = if private.get() {
                     first
@@ -865,18 +865,30 @@ impl SimFs {
         if is_symlink(&merged) {
             return Err(Errno::EPERM);
         }
+        self.change_in_place(&rel, &merged, || {
+            // Opened after any copy-up, so it names the private copy.
+            let fd = self.open_ino(ino, OFlags::PATH)?;
+            op(&proc_fd(&fd))
+        })
+    }
+
+    /// Run `op`, which changes the file at `rel` (seen as `merged`) in
+    /// place: a template file is copied up by it, and refused (`EDQUOT`)
+    /// if the copy does not fit its owner's quota.
+    fn change_in_place<T>(
+        &self,
+        rel: &Path,
+        merged: &Stat,
+        op: impl FnOnce() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
         self.mutate_as(
-            &[&rel],
+            &[rel],
             true,
             |p, q, now| {
-                let (bytes, inodes) = p.copy_up(&rel, &merged);
-                q.check_for(owner(&merged), bytes, inodes, now)
+                let (bytes, inodes) = p.copy_up(rel, merged);
+                q.check_for(owner(merged), bytes, inodes, now)
             },
-            || {
-                // Opened after any copy-up, so it names the private copy.
-                let fd = self.open_ino(ino, OFlags::PATH)?;
-                op(&proc_fd(&fd))
-            },
+            op,
         )
     }
 
@@ -898,7 +910,9 @@ impl SimFs {
         let who = owner(&before);
         q.check_for(who, need, 0, now_secs()).map_err(quota_errno)?;
         let n = rustix::io::pwrite(&fd, data, offset).map_err(errno)?;
-        if kill_suidgid {
+        // Only a file with set-id bits costs a look (a user's every write
+        // carries the flag).
+        if kill_suidgid && before.st_mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
             drop_suidgid(&fd)?;
         }
         let after = stat_fd(&fd)?;
@@ -967,22 +981,14 @@ impl SimFs {
         self.reserve_served(ino)?;
         let opened = (|| {
             let merged = stat_fd(self.open_ino(ino, OFlags::PATH)?)?;
-            self.mutate_as(
-                &[&rel],
-                true,
-                |p, q, now| {
-                    let (bytes, inodes) = p.copy_up(&rel, &merged);
-                    q.check_for(owner(&merged), bytes, inodes, now)
-                },
-                || {
-                    let fd = self.open_ino(ino, of)?;
-                    // As for a truncate (see setattr): not root, no set-id bits.
-                    if trunc && uid != 0 {
-                        drop_suidgid(&fd)?;
-                    }
-                    Ok(fd)
-                },
-            )
+            self.change_in_place(&rel, &merged, || {
+                let fd = self.open_ino(ino, of)?;
+                // As for a truncate (see setattr): not root, no set-id bits.
+                if trunc && uid != 0 {
+                    drop_suidgid(&fd)?;
+                }
+                Ok(fd)
+            })
         })();
         match opened {
             Ok(fd) => Ok((

@@ -15,6 +15,7 @@ mod fs;
 mod tests;
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -94,6 +95,19 @@ pub fn mount(
 
 /// Mount simfs; usage comes from `state_file` when it was left clean, from a
 /// scan of `backing` otherwise. The file is marked dirty while mounted.
+/// A directory simfs serves or counts, held by an `O_PATH` fd.
+fn open_dir(path: &Path) -> Result<OwnedFd, SimfsError> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SimfsError::Backing {
+        path: path.to_owned(),
+        source: e.into(),
+    })
+}
+
 pub fn mount_with(
     backing: &Path,
     mountpoint: &Path,
@@ -101,15 +115,7 @@ pub fn mount_with(
     state_file: &Path,
     options: Options,
 ) -> Result<SimfsHandle, SimfsError> {
-    let root = rustix::fs::open(
-        backing,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| SimfsError::Backing {
-        path: backing.to_owned(),
-        source: e.into(),
-    })?;
+    let root = open_dir(backing)?;
     rustix::fs::openat2(
         &root,
         ".",
@@ -126,15 +132,7 @@ pub fn mount_with(
         .private
         .clone()
         .unwrap_or_else(|| backing.to_owned());
-    let private = rustix::fs::open(
-        &counted,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| SimfsError::Backing {
-        path: counted.clone(),
-        source: e.into(),
-    })?;
+    let private = open_dir(&counted)?;
     let saved = StateFile::load(state_file)?;
     let mut q = saved.as_ref().map(StateFile::to_quota).unwrap_or_default();
     q.set_limits(limits);

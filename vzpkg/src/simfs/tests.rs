@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 
 use super::{mount, mount_with, Options, SimfsHandle};
@@ -392,12 +393,7 @@ fn only_the_private_area_is_charged_and_copy_up_costs_the_copy() {
     )
     .unwrap();
     same("chmod of a template file");
-    rustix::fs::chown(
-        ov.p("etc/motd").as_path(),
-        Some(rustix::fs::Uid::from_raw(1000)),
-        None,
-    )
-    .unwrap();
+    chown(ov.p("etc/motd"), Some(1000), None).unwrap();
     same("chown of a template file");
     fs::rename(ov.p("etc/motd"), ov.p("motd2")).unwrap();
     same("rename of a copied-up file");
@@ -499,14 +495,7 @@ fn second_level_per_uid_and_gid() {
         inode_hard: 3,
     };
     h.with_quota(|q| q.set_id_limits(IdKind::User, 1000, id_limits, now));
-    let as_user = |path: &Path| {
-        rustix::fs::chown(
-            path,
-            Some(rustix::fs::Uid::from_raw(1000)),
-            Some(rustix::fs::Gid::from_raw(1000)),
-        )
-        .unwrap()
-    };
+    let as_user = |path: &Path| chown(path, Some(1000), Some(1000)).unwrap();
     let user = |h: &SimfsHandle| h.with_quota(|q| q.id_usage(IdKind::User, 1000));
     let group = |h: &SimfsHandle| h.with_quota(|q| q.id_usage(IdKind::Group, 1000));
     // A file given to uid 1000: its blocks move to 1000's account.
@@ -523,13 +512,8 @@ fn second_level_per_uid_and_gid() {
     // The first level is not the limit here: root writes on.
     fill(&ov.p("rootfile"), 300_000).expect("root has no limit");
     // A chown onto uid 1000 that would pass its limit is refused.
-    let e = rustix::fs::chown(
-        ov.p("rootfile").as_path(),
-        Some(rustix::fs::Uid::from_raw(1000)),
-        None,
-    )
-    .expect_err("chown past the limit");
-    assert_eq!(e.raw_os_error(), libc::EDQUOT);
+    let e = chown(ov.p("rootfile"), Some(1000), None).expect_err("chown past the limit");
+    assert!(edquot(&e), "{e}");
     // Deleting releases 1000's charge; per-id figures match a scan by id.
     fs::remove_file(ov.p("a")).unwrap();
     // Its limits keep it tracked, at zero.
@@ -632,7 +616,7 @@ fn second_level_soft_limit_with_grace_and_inode_hard_limit() {
         );
     });
     let give = |p: &Path| {
-        rustix::fs::chown(p, None, Some(rustix::fs::Gid::from_raw(777))).unwrap();
+        chown(p, None, Some(777)).unwrap();
     };
     fs::write(ov.p("g1"), b"").unwrap();
     give(&ov.p("g1"));
@@ -645,13 +629,8 @@ fn second_level_soft_limit_with_grace_and_inode_hard_limit() {
     fs::write(ov.p("g2"), b"").unwrap();
     give(&ov.p("g2"));
     fs::write(ov.p("g3"), b"").unwrap();
-    let e = rustix::fs::chown(
-        ov.p("g3").as_path(),
-        None,
-        Some(rustix::fs::Gid::from_raw(777)),
-    )
-    .expect_err("third inode for gid 777");
-    assert_eq!(e.raw_os_error(), libc::EDQUOT);
+    let e = chown(ov.p("g3"), None, Some(777)).expect_err("third inode for gid 777");
+    assert!(edquot(&e), "{e}");
     // Freeing brings it under soft: writes work again.
     fs::remove_file(ov.p("g1")).unwrap();
     fill(&ov.p("g2"), 8192).expect("under the soft limit again");
@@ -738,12 +717,7 @@ fn writes_and_truncates_by_a_user_drop_set_id_bits_and_root_keeps_them() {
     assert_eq!(mode("r"), 0o6777, "root's write keeps set-id bits");
     // chown drops set-user-ID, as the kernel does for everyone.
     setid("c");
-    rustix::fs::chown(
-        ov.p("c").as_path(),
-        Some(rustix::fs::Uid::from_raw(1000)),
-        None,
-    )
-    .unwrap();
+    chown(ov.p("c"), Some(1000), None).unwrap();
     assert_eq!(mode("c") & 0o4000, 0, "chown drops set-user-ID");
     assert_eq!(h.usage(), ov.scan());
 }
