@@ -1,5 +1,6 @@
 //! Test fixtures: real `.deb` files, real OpenPGP keys and signatures, and a
-//! Debian-style mirror served over loopback HTTP.
+//! Debian-style mirror served over loopback HTTP; a VZ host for the `vzctl`
+//! front door.
 
 pub mod debfile;
 pub mod fixture;
@@ -7,3 +8,4 @@ pub mod mirror;
 pub mod rpmtree;
 pub mod server;
 pub mod signing;
+pub mod vzhost;

@@ -7,129 +7,24 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use vzpkg::store::{Store, TemplateMeta};
-use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
+use vzpkg_tests::fixture::{text, vzpkg_bin};
+use vzpkg_tests::vzhost::{Template, VzHost as Host};
 
 /// Host programs copied into the test template.
 const TOOLS: &[&str] = &["sh", "sleep", "cat", "rm", "df", "dd", "head", "chown"];
 
-fn copy_in(root: &Path, from: &Path, at: &Path) {
-    let dest = root.join(at.strip_prefix("/").unwrap());
-    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    std::fs::copy(from, &dest).unwrap();
-}
-
-fn template_tree(dir: &Path) -> Option<()> {
-    for tool in TOOLS {
-        let found = ["/bin", "/usr/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists());
-        let Some(host) = found.and_then(|p| std::fs::canonicalize(p).ok()) else {
-            eprintln!("skipped: the host has no {tool} to put into the test template");
-            return None;
-        };
-        for lib in vzpkg_tests::fixture::shared_libraries(&host) {
-            copy_in(dir, &lib, &lib);
-        }
-        copy_in(dir, &host, &Path::new("/bin").join(tool));
-    }
-    std::fs::create_dir_all(dir.join("etc")).unwrap();
-    std::fs::write(dir.join("etc/motd"), "quota test\n").unwrap();
-    Some(())
-}
-
-struct Host {
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn new() -> Option<Host> {
-        if !is_root() {
-            eprintln!("skipped: quota tests need root (overlay and FUSE mounts)");
-            return None;
-        }
-        if !Path::new("/dev/fuse").exists() {
-            eprintln!("skipped: quota tests need /dev/fuse (modprobe fuse)");
-            return None;
-        }
-        if Command::new("ldd").arg("--version").output().is_err() {
-            eprintln!("skipped: ldd is missing, cannot find the libraries to copy");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("templates")).unwrap();
-        let tree = tempfile::tempdir().unwrap();
-        template_tree(tree.path())?;
-        let meta = TemplateMeta {
-            name: "tools".into(),
-            ..Default::default()
-        };
-        store.commit(tree.path(), &meta).unwrap();
-        Some(Host { dir })
-    }
-
-    fn vz(&self) -> PathBuf {
-        self.dir.path().join("vz")
-    }
-
-    fn vzctl(&self, args: &[&str]) -> Output {
-        Command::new(vzpkg_bin())
-            .arg("vzctl")
-            .args(args)
-            .env("VZ_ROOT", self.vz())
-            .env("VZPKG_ROOT", self.dir.path())
-            .output()
-            .expect("run vzctl")
-    }
-
-    /// Run vzctl and insist on `code`; its stdout.
-    fn ok(&self, args: &[&str], code: i32) -> String {
-        let out = self.vzctl(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "vzctl {args:?}: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn simfs_pid(&self, id: &str) -> Option<i32> {
-        std::fs::read_to_string(self.vz().join(format!("run/{id}.simfs.pid")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        // Leave no VPS running, nothing mounted and no simfs process.
-        let Ok(rd) = std::fs::read_dir(self.vz().join("conf")) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".conf") {
-                let _ = self.vzctl(&["stop", id, "--fast"]);
-                let _ = self.vzctl(&["umount", id]);
-                if let Some(pid) = self.simfs_pid(id) {
-                    // SAFETY: a signal to a pid we started.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                let root = self.vz().join("root").join(id);
-                let mnt = self.vz().join("private").join(id).join("mnt");
-                for p in [root, mnt] {
-                    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
-                        // SAFETY: a plain umount2 on a path we made.
-                        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                    }
-                }
-            }
-        }
-    }
+/// A host with the `tools` template.
+fn host() -> Option<Host> {
+    Host::new(
+        "quota",
+        true,
+        &[Template {
+            name: "tools",
+            tools: TOOLS,
+            files: &[("etc/motd", "quota test\n")],
+            init: None,
+        }],
+    )
 }
 
 /// `df -k /` inside: (size, used, available) in 1K blocks.
@@ -161,7 +56,7 @@ fn state_dirty(h: &Host, id: &str) -> bool {
 
 #[test]
 fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     let id = "201";
     // Only the private area counts (the template's files are shared):
     // measure it, then give 2M:3M and 200:250 on top.
@@ -319,7 +214,7 @@ fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
 /// The figure for the report: simfs memory per mounted VPS.
 #[test]
 fn simfs_memory_with_20_vpss_mounted() {
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     let n = 20;
     let t = Instant::now();
     for i in 0..n {
@@ -387,18 +282,16 @@ fn simfs_memory_with_20_vpss_mounted() {
     assert_eq!(left, 0, "simfs files left in run/");
 }
 
-impl Host {
-    /// The real binary's `vzquota`, finding the quota files by `VZ_ROOT`
-    /// as vzctl does.
-    fn vzquota(&self, args: &[&str]) -> Output {
-        Command::new(vzpkg_bin())
-            .arg("vzquota")
-            .args(args)
-            .env("VZ_ROOT", self.vz())
-            .env_remove("VZQUOTA_DIR")
-            .output()
-            .expect("run vzquota")
-    }
+/// The real binary's `vzquota`, finding the quota files by `VZ_ROOT` as
+/// vzctl does.
+fn vzquota(h: &Host, args: &[&str]) -> Output {
+    Command::new(vzpkg_bin())
+        .arg("vzquota")
+        .args(args)
+        .env("VZ_ROOT", h.vz())
+        .env_remove("VZQUOTA_DIR")
+        .output()
+        .expect("run vzquota")
 }
 
 /// `vzquota stat ID` figures: (1K blocks used, soft, hard).
@@ -418,7 +311,7 @@ fn stat_blocks(out: &Output) -> (u64, u64, u64) {
 
 #[test]
 fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     let id = "202";
     // simfs is the default; the second level on with 100 ids.
     h.ok(&["create", id, "--ostemplate", "tools"], 0);
@@ -427,7 +320,7 @@ fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
     h.ok(&["exec", id, "head -c 300000 /dev/zero > /data"], 0);
 
     // vzquota stat asks the live simfs: the figures of a fresh scan.
-    let out = h.vzquota(&["stat", id]);
+    let out = vzquota(&h, &["stat", id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let (used, soft, _) = stat_blocks(&out);
     assert_eq!(used, scanned(&h, id).blocks_1k(), "{}", text(&out));
@@ -441,28 +334,28 @@ fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
     // Limits set with vzquota act at once on the mounted VPS.
     let soft = used + 1000;
     let (s, hh) = (soft.to_string(), (soft + 100).to_string());
-    let out = h.vzquota(&["setlimit", id, "-b", &s, "-B", &hh]);
+    let out = vzquota(&h, &["setlimit", id, "-b", &s, "-B", &hh]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = h.vzctl(&["exec", id, "head -c 2000000 /dev/zero > /more"]);
     assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
     assert_eq!(df(&h, id).0, soft, "df shows the new soft limit");
     h.ok(&["exec", id, "rm -f /more"], 0);
     // `off` of a quota simfs serves is refused with OpenVZ's "running" code.
-    assert_eq!(h.vzquota(&["off", id]).status.code(), Some(5));
+    assert_eq!(vzquota(&h, &["off", id]).status.code(), Some(5));
     // Back to large first-level limits for the second-level part.
     h.ok(&["set", id, "--diskspace", "1G:1G"], 0);
 
     // Second level: uid 4242 may have 64K; a file it owns stops there,
     // root goes on writing, and chown onto 4242 past its limit is refused.
     h.ok(&["exec", id, ": > /u && chown 4242:4242 /u"], 0);
-    let out = h.vzquota(&["setlimit2", id, "-u", "4242", "64", "64", "0", "0"]);
+    let out = vzquota(&h, &["setlimit2", id, "-u", "4242", "64", "64", "0", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = h.vzctl(&["exec", id, "head -c 200000 /dev/zero >> /u"]);
     assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
     h.ok(&["exec", id, "head -c 200000 /dev/zero > /rootfile"], 0);
     let out = h.vzctl(&["exec", id, "chown 4242 /rootfile"]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    let out = h.vzquota(&["stat", id, "-t"]);
+    let out = vzquota(&h, &["stat", id, "-t"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let by_id = vzpkg::quota::scan_ids(&h.vz().join("private").join(id).join("fs")).unwrap();
     let u = by_id.users.get(&4242).copied().unwrap_or_default();
@@ -481,7 +374,7 @@ fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
     h.ok(&["stop", id], 0);
     h.ok(&["umount", id], 0);
     assert!(!state_dirty(&h, id));
-    let out = h.vzquota(&["show", id]);
+    let out = vzquota(&h, &["show", id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(stat_blocks(&out).0, scanned(&h, id).blocks_1k());
     h.ok(&["destroy", id], 0);

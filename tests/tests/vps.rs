@@ -5,10 +5,10 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
-use vzpkg::store::{Store, TemplateMeta};
-use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
+use vzpkg_tests::fixture::{text, vzpkg_bin};
+use vzpkg_tests::vzhost::{Template, VzHost as Host};
 
 /// Exit codes `vzctl` documents (OpenVZ's).
 const BAD_VALUE: i32 = 21;
@@ -18,138 +18,40 @@ const NOT_EXIST: i32 = 43;
 const EXISTS: i32 = 44;
 const NO_TEMPLATE: i32 = 91;
 
-/// Host programs copied into the test template.
+/// Host programs copied into the test templates.
 const TOOLS: &[&str] = &["sh", "sleep", "cat", "rm", "mv"];
 
-fn copy_in(root: &Path, from: &Path, at: &Path) {
-    let dest = root.join(at.strip_prefix("/").unwrap());
-    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    std::fs::copy(from, &dest).unwrap();
-}
+/// Files of the templates' own, in `/usr` and `/etc`, so the default split
+/// gives several layers.
+const FILES: &[(&str, &str)] = &[
+    ("etc/motd", "template motd\n"),
+    ("etc/doomed", "delete me\n"),
+    ("etc/moving", "rename me\n"),
+    ("usr/share/doc/readme", "template readme\n"),
+];
 
-/// A tree with the tools, their libraries and a few files of its own
-/// (in `/usr` and `/etc`, so the default split gives several layers).
-fn template_tree(dir: &Path, init: Option<&str>) -> Option<()> {
-    for tool in TOOLS {
-        let found = ["/bin", "/usr/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(tool))
-            .find(|p| p.exists());
-        let Some(host) = found.and_then(|p| std::fs::canonicalize(p).ok()) else {
-            eprintln!("skipped: the host has no {tool} to put into the test template");
-            return None;
-        };
-        for lib in vzpkg_tests::fixture::shared_libraries(&host) {
-            copy_in(dir, &lib, &lib);
-        }
-        copy_in(dir, &host, &Path::new("/bin").join(tool));
-    }
-    for (path, content) in [
-        ("etc/motd", "template motd\n"),
-        ("etc/doomed", "delete me\n"),
-        ("etc/moving", "rename me\n"),
-        ("usr/share/doc/readme", "template readme\n"),
-    ] {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    if let Some(script) = init {
-        let p = dir.join("sbin/init");
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, script).unwrap();
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
-    Some(())
-}
-
-struct Host {
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    /// A store with `tiny` (the built-in init) and `stubborn` (an init that
-    /// ignores SIGTERM), and an empty VZ root.
-    fn new() -> Option<Host> {
-        if !is_root() {
-            eprintln!("skipped: VPS tests need root (overlay mounts and namespaces)");
-            return None;
-        }
-        if Command::new("ldd").arg("--version").output().is_err() {
-            eprintln!("skipped: ldd is missing, cannot find the libraries to copy");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("templates")).unwrap();
-        for (name, init) in [
-            ("tiny", None),
+/// A host with `tiny` (the built-in init) and `stubborn` (an init that
+/// ignores SIGTERM).
+fn host() -> Option<Host> {
+    let template = |name, init| Template {
+        name,
+        tools: TOOLS,
+        files: FILES,
+        init,
+    };
+    Host::new(
+        "VPS",
+        false,
+        &[
+            template("tiny", None),
             // A shell as PID 1 without a trap: the kernel drops SIGTERM to it.
-            ("stubborn", Some("#!/bin/sh\nwhile :; do sleep 1; done\n")),
-        ] {
-            let tree = tempfile::tempdir().unwrap();
-            template_tree(tree.path(), init)?;
-            let meta = TemplateMeta {
-                name: name.into(),
-                ..Default::default()
-            };
-            store.commit(tree.path(), &meta).unwrap();
-        }
-        Some(Host { dir })
-    }
-
-    fn vz(&self) -> PathBuf {
-        self.dir.path().join("vz")
-    }
-
-    fn vzctl(&self, args: &[&str]) -> Output {
-        let mut cmd = vzctl_command();
-        cmd.args(args)
-            .env("VZ_ROOT", self.vz())
-            .env("VZPKG_ROOT", self.dir.path());
-        cmd.output().expect("run vzctl")
-    }
-
-    /// Run vzctl and insist on `code`.
-    fn ok(&self, args: &[&str], code: i32) -> String {
-        let out = self.vzctl(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "vzctl {args:?}: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn layer_trees(&self, name: &str) -> Vec<PathBuf> {
-        Store::open(&self.dir.path().join("templates"))
-            .unwrap()
-            .layer_trees(name)
-            .unwrap()
-    }
+            template("stubborn", Some("#!/bin/sh\nwhile :; do sleep 1; done\n")),
+        ],
+    )
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        // Leave no VPS running and nothing mounted, even after a failure.
-        let Ok(rd) = std::fs::read_dir(self.vz().join("conf")) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".conf") {
-                let _ = self.vzctl(&["stop", id, "--fast"]);
-                let _ = self.vzctl(&["umount", id]);
-            }
-        }
-    }
-}
-
-/// The real binary's `vzctl` front door.
-fn vzctl_command() -> Command {
-    let mut c = Command::new(vzpkg_bin());
-    c.arg("vzctl");
-    c
+fn layer_trees(h: &Host, name: &str) -> Vec<PathBuf> {
+    h.store().layer_trees(name).unwrap()
 }
 
 /// Path, size, inode and content of every file under `dir`.
@@ -181,7 +83,7 @@ fn lifecycle_create_mount_start_exec_stop_destroy() {
     if std::env::var_os("VZCTL_SHIM").is_some() {
         return;
     }
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     let t = Instant::now();
     h.ok(
         &[
@@ -288,8 +190,8 @@ fn writes_inside_leave_the_template_untouched() {
     if std::env::var_os("VZCTL_SHIM").is_some() {
         return;
     }
-    let Some(h) = Host::new() else { return };
-    let layers = h.layer_trees("tiny");
+    let Some(h) = host() else { return };
+    let layers = layer_trees(&h, "tiny");
     assert!(layers.len() > 1, "expected several layers: {layers:?}");
     let before: Vec<_> = layers.iter().map(|l| snapshot(l)).collect();
     h.ok(&["create", "102", "--ostemplate", "tiny"], 0);
@@ -309,7 +211,7 @@ fn writes_inside_leave_the_template_untouched() {
 
     let after: Vec<_> = layers.iter().map(|l| snapshot(l)).collect();
     assert_eq!(before, after, "a layer tree changed");
-    let store = Store::open(&h.dir.path().join("templates")).unwrap();
+    let store = h.store();
     let report = store.fsck().unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     // The changes are in the private area, a fresh VPS sees the template.
@@ -338,7 +240,7 @@ fn two_vpss_see_neither_files_nor_processes_of_the_other() {
     if std::env::var_os("VZCTL_SHIM").is_some() {
         return;
     }
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     for id in ["201", "202"] {
         h.ok(
             &[
@@ -409,7 +311,7 @@ fn stop_kills_an_init_that_ignores_sigterm() {
     if std::env::var_os("VZCTL_SHIM").is_some() {
         return;
     }
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     h.ok(&["create", "301", "--ostemplate", "stubborn"], 0);
     h.ok(&["start", "301", "--private-net"], 0);
     // Its own network namespace: loopback only, and up (IFF_UP|IFF_LOOPBACK).
@@ -444,7 +346,7 @@ fn bad_input_gets_a_clear_error_and_its_own_exit_code() {
     if std::env::var_os("VZCTL_SHIM").is_some() {
         return;
     }
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     for bad in ["0", "abc", "-5", "10x"] {
         let out = h.vzctl(&["create", bad, "--ostemplate", "tiny"]);
         assert_eq!(out.status.code(), Some(BAD_VALUE), "{bad}: {}", text(&out));
@@ -489,7 +391,7 @@ fn create_and_mount_200() {
     if std::env::var_os("VZCTL_SHIM").is_some() {
         return;
     }
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     let n = 200;
     let t = Instant::now();
     for i in 0..n {
@@ -529,14 +431,14 @@ fn create_and_mount_200() {
 
 #[test]
 fn a_template_in_use_by_a_vps_survives_gc() {
-    let Some(h) = Host::new() else { return };
+    let Some(h) = host() else { return };
     h.ok(&["create", "301", "--ostemplate", "tiny"], 0);
-    let layers = h.layer_trees("tiny");
+    let layers = layer_trees(&h, "tiny");
     // Drop the name and collect: the VPS still holds the layers.
     let vzpkg = |args: &[&str]| {
         Command::new(vzpkg_bin())
             .arg("--root")
-            .arg(h.dir.path())
+            .arg(h.root())
             .args(args)
             .output()
             .unwrap()

@@ -1,0 +1,165 @@
+//! A VZ host for tests of the `vzctl` front door: a temporary store holding
+//! templates made from the host's own programs and their libraries (no
+//! network), an empty VZ root, and a clean-up that leaves no VPS running,
+//! nothing mounted and no simfs process, even after a failed assertion.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vzpkg::store::{Store, TemplateMeta};
+
+use crate::fixture::{is_root, shared_libraries, text, vzpkg_bin};
+
+/// A template to commit: host programs copied into `/bin` with their
+/// libraries, files of its own, and optionally a `/sbin/init` script.
+pub struct Template<'a> {
+    pub name: &'a str,
+    pub tools: &'a [&'a str],
+    pub files: &'a [(&'a str, &'a str)],
+    pub init: Option<&'a str>,
+}
+
+pub struct VzHost {
+    dir: tempfile::TempDir,
+}
+
+impl VzHost {
+    /// A host with `templates` committed, or `None` (with the reason on
+    /// stderr) when the machine lacks what `what` tests need: root, and
+    /// `/dev/fuse` when `fuse` is set.
+    pub fn new(what: &str, fuse: bool, templates: &[Template]) -> Option<VzHost> {
+        if !is_root() {
+            eprintln!("skipped: {what} tests need root (overlay mounts and namespaces)");
+            return None;
+        }
+        if fuse && !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: {what} tests need /dev/fuse (modprobe fuse)");
+            return None;
+        }
+        if Command::new("ldd").arg("--version").output().is_err() {
+            eprintln!("skipped: ldd is missing, cannot find the libraries to copy");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("templates")).unwrap();
+        for t in templates {
+            let tree = tempfile::tempdir().unwrap();
+            template_tree(tree.path(), t)?;
+            let meta = TemplateMeta {
+                name: t.name.into(),
+                ..Default::default()
+            };
+            store.commit(tree.path(), &meta).unwrap();
+        }
+        Some(VzHost { dir })
+    }
+
+    /// `VZPKG_ROOT`: the store is `templates/` under it.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `VZ_ROOT`.
+    pub fn vz(&self) -> PathBuf {
+        self.dir.path().join("vz")
+    }
+
+    pub fn store(&self) -> Store {
+        Store::open(&self.dir.path().join("templates")).unwrap()
+    }
+
+    /// The real binary's `vzctl` with this host's roots.
+    pub fn vzctl(&self, args: &[&str]) -> Output {
+        Command::new(vzpkg_bin())
+            .arg("vzctl")
+            .args(args)
+            .env("VZ_ROOT", self.vz())
+            .env("VZPKG_ROOT", self.root())
+            .output()
+            .expect("run vzctl")
+    }
+
+    /// Run vzctl and insist on `code`; its stdout.
+    pub fn ok(&self, args: &[&str], code: i32) -> String {
+        let out = self.vzctl(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "vzctl {args:?}: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The pid of the simfs process serving VPS `id`, if one was started.
+    pub fn simfs_pid(&self, id: &str) -> Option<i32> {
+        std::fs::read_to_string(self.vz().join(format!("run/{id}.simfs.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for VzHost {
+    fn drop(&mut self) {
+        let Ok(rd) = std::fs::read_dir(self.vz().join("conf")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".conf") else {
+                continue;
+            };
+            let _ = self.vzctl(&["stop", id, "--fast"]);
+            let _ = self.vzctl(&["umount", id]);
+            if let Some(pid) = self.simfs_pid(id) {
+                // SAFETY: a signal to a pid this host's vzctl started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let root = self.vz().join("root").join(id);
+            let mnt = self.vz().join("private").join(id).join("mnt");
+            for p in [root, mnt] {
+                if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
+                    // SAFETY: a plain umount2 on a path this host made.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+        }
+    }
+}
+
+fn copy_in(root: &Path, from: &Path, at: &Path) {
+    let dest = root.join(at.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(from, &dest).unwrap();
+}
+
+fn template_tree(dir: &Path, t: &Template) -> Option<()> {
+    for tool in t.tools {
+        let found = ["/bin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists());
+        let Some(host) = found.and_then(|p| std::fs::canonicalize(p).ok()) else {
+            eprintln!("skipped: the host has no {tool} to put into the test template");
+            return None;
+        };
+        for lib in shared_libraries(&host) {
+            copy_in(dir, &lib, &lib);
+        }
+        copy_in(dir, &host, &Path::new("/bin").join(tool));
+    }
+    for (path, content) in t.files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    if let Some(script) = t.init {
+        let p = dir.join("sbin/init");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    Some(())
+}
