@@ -39,18 +39,10 @@ cleanup() {
         while read -r mnt; do umount -l "$mnt" || true; done
     rm -rf "$work"
 }
-# Page cache is measured in a memory cgroup of this script's own: the VPSs'
-# readers and simfs processes are started from here and charged to it,
-# other work on the machine is not.
-cg= cg_key=
-if [ -d /sys/fs/cgroup/memory ] && mkdir /sys/fs/cgroup/memory/vzpkg-bench.$$ 2>/dev/null; then
-    cg=/sys/fs/cgroup/memory/vzpkg-bench.$$ cg_key=cache
-elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null &&
-    mkdir /sys/fs/cgroup/vzpkg-bench.$$ 2>/dev/null; then
-    cg=/sys/fs/cgroup/vzpkg-bench.$$ cg_key=file
-fi
-[ -n "$cg" ] && echo $$ > "$cg/cgroup.procs"
-trap 'cleanup; if [ -n "$cg" ]; then echo $$ > "$(dirname "$cg")/cgroup.procs"; rmdir "$cg" 2>/dev/null || true; fi' EXIT
+# shellcheck source=scripts/memcg.sh
+. scripts/memcg.sh
+memcg_enter
+trap 'cleanup; memcg_leave' EXIT
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -233,13 +225,6 @@ for k in $(printf '%s\n' 1 "$m" "$n" | sort -nu); do
 done
 
 # 5. Page cache, as scripts/bench-vps.sh measures it, on simfs VPSs.
-cached() { # KiB of page cache charged to this benchmark (the host's if no cgroup)
-    if [ -n "$cg" ]; then
-        awk -v k="$cg_key" '$1 == k {printf "%d\n", $2 / 1024}' "$cg/memory.stat"
-    else
-        awk '/^Cached:/ {print $2}' /proc/meminfo
-    fi
-}
 drop_caches
 c0=$(cached); read_usr 1000; c1=$(cached)
 drop_caches

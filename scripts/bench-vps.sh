@@ -3,7 +3,8 @@
 #  - create + mount N VPSs from one template: total, per VPS, private-area disk;
 #  - the same job done the OpenVZ-cache way (a full copy of the tree per VPS),
 #    measured on fewer copies and scaled;
-#  - page cache after reading /usr in 1 VPS and in 50;
+#  - page cache after reading /usr in 1 VPS and in 50 (counted in a memory
+#    cgroup of the benchmark's own, see scripts/memcg.sh);
 #  - start 50 VPSs and `exec true` in each: time and host memory per VPS.
 #
 #   scripts/bench-vps.sh [N=200] [MIRROR_URL]
@@ -24,7 +25,10 @@ cleanup() {
     done
     rm -rf "$work"
 }
-trap cleanup EXIT
+# shellcheck source=scripts/memcg.sh
+. scripts/memcg.sh
+memcg_enter
+trap 'cleanup; memcg_leave' EXIT
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -51,7 +55,6 @@ copies=$(du -sxk "$work"/copy* | awk '{s += $1} END {print s}')
 awk -v t="$(elapsed "$t0" "$t1")" -v c="$copies" 'BEGIN { printf "copy per VPS (cp -a of the tree): %.0f ms each, %d KiB each\n", t * 100, c / 10 }'
 rm -rf "$work"/copy*
 
-cached() { awk '/^Cached:/ {print $2}' /proc/meminfo; }
 read_usr() { find "$VZ_ROOT/root/$1/usr" -type f -print0 | xargs -0 cat > /dev/null 2>&1 || true; }
 sync; echo 3 > /proc/sys/vm/drop_caches
 c0=$(cached); read_usr 1000; c1=$(cached)
