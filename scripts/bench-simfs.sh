@@ -29,23 +29,10 @@ work=$(mktemp -d /var/tmp/vzpkg-simfs-bench.XXXXXX)
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
 bare=900 simfs=901 # the VPS pair for figures 1-3
 ids=()
-cleanup() {
-    for id in "${ids[@]}"; do
-        "$vz" vzctl stop "$id" --fast >/dev/null 2>&1 || true
-        "$vz" vzctl destroy "$id" >/dev/null 2>&1 || true
-    done
-    # A mount that survived a failed destroy must not be walked by rm -rf.
-    awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r |
-        while read -r mnt; do umount -l "$mnt" || true; done
-    rm -rf "$work"
-}
-# shellcheck source=scripts/memcg.sh
-. scripts/memcg.sh
+# shellcheck source=scripts/vps-bench.sh
+. scripts/vps-bench.sh
+trap 'finish "${ids[@]}"' EXIT
 memcg_enter
-trap 'cleanup; memcg_leave' EXIT
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # Room for the template, 1 GiB written and 20 000 files.
 limits=(--diskspace 10G:11G --diskinodes 400000:420000)
 new_vps() { # CTID TEMPLATE yes|no

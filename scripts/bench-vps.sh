@@ -4,7 +4,7 @@
 #  - the same job done the OpenVZ-cache way (a full copy of the tree per VPS),
 #    measured on fewer copies and scaled;
 #  - page cache after reading /usr in 1 VPS and in 50 (counted in a memory
-#    cgroup of the benchmark's own, see scripts/memcg.sh);
+#    cgroup of the benchmark's own, see scripts/vps-bench.sh);
 #  - start 50 VPSs and `exec true` in each: time and host memory per VPS.
 #
 #   scripts/bench-vps.sh [N=200] [MIRROR_URL]
@@ -18,19 +18,10 @@ cargo build --release --quiet --bin vzpkg
 vz=$PWD/target/release/vzpkg
 work=$(mktemp -d /var/tmp/vzpkg-vps-bench.XXXXXX)
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
-cleanup() {
-    for id in $(seq 1000 $((1000 + n - 1))); do
-        "$vz" vzctl stop "$id" --fast >/dev/null 2>&1 || true
-        "$vz" vzctl destroy "$id" >/dev/null 2>&1 || true
-    done
-    rm -rf "$work"
-}
-# shellcheck source=scripts/memcg.sh
-. scripts/memcg.sh
+# shellcheck source=scripts/vps-bench.sh
+. scripts/vps-bench.sh
+trap 'finish $(seq 1000 $((1000 + n - 1)))' EXIT
 memcg_enter
-trap 'cleanup; memcg_leave' EXIT
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 cp recipes/debian-12.toml "$work/debian-12.toml"
 "$vz" create "$work/debian-12.toml" "${mirror[@]}" --json > /dev/null
@@ -56,9 +47,9 @@ awk -v t="$(elapsed "$t0" "$t1")" -v c="$copies" 'BEGIN { printf "copy per VPS (
 rm -rf "$work"/copy*
 
 read_usr() { find "$VZ_ROOT/root/$1/usr" -type f -print0 | xargs -0 cat > /dev/null 2>&1 || true; }
-sync; echo 3 > /proc/sys/vm/drop_caches
+drop_caches
 c0=$(cached); read_usr 1000; c1=$(cached)
-sync; echo 3 > /proc/sys/vm/drop_caches
+drop_caches
 c2=$(cached); for id in $(seq 1000 1049); do read_usr "$id"; done; c3=$(cached)
 awk -v a=$((c1 - c0)) -v b=$((c3 - c2)) 'BEGIN { printf "page cache for /usr: 1 VPS %d KiB, 50 VPSs %d KiB, ratio %.2f (target <= 1.2)\n", a, b, b / a }'
 
