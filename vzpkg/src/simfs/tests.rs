@@ -54,6 +54,14 @@ fn edquot(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EDQUOT)
 }
 
+/// Append `bytes` to the file at `path`.
+fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)?
+        .write_all(bytes)
+}
+
 /// Write `total` bytes in 64K chunks; the error if one chunk fails.
 fn fill(path: &Path, total: usize) -> std::io::Result<()> {
     let mut f = fs::OpenOptions::new()
@@ -370,12 +378,7 @@ fn only_the_private_area_is_charged_and_copy_up_costs_the_copy() {
     same("read");
     let before = h.usage();
     // One byte appended to the 1 MiB template file copies it up: charged.
-    fs::OpenOptions::new()
-        .append(true)
-        .open(ov.p("usr/lib/big"))
-        .unwrap()
-        .write_all(b"x")
-        .unwrap();
+    append(&ov.p("usr/lib/big"), b"x").unwrap();
     same("append to a template file");
     assert!(
         h.usage().bytes >= before.bytes + (1 << 20),
@@ -473,12 +476,7 @@ fn copy_up_past_the_hard_limit_is_refused_and_nothing_changes() {
     fs::remove_file(ov.p("usr/lib/big")).unwrap();
     assert_eq!(h.usage(), ov.scan());
     // The small one fits.
-    fs::OpenOptions::new()
-        .append(true)
-        .open(ov.p("etc/motd"))
-        .unwrap()
-        .write_all(b"more\n")
-        .unwrap();
+    append(&ov.p("etc/motd"), b"more\n").unwrap();
     assert_eq!(h.usage(), ov.scan());
     h.unmount().unwrap();
 }
@@ -547,23 +545,13 @@ fn passthrough_for_template_reads_and_writers_wait_for_it() {
     drop(f);
     // Closed: the writer gets it (a copy-up), and later reads are served.
     let t = std::time::Instant::now();
-    fs::OpenOptions::new()
-        .append(true)
-        .open(ov.p("usr/lib/big"))
-        .unwrap()
-        .write_all(b"y")
-        .unwrap();
+    append(&ov.p("usr/lib/big"), b"y").unwrap();
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
     assert_eq!(fs::read(ov.p("usr/lib/big")).unwrap().len(), (1 << 20) + 1);
     // A reader and a writer of a private file together are fine.
     fs::write(ov.p("log"), b"1\n").unwrap();
     let r = fs::File::open(ov.p("log")).unwrap();
-    fs::OpenOptions::new()
-        .append(true)
-        .open(ov.p("log"))
-        .unwrap()
-        .write_all(b"2\n")
-        .unwrap();
+    append(&ov.p("log"), b"2\n").unwrap();
     drop(r);
     assert_eq!(fs::read(ov.p("log")).unwrap(), b"1\n2\n");
     h.unmount().unwrap();
