@@ -534,9 +534,28 @@ impl SimFs {
     /// What the private area has at `rel`; whiteouts and absent paths are
     /// nothing.
     fn private_obj(&self, rel: &Path) -> Option<Obj> {
-        let fd = Self::open_under(&self.private, rel, OFlags::PATH, Mode::empty()).ok()?;
+        Self::obj_under(&self.private, rel)
+    }
+
+    fn obj_under(base: &OwnedFd, rel: &Path) -> Option<Obj> {
+        let fd = Self::open_under(base, rel, OFlags::PATH, Mode::empty()).ok()?;
         let st = stat_fd(&fd).ok()?;
         (!is_whiteout(&st)).then_some(Obj { fd, st })
+    }
+
+    /// What the private area has at `rel`, looked up by name in its parent
+    /// when `entries` holds that present (one step instead of a walk of the
+    /// path). A parent held present stays the same directory through the
+    /// operation: a rename moves only its source, never a leaf's parent.
+    fn private_at(&self, entries: &[Entry], rel: &Path) -> Option<Obj> {
+        let parent = rel
+            .parent()
+            .and_then(|dir| entries.iter().find(|e| e.path == dir))
+            .and_then(|e| e.obj.as_ref());
+        match (parent, rel.file_name()) {
+            (Some(dir), Some(name)) => Self::obj_under(&dir.fd, Path::new(name)),
+            _ => self.private_obj(rel),
+        }
     }
 
     /// Look at `rels` in the private area, and at the parents of each up to
@@ -549,6 +568,13 @@ impl SimFs {
             in_place,
         };
         for rel in rels {
+            // A leaf that may be replaced needs its parent anyway: look
+            // at the parent first, then at the name in it.
+            let parent = (!in_place)
+                .then(|| rel.parent())
+                .flatten()
+                .filter(|dir| !p.entries.iter().any(|e| e.path == *dir));
+            let mut parent_obj = parent.map(|dir| self.private_obj(dir));
             let mut cur = Some(*rel);
             let mut leaf = true;
             while let Some(r) = cur {
@@ -556,7 +582,22 @@ impl SimFs {
                     e.leaf |= leaf;
                     break;
                 }
-                let found = self.private_obj(r);
+                let found = match (leaf, parent, &parent_obj) {
+                    // No parent, no child.
+                    (true, Some(_), Some(None)) => None,
+                    (true, Some(_), Some(Some(dir))) => r
+                        .file_name()
+                        .and_then(|n| Self::obj_under(&dir.fd, Path::new(n))),
+                    (true, _, _) => match r
+                        .parent()
+                        .and_then(|d| p.entries.iter().find(|e| e.path == d))
+                    {
+                        Some(Entry { obj: None, .. }) => None,
+                        _ => self.private_at(&p.entries, r),
+                    },
+                    (false, Some(dir), Some(_)) if dir == r => parent_obj.take().flatten(),
+                    (false, _, _) => self.private_obj(r),
+                };
                 let present = found.is_some();
                 p.entries.push(Entry {
                     path: r.to_owned(),
@@ -587,7 +628,7 @@ impl SimFs {
 
     /// Charge what the operation changed in the private area: objects that
     /// appeared, disappeared (no name left) or changed size or owner.
-    fn settle(&self, q: &mut Quota, p: Pending) {
+    fn settle(&self, q: &mut Quota, p: &Pending) {
         struct Seen {
             key: (u64, u64),
             bytes: i64,
@@ -612,7 +653,7 @@ impl SimFs {
                 Some(o) if !e.leaf || p.in_place => {
                     stat_fd(&o.fd).ok().filter(|st| st.st_nlink > 0)
                 }
-                _ => self.private_obj(&e.path).map(|o| o.st),
+                _ => self.private_at(&p.entries, &e.path).map(|o| o.st),
             };
             if let Some(st) = now {
                 if !after.iter().any(|a| a.key == key(&st)) {
@@ -685,11 +726,28 @@ impl SimFs {
         check: impl FnOnce(&Pending, &Quota, u64) -> Result<(), Exceeded>,
         op: impl FnOnce() -> Result<T, Errno>,
     ) -> Result<T, Errno> {
+        self.mutate_held(rels, in_place, check, op, &mut None)
+    }
+
+    /// `mutate_as` that leaves the objects it looked at in `held`, open,
+    /// for the caller to close after replying: closing the last reference
+    /// to a removed file frees it (truncate, discard, inode), which takes as
+    /// long as the unlink itself, and the program need not wait for that.
+    fn mutate_held<T>(
+        &self,
+        rels: &[&Path],
+        in_place: bool,
+        check: impl FnOnce(&Pending, &Quota, u64) -> Result<(), Exceeded>,
+        op: impl FnOnce() -> Result<T, Errno>,
+        held: &mut Option<Pending>,
+    ) -> Result<T, Errno> {
         let mut q = lock(&self.quota);
         let p = self.pending(rels, in_place);
         check(&p, &q, now_secs()).map_err(quota_errno)?;
         let r = op();
-        self.settle(&mut q, p);
+        self.settle(&mut q, &p);
+        drop(q);
+        *held = Some(p);
         r
     }
 
@@ -748,14 +806,23 @@ impl SimFs {
         )
     }
 
-    /// unlink and rmdir: freeing always works.
-    fn do_remove(&self, parent: u64, name: &OsStr, flags: AtFlags) -> Result<(), Errno> {
+    /// unlink and rmdir: freeing always works. What the name held is left
+    /// in `held` (see `mutate_held`).
+    fn do_remove(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        flags: AtFlags,
+        held: &mut Option<Pending>,
+    ) -> Result<(), Errno> {
         let rel = self.child_path(parent, name)?;
         let dir = self.dir_fd(parent)?;
-        self.mutate(
+        self.mutate_held(
             &[&rel],
+            false,
             |_, _, _| Ok(()),
             || rustix::fs::unlinkat(&dir, name, flags).map_err(errno),
+            held,
         )
     }
 
@@ -1213,6 +1280,7 @@ impl SimFs {
         newparent: u64,
         newname: &OsStr,
         flags: RenameFlags,
+        held: &mut Option<Pending>,
     ) -> Result<(), Errno> {
         let src_rel = self.child_path(parent, name)?;
         let dst_rel = self.child_path(newparent, newname)?;
@@ -1226,8 +1294,9 @@ impl SimFs {
         };
         let rflags = rustix::fs::RenameFlags::from_bits_retain(flags.bits());
         let exchange = rflags.contains(rustix::fs::RenameFlags::EXCHANGE);
-        self.mutate(
+        self.mutate_held(
             &[&src_rel, &dst_rel],
+            false,
             |p, q, now| {
                 // A template file moved is copied up; so is the other side
                 // of an exchange.
@@ -1240,6 +1309,7 @@ impl SimFs {
                 q.check_for(owner(&src), bytes, inodes, now)
             },
             || rustix::fs::renameat_with(&from, name, &to, newname, rflags).map_err(errno),
+            held,
         )?;
         if let Some(dst) = &dst {
             if exchange {
@@ -1441,13 +1511,23 @@ impl Filesystem for SimFs {
         reply.entry(&TTL, &a, Generation(0));
     }
 
+    // Removals reply first and close what they removed after (`held`
+    // drops last): see `mutate_held`.
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        tri!(reply, self.do_remove(parent.0, name, AtFlags::empty()));
+        let mut held = None;
+        tri!(
+            reply,
+            self.do_remove(parent.0, name, AtFlags::empty(), &mut held)
+        );
         reply.ok();
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        tri!(reply, self.do_remove(parent.0, name, AtFlags::REMOVEDIR));
+        let mut held = None;
+        tri!(
+            reply,
+            self.do_remove(parent.0, name, AtFlags::REMOVEDIR, &mut held)
+        );
         reply.ok();
     }
 
@@ -1478,9 +1558,10 @@ impl Filesystem for SimFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let mut held = None;
         tri!(
             reply,
-            self.do_rename(parent.0, name, newparent.0, newname, flags)
+            self.do_rename(parent.0, name, newparent.0, newname, flags, &mut held)
         );
         reply.ok();
     }

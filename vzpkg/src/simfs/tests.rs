@@ -373,6 +373,14 @@ fn only_the_private_area_is_charged_and_copy_up_costs_the_copy() {
         "template not charged: {:?}",
         h.usage()
     );
+    // A new name in a template directory: the overlay copies the
+    // directory up first, and both are charged.
+    fs::write(ov.p("etc/app/new"), b"n").unwrap();
+    same("create in a template directory");
+    fs::rename(ov.p("etc/app/new"), ov.p("etc/app/new2")).unwrap();
+    same("rename within a directory");
+    fs::remove_file(ov.p("etc/app/new2")).unwrap();
+    same("delete of a new file");
     // Reading a template file costs nothing.
     assert_eq!(fs::read(ov.p("usr/lib/big")).unwrap().len(), 1 << 20);
     same("read");
@@ -402,6 +410,9 @@ fn only_the_private_area_is_charged_and_copy_up_costs_the_copy() {
     same("rename of a copied-up file");
     fs::hard_link(ov.p("motd2"), ov.p("motd3")).unwrap();
     same("hardlink");
+    fs::remove_file(ov.p("motd3")).unwrap();
+    same("delete of one of two names");
+    fs::hard_link(ov.p("motd2"), ov.p("motd3")).unwrap();
     // Deleting template files is free (a whiteout) and always works.
     fs::remove_file(ov.p("etc/app/conf")).unwrap();
     fs::remove_dir(ov.p("etc/app")).unwrap();
