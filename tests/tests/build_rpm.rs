@@ -47,6 +47,12 @@ impl Repo {
             .unwrap()
     }
 
+    /// Index the repository again (createrepo_c) and sign the new
+    /// repomd.xml: what a mirror does when its packages change.
+    fn publish(&self) {
+        publish(&self.repo_dir(), &self.key);
+    }
+
     fn list(&self) -> serde_json::Value {
         let out = self.vzpkg(&["list", "--json"]);
         serde_json::from_slice(&out.stdout).unwrap()
@@ -84,21 +90,25 @@ fn repo(extra: impl FnOnce(&Path)) -> Option<Repo> {
         .script(Script::Post, "echo \"post $1\" >> /usr/share/app/log\n")
         .write(&repo);
     extra(&repo);
+    let key = TestKey::generate("vzpkg rpm test <rpm@test.invalid>");
+    publish(&repo, &key);
+    let server = Server::start(&repo);
+    Some(Repo { dir, server, key })
+}
+
+fn publish(repo: &Path, key: &TestKey) {
     let out = Command::new("createrepo_c")
         .arg("--quiet")
-        .arg(&repo)
+        .arg(repo)
         .output()
         .unwrap();
     assert!(out.status.success(), "createrepo_c: {}", text(&out));
-    let key = TestKey::generate("vzpkg rpm test <rpm@test.invalid>");
     let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
     std::fs::write(
         repo.join("repodata/repomd.xml.asc"),
         key.sign_detached(&repomd),
     )
     .unwrap();
-    let server = Server::start(&repo);
-    Some(Repo { dir, server, key })
 }
 
 #[test]
@@ -203,4 +213,76 @@ fn a_bad_repomd_signature_and_a_tampered_package_are_refused() {
         text(&out)
     );
     assert_eq!(r.list(), serde_json::json!([]));
+}
+
+#[test]
+fn the_lock_pins_rpm_versions_and_the_nightly_rebuild_follows_upstream() {
+    let Some(r) = repo(|_| {}) else { return };
+    let recipe = r.recipe("rpmlock", &[HOST_RPM_PACKAGE, "app"]);
+    let path = recipe.to_str().unwrap();
+    let out = r.vzpkg(&["--json", "create", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = first["template_id"].as_str().unwrap().to_string();
+    let lock_file = recipe.with_extension("lock");
+    let lock = std::fs::read_to_string(&lock_file).unwrap();
+    assert!(
+        lock.contains("name = \"libdemo\"") && lock.contains("version = \"1.2-1\""),
+        "{lock}"
+    );
+    let rebuild = || {
+        let out = r.vzpkg(&["--json", "rebuild", path, "--if-changed"]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code(), v["templates"][0].clone())
+    };
+
+    // Nothing changed upstream: a no-op, told from repomd.xml alone.
+    r.server.clear_log();
+    let (code, report) = rebuild();
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["outcome"], "unchanged", "{report}");
+    assert_eq!(report["new_id"], first.as_str());
+    assert_eq!(r.server.requests(), ["/repodata/repomd.xml"]);
+
+    // A newer libdemo upstream: `--locked` still builds the pinned one, into
+    // the same template, and leaves the lock alone.
+    RpmFixture::new("libdemo", "1.3").write_as(&r.repo_dir(), "libdemo-1.3");
+    r.publish();
+    let out = r.vzpkg(&["--json", "create", path, "--locked"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let locked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(locked["template_id"], first.as_str(), "{locked}");
+    assert_eq!(std::fs::read_to_string(&lock_file).unwrap(), lock);
+
+    // The nightly rebuild takes it: rebuilt, reported, lock updated.
+    let (code, report) = rebuild();
+    assert_eq!(code, Some(11), "{report}");
+    assert_eq!(report["outcome"], "rebuilt", "{report}");
+    assert_eq!(report["upgraded"][0], "libdemo 1.2-1 -> 1.3-1", "{report}");
+    assert_ne!(report["new_id"], first.as_str());
+    let tree = r.dir.path().join("tree");
+    let out = r.vzpkg(&["checkout", "rpmlock", tree.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/share/libdemo/README")).unwrap(),
+        "libdemo 1.3\n"
+    );
+    let (code, report) = rebuild();
+    assert_eq!((code, &report["outcome"]), (Some(0), &"unchanged".into()));
+
+    // The old lock pins a package the repository has since dropped:
+    // refused by name, the store as it was.
+    std::fs::write(&lock_file, &lock).unwrap();
+    std::fs::remove_file(r.repo_dir().join("libdemo-1.2.rpm")).unwrap();
+    r.publish();
+    let before = r.list();
+    let out = r.vzpkg(&["create", path, "--locked"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("libdemo_1.2-1") && msg.contains("--locked"),
+        "{msg}"
+    );
+    assert_eq!(r.list(), before);
 }

@@ -100,18 +100,28 @@ impl Lock {
 
     /// Pick exactly the locked packages out of `index`, in lock order.
     pub fn select(&self, index: &[DebPackage]) -> Result<Vec<DebPackage>, LockError> {
+        self.select_by(index, locked)
+    }
+
+    /// `select` for any kind of package, seen as the lock pins it.
+    pub fn select_by<P: Clone>(
+        &self,
+        index: &[P],
+        pin: impl Fn(&P) -> LockedPackage,
+    ) -> Result<Vec<P>, LockError> {
         let mut by_key = std::collections::HashMap::new();
         for p in index {
+            let l = pin(p);
             by_key.insert(
-                (p.name.as_str(), p.version.as_str(), p.architecture.as_str()),
-                p,
+                (l.name.clone(), l.version.clone(), l.architecture.clone()),
+                (l.sha256, p),
             );
         }
         let mut out = Vec::new();
         let mut missing = Vec::new();
         for l in &self.packages {
-            match by_key.get(&(l.name.as_str(), l.version.as_str(), l.architecture.as_str())) {
-                Some(p) if p.sha256 == l.sha256 => out.push((*p).clone()),
+            match by_key.get(&(l.name.clone(), l.version.clone(), l.architecture.clone())) {
+                Some((sha256, p)) if *sha256 == l.sha256 => out.push((*p).clone()),
                 Some(_) => missing.push(format!(
                     "{}_{}_{} (different SHA-256 upstream)",
                     l.name, l.version, l.architecture

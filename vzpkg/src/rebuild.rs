@@ -5,7 +5,7 @@
 use crate::build::{BuildOptions, Paths};
 use crate::lock::Lock;
 use crate::progress::Reporter;
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, Source};
 use crate::store::{LockedPackage, Store};
 use crate::Error;
 use std::collections::BTreeMap;
@@ -102,31 +102,62 @@ fn rebuild_inner(
     let same_recipe = store
         .info(&recipe.name)
         .is_ok_and(|d| d.recipe == recipe.text);
-    // The cheapest no-op: the signed Release is byte for byte the one the
-    // lock was resolved from, so nothing below it changed either.
-    if if_changed && same_recipe && report.old_id.is_some() {
-        if let Some(l) = &lock {
+    let fresh = if_changed && same_recipe && report.old_id.is_some();
+    let before = lock
+        .as_ref()
+        .map(|l| l.packages.clone())
+        .unwrap_or_default();
+    // The cheapest no-op: the signed index is byte for byte the one the lock
+    // was resolved from, so nothing below it changed either.
+    let snapshot_now = || match &recipe.source {
+        Source::Rpm(src) => crate::build::rpm::snapshot_now(recipe, src, options),
+        Source::Deb(_) => {
             let mirror = crate::build::choose_mirror(recipe, options)?;
             let repo = crate::build::deb_repo(recipe, &mirror)?;
             let http = crate::http::Http::new()?;
-            let now = crate::source::deb::release_snapshot(&http, &repo, SystemTime::now())?;
-            if now == l.index.inrelease_sha256 {
-                report.outcome = Outcome::Unchanged;
-                report.new_id = report.old_id.clone();
-                return Ok(());
-            }
+            Ok(crate::source::deb::release_snapshot(
+                &http,
+                &repo,
+                SystemTime::now(),
+            )?)
+        }
+    };
+    if let (true, Some(l)) = (fresh, &lock) {
+        if snapshot_now()? == l.index.inrelease_sha256 {
+            report.outcome = Outcome::Unchanged;
+            report.new_id = report.old_id.clone();
+            return Ok(());
         }
     }
-    let plan = crate::build::plan(recipe, options, reporter)?;
-    let now: Vec<LockedPackage> = plan.order.iter().map(crate::lock::locked).collect();
-    let before = lock.map(|l| l.packages).unwrap_or_default();
-    diff(&before, &now, report);
-    if if_changed && before == now && same_recipe && report.old_id.is_some() {
-        report.outcome = Outcome::Unchanged;
-        report.new_id = report.old_id.clone();
-        return Ok(());
-    }
-    let result = crate::build::build_plan(recipe, paths, options, plan, started, reporter)?;
+    // Else resolve (cheap: nothing is downloaded) and compare with the lock.
+    let unchanged = |now: &[LockedPackage], report: &mut RebuildReport| {
+        diff(&before, now, report);
+        let same = fresh && before == now;
+        if same {
+            report.outcome = Outcome::Unchanged;
+            report.new_id = report.old_id.clone();
+        }
+        same
+    };
+    let result = match &recipe.source {
+        Source::Rpm(src) => {
+            let plan = crate::build::rpm::plan(recipe, src, paths, options, reporter)?;
+            let now: Vec<LockedPackage> =
+                plan.order.iter().map(crate::build::rpm::locked).collect();
+            if unchanged(&now, report) {
+                return Ok(());
+            }
+            crate::build::rpm::build_plan(recipe, paths, options, plan, reporter)?
+        }
+        Source::Deb(_) => {
+            let plan = crate::build::plan(recipe, options, reporter)?;
+            let now: Vec<LockedPackage> = plan.order.iter().map(crate::lock::locked).collect();
+            if unchanged(&now, report) {
+                return Ok(());
+            }
+            crate::build::build_plan(recipe, paths, options, plan, started, reporter)?
+        }
+    };
     report.new_id = Some(result.template_id);
     report.outcome = Outcome::Rebuilt;
     Ok(())

@@ -5,7 +5,7 @@
 use super::{BuildOptions, BuildResult, Finish, Paths, Timings};
 use crate::fetch::FetchItem;
 use crate::http::Http;
-use crate::lock::Snapshot;
+use crate::lock::{Lock, LockError, Snapshot};
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{Recipe, RpmRepoSpec, RpmSource};
 use crate::resolve::rpm::RpmRequest;
@@ -27,6 +27,16 @@ struct Repo {
     index: RpmIndex,
 }
 
+/// What an RPM build will install: the verified repositories and the exact
+/// package set, in install order. Cheap next to a build (no package is
+/// downloaded), which is what makes `rebuild --if-changed` a no-op.
+pub struct RpmPlan {
+    http: Http,
+    repos: Vec<Repo>,
+    pub order: Vec<RpmPackage>,
+    timings: Timings,
+}
+
 pub fn build(
     recipe: &Recipe,
     src: &RpmSource,
@@ -34,18 +44,24 @@ pub fn build(
     options: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildResult, Error> {
+    let plan = plan(recipe, src, paths, options, reporter)?;
+    build_plan(recipe, paths, options, plan, reporter)
+}
+
+/// Read and verify every repository, then resolve the request (or take the
+/// lock: exactly its packages, from the repositories as priorities rank them).
+pub fn plan(
+    recipe: &Recipe,
+    src: &RpmSource,
+    paths: &Paths,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<RpmPlan, Error> {
     let mut timings = Timings {
         started: Instant::now(),
         seconds: BTreeMap::new(),
     };
     let http = Http::new()?;
-    if options.locked {
-        return Err(Error::Unsupported {
-            recipe: recipe.path.clone(),
-            kind: "rpm (--locked)",
-        });
-    }
-
     let repos = timings.stage(Stage::Index, || {
         let mut repos = Vec::new();
         for spec in &src.repos {
@@ -76,10 +92,20 @@ pub fn build(
     })?;
     crate::cancel::check()?;
 
-    let (candidates, order) = timings.stage(Stage::Resolve, || {
+    let order = timings.stage(Stage::Resolve, || {
         reporter.stage_start(Stage::Resolve, 1);
-        let candidates = by_priority(&repos);
-        let index: Vec<RpmPackage> = candidates.iter().map(|(_, p)| (*p).clone()).collect();
+        let index: Vec<RpmPackage> = by_priority(&repos)
+            .into_iter()
+            .map(|(_, p)| p.clone())
+            .collect();
+        if options.locked {
+            let lock_file = crate::lock::lock_path(&recipe.path);
+            let lock = Lock::read(&lock_file)?.ok_or(LockError::Missing { path: lock_file })?;
+            let order = lock.select_by(&index, locked)?;
+            reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
+            reporter.stage_end(Stage::Resolve);
+            return Ok(order);
+        }
         let request = RpmRequest {
             install: recipe.packages.include.clone(),
             exclude: recipe.packages.exclude.clone(),
@@ -102,9 +128,32 @@ pub fn build(
         };
         reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
         reporter.stage_end(Stage::Resolve);
-        Ok((candidates, order))
+        Ok(order)
     })?;
     crate::cancel::check()?;
+    Ok(RpmPlan {
+        http,
+        repos,
+        order,
+        timings,
+    })
+}
+
+/// Download, check, unpack, configure and commit what `plan` chose.
+pub fn build_plan(
+    recipe: &Recipe,
+    paths: &Paths,
+    options: &BuildOptions,
+    plan: RpmPlan,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult, Error> {
+    let RpmPlan {
+        http,
+        repos,
+        order,
+        mut timings,
+    } = plan;
+    let candidates = by_priority(&repos);
 
     // Where each chosen package comes from.
     let origin: HashMap<(&str, String, &str, &str), usize> = candidates
@@ -181,15 +230,7 @@ pub fn build(
         epoch,
         volatile: rpm_volatile(&recipe.post.volatile),
         facts,
-        packages: order
-            .iter()
-            .map(|p| LockedPackage {
-                name: p.name.clone(),
-                version: p.evr(),
-                architecture: p.arch.clone(),
-                sha256: p.checksum.hex.clone(),
-            })
-            .collect(),
+        packages: order.iter().map(locked).collect(),
         index: Snapshot {
             suite: repos
                 .iter()
@@ -199,8 +240,8 @@ pub fn build(
             inrelease_sha256: snapshot,
             date: None,
         },
-        // `--locked` was refused above.
-        write_lock: true,
+        // Under `--locked` the lock is the input, not an output.
+        write_lock: !options.locked,
         mirror: repos
             .first()
             .map(|r| r.base_url.clone())
@@ -214,6 +255,34 @@ pub fn build(
         Ok(())
     };
     super::finish(recipe, &store, &staging, timings, done, configure, reporter)
+}
+
+/// A package as the lock file pins it: the repository's checksum of the
+/// file (whatever kind repomd uses) stands in the `sha256` field.
+pub fn locked(p: &RpmPackage) -> LockedPackage {
+    LockedPackage {
+        name: p.name.clone(),
+        version: p.evr(),
+        architecture: p.arch.clone(),
+        sha256: p.checksum.hex.clone(),
+    }
+}
+
+/// The snapshot id of the recipe's repositories as they are now, from
+/// their `repomd.xml` alone. Equal to the lock's, it means byte for byte the
+/// metadata that was verified and resolved then, so nothing below changed.
+pub fn snapshot_now(
+    recipe: &Recipe,
+    src: &RpmSource,
+    options: &BuildOptions,
+) -> Result<String, Error> {
+    let http = Http::new()?;
+    let mut digests = Vec::new();
+    for spec in &src.repos {
+        let base = base_url(&http, spec, &recipe.architecture, options)?;
+        digests.push(crate::source::rpm::repomd_sha256(&http, &base)?);
+    }
+    Ok(fold(digests.iter().map(String::as_str)))
 }
 
 /// `name-[epoch:]version-release.arch`, as rpm names a package.
@@ -332,9 +401,13 @@ fn by_priority(repos: &[Repo]) -> Vec<(usize, &RpmPackage)> {
 
 /// Every repository's `repomd.xml` digest folded into one snapshot id.
 fn snapshot(repos: &[Repo]) -> String {
+    fold(repos.iter().map(|r| r.index.repomd_sha256.as_str()))
+}
+
+fn fold<'a>(digests: impl Iterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();
-    for r in repos {
-        h.update(r.index.repomd_sha256.as_bytes());
+    for d in digests {
+        h.update(d.as_bytes());
         h.update(b"\n");
     }
     hex::encode(h.finalize())

@@ -1018,6 +1018,16 @@ fn parse_compressed<T>(
     })
 }
 
+/// SHA-256 of the repository's `repomd.xml` as served now (the snapshot id
+/// `load_repo` gives), unverified: only equality with a verified one counts.
+pub fn repomd_sha256(http: &Http, base_url: &str) -> Result<String, RpmSourceError> {
+    let url = format!("{}/repodata/repomd.xml", base_url.trim_end_matches('/'));
+    let body = http
+        .get(&url)
+        .map_err(|source| RpmSourceError::Fetch { url, source })?;
+    Ok(ChecksumKind::Sha256.hex_digest(&body))
+}
+
 /// Fetch and verify repomd.xml and primary.xml of `repo`.
 pub fn load_repo(
     http: &Http,
