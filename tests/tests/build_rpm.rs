@@ -96,12 +96,15 @@ fn repo(extra: impl FnOnce(&Path)) -> Option<Repo> {
     Some(Repo { dir, server, key })
 }
 
+/// createrepo_c, with the package groups in `comps.xml` when there is one.
 fn publish(repo: &Path, key: &TestKey) {
-    let out = Command::new("createrepo_c")
-        .arg("--quiet")
-        .arg(repo)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new("createrepo_c");
+    cmd.arg("--quiet");
+    let comps = repo.join("comps.xml");
+    if comps.exists() {
+        cmd.arg("--groupfile").arg(comps);
+    }
+    let out = cmd.arg(repo).output().unwrap();
     assert!(out.status.success(), "createrepo_c: {}", text(&out));
     let repomd = std::fs::read(repo.join("repodata/repomd.xml")).unwrap();
     std::fs::write(
@@ -285,4 +288,59 @@ fn the_lock_pins_rpm_versions_and_the_nightly_rebuild_follows_upstream() {
         "{msg}"
     );
     assert_eq!(r.list(), before);
+}
+
+#[test]
+fn package_groups_install_their_mandatory_and_default_members() {
+    let Some(r) = repo(|dir| {
+        RpmFixture::new("extra", "1.0").write(dir);
+        std::fs::write(
+            dir.join("comps.xml"),
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<comps>
+  <group>
+    <id>demo</id>
+    <name>Demo Server</name>
+    <packagelist>
+      <packagereq type="mandatory">{HOST_RPM_PACKAGE}</packagereq>
+      <packagereq type="mandatory">app</packagereq>
+      <packagereq type="default">libdemo</packagereq>
+      <packagereq type="optional">extra</packagereq>
+      <packagereq type="default">not-in-this-repo</packagereq>
+    </packagelist>
+  </group>
+</comps>
+"#
+            ),
+        )
+        .unwrap();
+    }) else {
+        return;
+    };
+    let recipe = r.recipe("rpmgroup", &["@Demo Server"]);
+    let out = r.vzpkg(&["--json", "create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Mandatory and default members; not the optional one.
+    let lock = std::fs::read_to_string(recipe.with_extension("lock")).unwrap();
+    for name in [HOST_RPM_PACKAGE, "app", "libdemo"] {
+        assert!(
+            lock.contains(&format!("name = \"{name}\"")),
+            "{name}: {lock}"
+        );
+    }
+    assert!(!lock.contains("name = \"extra\""), "{lock}");
+    // The member the repository lacks is named, not fatal.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not-in-this-repo"),
+        "{}",
+        text(&out)
+    );
+
+    // A group the repository does not have: refused, naming those it has.
+    let recipe = r.recipe("rpmgroup2", &["@web"]);
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("\"@web\"") && msg.contains("demo"), "{msg}");
 }

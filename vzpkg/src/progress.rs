@@ -35,6 +35,11 @@ pub trait Reporter: Send + Sync {
     fn stage_end(&self, stage: Stage);
     /// A line worth telling the user (a retry, a skipped step).
     fn message(&self, text: &str);
+    /// Something the user asked for that the build leaves out: on stderr
+    /// whatever the reporter, `--json` included (its output is stdout).
+    fn warn(&self, text: &str) {
+        eprintln!("vzpkg: warning: {text}");
+    }
 }
 
 /// Reports nothing; for tests and `--json`.

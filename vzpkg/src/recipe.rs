@@ -315,7 +315,23 @@ impl Recipe {
                 "packages: base = \"none\" and no include: nothing to install; set base = \"minbase\" or list packages in include".into(),
             ));
         }
-        for p in self.packages.include.iter().chain(&self.packages.exclude) {
+        for p in &self.packages.include {
+            // RPM package groups go by id or by name, and names have spaces.
+            if p.starts_with('@') {
+                if !matches!(self.source, Source::Rpm(_)) {
+                    return Err(bad(format!(
+                        "package {p:?}: package groups (@group) apply to RPM recipes; list Debian packages by name"
+                    )));
+                }
+                if p.trim_start_matches(['@', '^']).trim().is_empty() || p.contains(',') {
+                    return Err(bad(format!(
+                        "package group {p:?}: one group per string, as @id or @name (@^id for an environment)"
+                    )));
+                }
+            }
+        }
+        let names = self.packages.include.iter().filter(|p| !p.starts_with('@'));
+        for p in names.chain(&self.packages.exclude) {
             if p.is_empty() || p.chars().any(|c| c.is_whitespace() || c == ',') {
                 return Err(bad(format!(
                     "package name {p:?}: one package per string, without spaces or commas"
@@ -444,6 +460,32 @@ include = ["less"]
         assert!(msg.contains("source.mirror"), "{msg}");
         let text = GOOD.replace("include = [\"less\"]", "include = [\"less vim\"]");
         assert!(Recipe::parse(&text, Path::new("r.toml")).is_err());
+    }
+
+    #[test]
+    fn package_groups_are_for_rpm_recipes() {
+        let text = GOOD.replace("include = [\"less\"]", "include = [\"@core\"]");
+        let msg = Recipe::parse(&text, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("@core") && msg.contains("RPM"), "{msg}");
+        let rpm = |include: &str| {
+            format!(
+                "name = \"c\"\narchitecture = \"x86_64\"\n[source]\nkind = \"rpm\"\n[[source.repo]]\nname = \"os\"\nbaseurl = \"http://example.invalid/\"\ngpgcheck = false\nrepo_gpgcheck = false\n[packages]\ninclude = [{include}]\n"
+            )
+        };
+        let r = Recipe::parse(
+            &rpm(r#""@Minimal Install", "@^server", "bash""#),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(r.packages.include[0], "@Minimal Install");
+        for bad in [r#""@""#, r#""@a,b""#, r#""bash zsh""#] {
+            assert!(
+                Recipe::parse(&rpm(bad), Path::new("c.toml")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

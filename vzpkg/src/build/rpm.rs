@@ -9,6 +9,7 @@ use crate::lock::{Lock, LockError, Snapshot};
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{Recipe, RpmRepoSpec, RpmSource};
 use crate::resolve::rpm::RpmRequest;
+use crate::source::comps::Comps;
 use crate::source::rpm::{RpmIndex, RpmPackage, RpmRepo};
 use crate::store::LockedPackage;
 use crate::unpack::rpm::{Owners, RpmUnpacked};
@@ -106,8 +107,9 @@ pub fn plan(
             reporter.stage_end(Stage::Resolve);
             return Ok(order);
         }
+        let install = expand_groups(&http, &repos, recipe, &index, reporter)?;
         let request = RpmRequest {
-            install: recipe.packages.include.clone(),
+            install,
             exclude: recipe.packages.exclude.clone(),
             arch: recipe.architecture.clone(),
         };
@@ -255,6 +257,41 @@ pub fn build_plan(
         Ok(())
     };
     super::finish(recipe, &store, &staging, timings, done, configure, reporter)
+}
+
+/// The recipe's install list with its `@group` entries replaced by their
+/// members, from the package groups of every repository.
+fn expand_groups(
+    http: &Http,
+    repos: &[Repo],
+    recipe: &Recipe,
+    index: &[RpmPackage],
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, Error> {
+    let include = &recipe.packages.include;
+    if !include.iter().any(|e| e.trim().starts_with('@')) {
+        return Ok(include.clone());
+    }
+    let mut comps: Option<Comps> = None;
+    for r in repos {
+        if let Some(c) = crate::source::comps::load_comps(http, &r.index)? {
+            comps.get_or_insert_with(Comps::default).merge(c);
+        }
+    }
+    let (install, skipped) = crate::resolve::rpm::expand_groups(
+        include,
+        &recipe.packages.exclude,
+        comps.as_ref(),
+        index,
+    )?;
+    if !skipped.is_empty() {
+        reporter.warn(&format!(
+            "package groups: left out {} member(s) the repositories lack or the recipe excludes: {}",
+            skipped.len(),
+            skipped.join(", ")
+        ));
+    }
+    Ok(install)
 }
 
 /// A package as the lock file pins it: the repository's checksum of the

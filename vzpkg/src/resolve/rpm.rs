@@ -15,6 +15,7 @@
 //! negated atoms become the condition of its requirement.
 
 use super::order::{Graph, Strength};
+use crate::source::comps::Comps;
 use crate::source::rpm::{parse_evr, rpmvercmp, DepFlags, RpmDep, RpmFileList, RpmPackage};
 use resolvo::utils::{Pool, VersionSet};
 use resolvo::{
@@ -30,8 +31,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RpmResolveError {
-    #[error("install {entry:?}: package groups are not supported yet; list the group's packages by name instead")]
-    GroupsUnsupported { entry: String },
+    #[error("install {entry:?}: the repositories publish no package groups (comps); list the packages by name instead")]
+    NoGroups { entry: String },
+    #[error("install {entry:?}: no such package group in the repositories (they have: {known}); check the id or name")]
+    UnknownGroup { entry: String, known: String },
     #[error("install {name:?}: no package, Provides or file of that name is in the index for {arch} (or noarch); check the spelling or add the repository that has it")]
     UnknownInstall { name: String, arch: String },
     #[error("{name:?} is both installed and excluded; remove it from one of the two lists")]
@@ -95,6 +98,48 @@ pub struct RpmRequest {
     pub arch: String,
 }
 
+/// The install list with every `@group` (or `@^environment`) replaced by the
+/// packages it stands for (see [`Comps::expand`]). Members no package in
+/// `index` is named after, and members `exclude` matches, are left out, as
+/// dnf leaves them; they come back second, for a warning.
+pub fn expand_groups(
+    install: &[String],
+    exclude: &[String],
+    comps: Option<&Comps>,
+    index: &[RpmPackage],
+) -> Result<(Vec<String>, Vec<String>), RpmResolveError> {
+    let names: HashSet<&str> = index.iter().map(|p| p.name.as_str()).collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    for entry in install {
+        let t = entry.trim();
+        if !t.starts_with('@') {
+            if !out.iter().any(|o| o == t) {
+                out.push(t.to_string());
+            }
+            continue;
+        }
+        let comps = comps.ok_or_else(|| RpmResolveError::NoGroups { entry: t.into() })?;
+        let members = comps
+            .expand(t)
+            .ok_or_else(|| RpmResolveError::UnknownGroup {
+                entry: t.into(),
+                known: comps.ids().join(", "),
+            })?;
+        for m in members {
+            let excluded = exclude.iter().any(|p| glob(p.trim(), &m));
+            if !names.contains(m.as_str()) || excluded {
+                if !skipped.contains(&m) {
+                    skipped.push(m);
+                }
+            } else if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    Ok((out, skipped))
+}
+
 /// The package set for `request`, in install order: each package after
 /// what it requires (`Requires(pre)` first of all); cycles are broken
 /// deterministically. File requirements are matched against the files
@@ -136,7 +181,8 @@ pub fn resolve_with_filelists(
             continue;
         }
         if t.starts_with('@') {
-            return Err(RpmResolveError::GroupsUnsupported { entry: t.into() });
+            // `expand_groups` replaces these first.
+            return Err(RpmResolveError::NoGroups { entry: t.into() });
         }
         if patterns.iter().any(|p| glob(p, t)) {
             return Err(RpmResolveError::InstallExcluded { name: t.into() });
@@ -2184,11 +2230,47 @@ mod tests {
     }
 
     #[test]
+    fn groups_expand_to_what_the_index_has_and_the_recipe_allows() {
+        let comps = crate::source::comps::parse_comps(
+            &mut &br#"<comps><group><id>core</id><packagelist>
+              <packagereq type="mandatory">a</packagereq>
+              <packagereq>b</packagereq>
+              <packagereq>gone</packagereq>
+              <packagereq type="optional">c</packagereq>
+            </packagelist></group></comps>"#[..],
+        )
+        .unwrap();
+        let idx = index(vec![
+            P::new("a", "1-1"),
+            P::new("b", "1-1"),
+            P::new("c", "1-1"),
+        ]);
+        let install = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (out, skipped) = expand_groups(
+            &install(&["c", "@core", "a"]),
+            &install(&["b*"]),
+            Some(&comps),
+            &idx,
+        )
+        .unwrap();
+        assert_eq!(out, ["c", "a"]);
+        assert_eq!(skipped, ["b", "gone"]);
+        assert!(matches!(
+            expand_groups(&install(&["@web"]), &[], Some(&comps), &idx),
+            Err(RpmResolveError::UnknownGroup { entry, known }) if entry == "@web" && known == "core"
+        ));
+        assert!(matches!(
+            expand_groups(&install(&["@core"]), &[], None, &idx),
+            Err(RpmResolveError::NoGroups { entry }) if entry == "@core"
+        ));
+    }
+
+    #[test]
     fn request_errors_name_the_entry() {
         let idx = index(vec![P::new("a", "1-1").prov("config(a)")]);
         assert!(matches!(
             resolve(&idx, &req(&["@core"], &[])),
-            Err(RpmResolveError::GroupsUnsupported { entry }) if entry == "@core"
+            Err(RpmResolveError::NoGroups { entry }) if entry == "@core"
         ));
         assert!(matches!(
             resolve(&idx, &req(&["zz"], &[])),

@@ -92,7 +92,7 @@ impl RpmSourceError {
     }
 }
 
-fn bad(reason: impl Into<String>) -> RpmSourceError {
+pub(super) fn bad(reason: impl Into<String>) -> RpmSourceError {
     RpmSourceError::BadMetadata {
         url: String::new(),
         reason: reason.into(),
@@ -339,6 +339,9 @@ pub struct RpmIndex {
     pub gpgcheck: bool,
     /// The filelists entry, for `load_filelists`.
     pub filelists: Option<RepoData>,
+    /// The package group entries (`group`, `group_gz`, ...), for
+    /// `comps::load_comps`.
+    pub groups: Vec<RepoData>,
 }
 
 /// Files of one package from `filelists.xml`.
@@ -484,7 +487,7 @@ pub fn compare_evr(a: &str, b: &str) -> Ordering {
 // ---------------------------------------------------------------------------
 // XML parsing
 
-fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, RpmSourceError> {
+pub(super) fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, RpmSourceError> {
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| bad(format!("bad attribute in <{}>: {err}", e.name().as_ref())))?;
         if a.key.as_ref() == name {
@@ -526,7 +529,7 @@ fn checksum_of(kind: Option<String>, hex: &str) -> Result<Checksum, RpmSourceErr
 }
 
 /// Appends character data of the current element to a buffer.
-fn push_text(ev: &Event<'_>, out: &mut String) -> Result<(), RpmSourceError> {
+pub(super) fn push_text(ev: &Event<'_>, out: &mut String) -> Result<(), RpmSourceError> {
     match ev {
         Event::Text(t) => out.push_str(&t.xml10_content()),
         Event::CData(t) => out.push_str(&t.xml10_content()),
@@ -547,7 +550,7 @@ fn push_text(ev: &Event<'_>, out: &mut String) -> Result<(), RpmSourceError> {
     Ok(())
 }
 
-fn xml_err(e: quick_xml::Error, pos: u64) -> RpmSourceError {
+pub(super) fn xml_err(e: quick_xml::Error, pos: u64) -> RpmSourceError {
     bad(format!("XML error at byte {pos}: {e}"))
 }
 
@@ -979,7 +982,11 @@ fn decompressor<'a>(url: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, Rpm
 
 /// Fetch one metadata file and check its size and checksum before anything
 /// reads it.
-fn fetch_data(http: &Http, base: &str, d: &RepoData) -> Result<(String, Vec<u8>), RpmSourceError> {
+pub(super) fn fetch_data(
+    http: &Http,
+    base: &str,
+    d: &RepoData,
+) -> Result<(String, Vec<u8>), RpmSourceError> {
     let url = format!("{base}/{}", d.href.trim_start_matches('/'));
     let data = http.get(&url).map_err(|source| RpmSourceError::Fetch {
         url: url.clone(),
@@ -1000,7 +1007,7 @@ fn fetch_data(http: &Http, base: &str, d: &RepoData) -> Result<(String, Vec<u8>)
 
 /// Decompression errors surface as I/O errors inside the XML reader; name
 /// them as such.
-fn parse_compressed<T>(
+pub(super) fn parse_compressed<T>(
     url: &str,
     data: &[u8],
     parse: impl FnOnce(&mut dyn BufRead) -> Result<T, RpmSourceError>,
@@ -1096,6 +1103,12 @@ pub fn load_repo(
         signed: keyring.is_some(),
         gpgcheck: repo.gpgcheck,
         filelists: md.get("filelists").cloned(),
+        groups: md
+            .data
+            .iter()
+            .filter(|d| d.kind == "group" || d.kind.starts_with("group_"))
+            .cloned()
+            .collect(),
     })
 }
 
