@@ -217,6 +217,28 @@ impl RpmFixture {
         self
     }
 
+    /// A regular file with these permissions, owned by user and group
+    /// names (which the tree may only know once a scriptlet adds them).
+    pub fn file_owned(
+        mut self,
+        path: &str,
+        contents: &str,
+        permissions: u16,
+        user: &str,
+        group: &str,
+    ) -> RpmFixture {
+        self.builder
+            .with_file_contents(
+                contents.to_string(),
+                FileOptions::new(path)
+                    .permissions(permissions)
+                    .user(user)
+                    .group(group),
+            )
+            .expect("the builder takes a plain file");
+        self
+    }
+
     /// `Requires: name` (any version), or `name >= version`.
     pub fn requires(mut self, name: &str, at_least: Option<&str>) -> RpmFixture {
         let dep = match at_least {

@@ -344,3 +344,48 @@ fn package_groups_install_their_mandatory_and_default_members() {
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("\"@web\"") && msg.contains("demo"), "{msg}");
 }
+
+#[test]
+fn files_of_a_user_that_pre_adds_get_that_user() {
+    let Some(r) = repo(|dir| {
+        RpmFixture::new("svc", "1.0")
+            .script(
+                Script::Pre,
+                "mkdir -p /etc\necho 'svc:x:990:990::/:/bin/false' >> /etc/passwd\necho 'svc:x:990:' >> /etc/group\n",
+            )
+            .file_owned("/usr/libexec/svc/helper", "#!/bin/sh\n", 0o4750, "svc", "svc")
+            .write(dir);
+        RpmFixture::new("stray", "1.0")
+            .file_owned("/usr/share/stray/data", "x\n", 0o640, "nosuchuser", "root")
+            .write(dir);
+    }) else {
+        return;
+    };
+    let recipe = r.recipe("rpmowners", &[HOST_RPM_PACKAGE, "svc", "stray"]);
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A name no scriptlet adds stays root, and is named.
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("user nosuchuser"), "{msg}");
+
+    let tree = r.dir.path().join("tree");
+    let out = r.vzpkg(&["checkout", "rpmowners", tree.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(tree.join("usr/libexec/svc/helper")).unwrap();
+    // Owned as the header says, and the chown kept the set-uid bit.
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (990, 990, 0o4750));
+    let m = std::fs::symlink_metadata(tree.join("usr/share/stray/data")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o640));
+    // The tree's rpm finds the package as it installed it.
+    let v = Command::new("chroot")
+        .arg(&tree)
+        .args(["rpm", "-V", "svc"])
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && v.stdout.is_empty(),
+        "rpm -V: {}",
+        text(&v)
+    );
+}

@@ -6,7 +6,8 @@
 //! only it knows its format (Berkeley DB on old releases, sqlite on new
 //! ones). Scriptlets run in this order: every `%pretrans`, every `%pre`,
 //! every `%post` (the files are already unpacked, so all `%pre` can go
-//! first), every `%triggerin` whose condition names a package of the set
+//! first; between the two, files whose user or group only a `%pre` adds get
+//! them, as `rpm --setugids` would), every `%triggerin` whose condition names a package of the set
 //! (once each, after all `%post`, rather than right after its target's),
 //! then every `%posttrans`. Each gets the argument `1`, as on a first
 //! install. `<lua>` scriptlets are run by the tree's rpm through
@@ -20,12 +21,93 @@ use crate::progress::{Reporter, Stage};
 use crate::sandbox::{RunOptions, RunOutput, Sandbox, SandboxError, DEFAULT_PATH};
 use crate::source::rpm::compare_evr;
 use crate::unpack::rpm::{RpmScript, RpmTrigger, RpmUnpacked, TriggerKind};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// Give files unpacked as root for want of their user or group (see
+/// `RpmUnpacked::unresolved`) the owners the tree now knows, as
+/// `rpm --setugids` would, and their modes back (a chown clears set-id
+/// bits). Names still unknown stay root, with a warning, as rpm does.
+fn set_owners(
+    root: &Path,
+    order: &[(RpmUnpacked, PathBuf)],
+    reporter: &dyn Reporter,
+) -> Result<(), RpmConfigureError> {
+    if order.iter().all(|(p, _)| p.unresolved.is_empty()) {
+        return Ok(());
+    }
+    let owners = crate::unpack::rpm::Owners::load(root);
+    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+        .map_err(|e| owner_err(root, e))?;
+    let mut unknown: Vec<String> = Vec::new();
+    for (pkg, _) in order {
+        for u in &pkg.unresolved {
+            let (uid, gid) = (owners.uid(&u.user), owners.gid(&u.group));
+            for (known, what, name) in [
+                (uid.is_some(), "user", &u.user),
+                (gid.is_some(), "group", &u.group),
+            ] {
+                let w = format!("{what} {name}");
+                if !known && !unknown.contains(&w) {
+                    unknown.push(w);
+                }
+            }
+            if uid.is_none() && gid.is_none() {
+                continue;
+            }
+            let rel = u.path.trim_start_matches('/');
+            let at = root.join(rel);
+            // Resolved inside the tree: a symlink in the tree cannot send
+            // the change to the host.
+            let fd = match rustix::fs::openat2(
+                &dir,
+                rel,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Ok(fd) => fd,
+                // Removed by a scriptlet since: nothing to own.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(owner_err(&at, e)),
+            };
+            rustix::fs::chownat(
+                &fd,
+                "",
+                uid.map(rustix::fs::Uid::from_raw),
+                gid.map(rustix::fs::Gid::from_raw),
+                AtFlags::EMPTY_PATH,
+            )
+            .map_err(|e| owner_err(&at, e))?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| owner_err(&at, e))?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Symlink {
+                // The fd's own name in /proc: chmod of an O_PATH fd.
+                let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+                rustix::fs::chmod(link.as_str(), Mode::from_raw_mode(u.permissions))
+                    .map_err(|e| owner_err(&at, e))?;
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        reporter.warn(&format!(
+            "no {} in the tree's /etc/passwd or /etc/group: their files stay owned by root",
+            unknown.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn owner_err(path: &Path, e: rustix::io::Errno) -> RpmConfigureError {
+    RpmConfigureError::Owners {
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
+}
 
 /// Where a tree's rpm lives, inside the tree.
 const RPM_PROGRAMS: [&str; 2] = ["/usr/bin/rpm", "/bin/rpm"];
@@ -66,6 +148,12 @@ pub enum RpmConfigureError {
     },
     #[error("package {package} is missing from the tree's rpm database after registering it; the tree's rpm skipped it (an rpm older than the package format?): check the recipe's repositories and rebuild")]
     NotRegistered { package: String },
+    #[error("setting the owner of {path} after %pre: {source}")]
+    Owners {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{action} in the tree: {source}")]
     RpmSandbox {
         action: &'static str,
@@ -198,6 +286,12 @@ pub fn configure(
         ("%post", |p| &p.post),
     ];
     for (name, pick) in phases {
+        if name == "%post" {
+            // rpm lays a package's files down after its %pre, so files of a
+            // user or group that %pre adds get them; ours were unpacked
+            // before: give them their owners now.
+            set_owners(root, order, reporter)?;
+        }
         for (pkg, file) in order {
             if let Some(script) = pick(pkg) {
                 runner.run(pkg, file, name, script, &["1"])?;

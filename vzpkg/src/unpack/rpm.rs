@@ -127,8 +127,22 @@ pub struct RpmUnpacked {
     /// User/group names not found in the tree, written as root (0), as rpm
     /// does with a warning.
     pub unknown_owners: Vec<String>,
+    /// The entries written so: set to their owners once the package's
+    /// `%pre` has added them (see `configure::rpm`).
+    pub unresolved: Vec<Unresolved>,
     /// The main header as stored in the file, for the rpm database.
     pub header: Vec<u8>,
+}
+
+/// A payload entry whose user or group the tree did not know at unpack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// Absolute, as in the payload.
+    pub path: String,
+    pub user: String,
+    pub group: String,
+    /// Permission bits (with set-id bits), which a chown may clear.
+    pub permissions: u32,
 }
 
 /// User and group names of the tree, from its `etc/passwd` and `etc/group`.
@@ -402,6 +416,7 @@ pub fn unpack_rpm_into(
         ghosts: Vec::new(),
         skipped: Vec::new(),
         unknown_owners: Vec::new(),
+        unresolved: Vec::new(),
         header: md.header_bytes().map_err(read_err)?,
         name: name.clone(),
     };
@@ -467,6 +482,14 @@ pub fn unpack_rpm_into(
             unknown.push(format!("group {}", e.group()));
             0
         });
+        if owners.uid(e.user()).is_none() || owners.gid(e.group()).is_none() {
+            out.unresolved.push(Unresolved {
+                path: path.clone(),
+                user: e.user().to_string(),
+                group: e.group().to_string(),
+                permissions: e.mode().permissions() as u32,
+            });
+        }
         let mut meta = Meta {
             mode: u32::from(e.permissions()),
             uid,
