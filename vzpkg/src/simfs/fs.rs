@@ -543,19 +543,21 @@ impl SimFs {
         (!is_whiteout(&st)).then_some(Obj { fd, st })
     }
 
-    /// What the private area has at `rel`, looked up by name in its parent
-    /// when `entries` holds that present (one step instead of a walk of the
-    /// path). A parent held present stays the same directory through the
-    /// operation: a rename moves only its source, never a leaf's parent.
-    fn private_at(&self, entries: &[Entry], rel: &Path) -> Option<Obj> {
-        let parent = rel
-            .parent()
-            .and_then(|dir| entries.iter().find(|e| e.path == dir))
-            .and_then(|e| e.obj.as_ref());
+    /// What the private area has at `rel`, given what its parent directory
+    /// is there: looked up by name in it (one step instead of a walk of the
+    /// path), nothing when it is absent, walked when it is not known.
+    fn private_in(&self, parent: Option<&Option<Obj>>, rel: &Path) -> Option<Obj> {
         match (parent, rel.file_name()) {
-            (Some(dir), Some(name)) => Self::obj_under(&dir.fd, Path::new(name)),
+            (Some(None), _) => None,
+            (Some(Some(dir)), Some(name)) => Self::obj_under(&dir.fd, Path::new(name)),
             _ => self.private_obj(rel),
         }
+    }
+
+    /// What `entries` holds for `rel`'s parent directory, if it is one.
+    fn held_parent<'a>(entries: &'a [Entry], rel: &Path) -> Option<&'a Option<Obj>> {
+        let dir = rel.parent()?;
+        entries.iter().find(|e| e.path == dir).map(|e| &e.obj)
     }
 
     /// Look at `rels` in the private area, and at the parents of each up to
@@ -582,21 +584,15 @@ impl SimFs {
                     e.leaf |= leaf;
                     break;
                 }
-                let found = match (leaf, parent, &parent_obj) {
-                    // No parent, no child.
-                    (true, Some(_), Some(None)) => None,
-                    (true, Some(_), Some(Some(dir))) => r
-                        .file_name()
-                        .and_then(|n| Self::obj_under(&dir.fd, Path::new(n))),
-                    (true, _, _) => match r
-                        .parent()
-                        .and_then(|d| p.entries.iter().find(|e| e.path == d))
-                    {
-                        Some(Entry { obj: None, .. }) => None,
-                        _ => self.private_at(&p.entries, r),
-                    },
-                    (false, Some(dir), Some(_)) if dir == r => parent_obj.take().flatten(),
-                    (false, _, _) => self.private_obj(r),
+                let found = if leaf {
+                    let known = parent_obj
+                        .as_ref()
+                        .or_else(|| Self::held_parent(&p.entries, r));
+                    self.private_in(known, r)
+                } else if parent == Some(r) && parent_obj.is_some() {
+                    parent_obj.take().flatten()
+                } else {
+                    self.private_obj(r)
                 };
                 let present = found.is_some();
                 p.entries.push(Entry {
@@ -653,7 +649,13 @@ impl SimFs {
                 Some(o) if !e.leaf || p.in_place => {
                     stat_fd(&o.fd).ok().filter(|st| st.st_nlink > 0)
                 }
-                _ => self.private_at(&p.entries, &e.path).map(|o| o.st),
+                // A parent held present is the same directory now (a rename
+                // moves only its source, never a leaf's parent); one absent
+                // before may have been made since.
+                _ => {
+                    let dir = Self::held_parent(&p.entries, &e.path).filter(|o| o.is_some());
+                    self.private_in(dir, &e.path).map(|o| o.st)
+                }
             };
             if let Some(st) = now {
                 if !after.iter().any(|a| a.key == key(&st)) {
