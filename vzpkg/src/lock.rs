@@ -72,6 +72,12 @@ impl Lock {
         format!("# Written by `vzpkg create`: the exact packages of the last build.\n# `vzpkg create --locked` builds exactly these.\n\n{body}")
     }
 
+    /// The lock `--locked` builds `recipe_path` from; its absence is an error.
+    pub fn required(recipe_path: &Path) -> Result<Lock, LockError> {
+        let path = lock_path(recipe_path);
+        Lock::read(&path)?.ok_or(LockError::Missing { path })
+    }
+
     /// The lock at `path`, or `None` if there is none.
     pub fn read(path: &Path) -> Result<Option<Lock>, LockError> {
         match std::fs::read_to_string(path) {
@@ -109,18 +115,16 @@ impl Lock {
         index: &[P],
         pin: impl Fn(&P) -> LockedPackage,
     ) -> Result<Vec<P>, LockError> {
-        let mut by_key = std::collections::HashMap::new();
-        for p in index {
-            let l = pin(p);
-            by_key.insert(
-                (l.name.clone(), l.version.clone(), l.architecture.clone()),
-                (l.sha256, p),
-            );
-        }
+        let pins: Vec<LockedPackage> = index.iter().map(pin).collect();
+        let by_key: std::collections::HashMap<_, _> = pins
+            .iter()
+            .zip(index)
+            .map(|(l, p)| (key(l), (l.sha256.as_str(), p)))
+            .collect();
         let mut out = Vec::new();
         let mut missing = Vec::new();
         for l in &self.packages {
-            match by_key.get(&(l.name.clone(), l.version.clone(), l.architecture.clone())) {
+            match by_key.get(&key(l)) {
                 Some((sha256, p)) if *sha256 == l.sha256 => out.push((*p).clone()),
                 Some(_) => missing.push(format!(
                     "{}_{}_{} (different SHA-256 upstream)",
@@ -135,6 +139,11 @@ impl Lock {
             Err(LockError::NotUpstream { missing })
         }
     }
+}
+
+/// What a lock entry is looked up by: name, version, architecture.
+fn key(l: &LockedPackage) -> (&str, &str, &str) {
+    (l.name.as_str(), l.version.as_str(), l.architecture.as_str())
 }
 
 pub fn locked(p: &DebPackage) -> LockedPackage {

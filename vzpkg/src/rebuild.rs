@@ -103,10 +103,10 @@ fn rebuild_inner(
         .info(&recipe.name)
         .is_ok_and(|d| d.recipe == recipe.text);
     let fresh = if_changed && same_recipe && report.old_id.is_some();
-    let before = lock
-        .as_ref()
-        .map(|l| l.packages.clone())
-        .unwrap_or_default();
+    let (before, locked_index) = match lock {
+        Some(l) => (l.packages, Some(l.index.inrelease_sha256)),
+        None => (Vec::new(), None),
+    };
     // The cheapest no-op: the signed index is byte for byte the one the lock
     // was resolved from, so nothing below it changed either.
     let snapshot_now = || match &recipe.source {
@@ -122,8 +122,8 @@ fn rebuild_inner(
             )?)
         }
     };
-    if let (true, Some(l)) = (fresh, &lock) {
-        if snapshot_now()? == l.index.inrelease_sha256 {
+    if let (true, Some(locked_index)) = (fresh, &locked_index) {
+        if snapshot_now()? == *locked_index {
             report.outcome = Outcome::Unchanged;
             report.new_id = report.old_id.clone();
             return Ok(());

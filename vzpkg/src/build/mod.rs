@@ -7,7 +7,7 @@ pub mod rpm;
 use crate::configure::deb::ConfigureOptions;
 use crate::fetch::{FetchItem, FetchSummary, PackageCache};
 use crate::http::Http;
-use crate::lock::{Lock, LockError, Snapshot};
+use crate::lock::{Lock, Snapshot};
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{DebSource, Recipe};
 use crate::resolve::deb::DebRequest;
@@ -152,9 +152,7 @@ pub fn plan(
         architecture: recipe.architecture.clone(),
     };
     let order = if options.locked {
-        let lock_file = crate::lock::lock_path(&recipe.path);
-        let lock = Lock::read(&lock_file)?.ok_or(LockError::Missing { path: lock_file })?;
-        lock.select(&index.packages)?
+        Lock::required(&recipe.path)?.select(&index.packages)?
     } else {
         crate::resolve::deb::resolve(&index.packages, &request)?
     };

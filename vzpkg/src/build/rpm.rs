@@ -5,7 +5,7 @@
 use super::{BuildOptions, BuildResult, Finish, Paths, Timings};
 use crate::fetch::FetchItem;
 use crate::http::Http;
-use crate::lock::{Lock, LockError, Snapshot};
+use crate::lock::{Lock, Snapshot};
 use crate::progress::{Reporter, Stage};
 use crate::recipe::{Recipe, RpmRepoSpec, RpmSource};
 use crate::resolve::rpm::RpmRequest;
@@ -100,9 +100,7 @@ pub fn plan(
             .map(|(_, p)| p.clone())
             .collect();
         if options.locked {
-            let lock_file = crate::lock::lock_path(&recipe.path);
-            let lock = Lock::read(&lock_file)?.ok_or(LockError::Missing { path: lock_file })?;
-            let order = lock.select_by(&index, locked)?;
+            let order = Lock::required(&recipe.path)?.select_by(&index, locked)?;
             reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
             reporter.stage_end(Stage::Resolve);
             return Ok(order);
