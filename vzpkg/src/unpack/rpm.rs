@@ -124,11 +124,9 @@ pub struct RpmUnpacked {
     /// Sockets are not created (the tree cannot make them; rpm packages
     /// practically never ship them).
     pub skipped: Vec<String>,
-    /// User/group names not found in the tree, written as root (0), as rpm
-    /// does with a warning.
-    pub unknown_owners: Vec<String>,
-    /// The entries written so: set to their owners once the package's
-    /// `%pre` has added them (see `configure::rpm`).
+    /// Entries whose user or group the tree did not know, written as root
+    /// (0): set to their owners once a `%pre` has added them, else left
+    /// root with a warning, as rpm does (see `configure::rpm`).
     pub unresolved: Vec<Unresolved>,
     /// The main header as stored in the file, for the rpm database.
     pub header: Vec<u8>,
@@ -415,7 +413,6 @@ pub fn unpack_rpm_into(
         config_files: Vec::new(),
         ghosts: Vec::new(),
         skipped: Vec::new(),
-        unknown_owners: Vec::new(),
         unresolved: Vec::new(),
         header: md.header_bytes().map_err(read_err)?,
         name: name.clone(),
@@ -456,7 +453,6 @@ pub fn unpack_rpm_into(
     // Hardlink set → path holding the data, or members waiting for it.
     let mut content_at: HashMap<(u32, u32), Vec<u8>> = HashMap::new();
     let mut waiting: HashMap<(u32, u32), Vec<Vec<u8>>> = HashMap::new();
-    let mut unknown: Vec<String> = Vec::new();
 
     while let Some(mut f) = reader.next_file().map_err(read_err)? {
         let e = f.metadata.clone();
@@ -474,26 +470,19 @@ pub fn unpack_rpm_into(
         if rel.is_empty() {
             return Err(malformed(format!("entry {path:?} names the root")));
         }
-        let uid = owners.uid(e.user()).unwrap_or_else(|| {
-            unknown.push(format!("user {}", e.user()));
-            0
-        });
-        let gid = owners.gid(e.group()).unwrap_or_else(|| {
-            unknown.push(format!("group {}", e.group()));
-            0
-        });
-        if owners.uid(e.user()).is_none() || owners.gid(e.group()).is_none() {
+        let (uid, gid) = (owners.uid(e.user()), owners.gid(e.group()));
+        if uid.is_none() || gid.is_none() {
             out.unresolved.push(Unresolved {
                 path: path.clone(),
                 user: e.user().to_string(),
                 group: e.group().to_string(),
-                permissions: e.mode().permissions() as u32,
+                permissions: u32::from(e.permissions()),
             });
         }
         let mut meta = Meta {
             mode: u32::from(e.permissions()),
-            uid,
-            gid,
+            uid: uid.unwrap_or(0),
+            gid: gid.unwrap_or(0),
             mtime: i64::from(u32::from(e.modified_at())),
             xattrs: Vec::new(),
         };
@@ -587,9 +576,6 @@ pub fn unpack_rpm_into(
     for (real, meta) in dirs.iter().rev() {
         tree.apply_dir_meta(real, meta).map_err(tree_err)?;
     }
-    unknown.sort();
-    unknown.dedup();
-    out.unknown_owners = unknown;
     Ok(out)
 }
 
@@ -749,7 +735,7 @@ mod tests {
         assert!(u.pre.is_none());
         assert_eq!(u.config_files, vec!["/etc/hello.conf".to_string()]);
         assert_eq!(u.ghosts, vec!["/var/log/hello.log".to_string()]);
-        assert!(u.unknown_owners.is_empty(), "{:?}", u.unknown_owners);
+        assert!(u.unresolved.is_empty(), "{:?}", u.unresolved);
         assert!(!u.header.is_empty());
 
         let bin = std::fs::metadata(r.join("usr/bin/hello")).unwrap();
@@ -789,9 +775,20 @@ mod tests {
         let file = testrpm::write(&mut testrpm::full("nopw", "1.0"), work.path());
         let root = tempfile::tempdir().unwrap();
         let u = unpack_rpm(root.path(), &file).unwrap();
+        let mut unresolved = u.unresolved.clone();
+        unresolved.sort_by(|a, b| a.path.cmp(&b.path));
+        let entry = |path: &str, user: &str, permissions| Unresolved {
+            path: path.into(),
+            user: user.into(),
+            group: "daemon".into(),
+            permissions,
+        };
         assert_eq!(
-            u.unknown_owners,
-            vec!["group daemon".to_string(), "user daemon".to_string()]
+            unresolved,
+            vec![
+                entry("/etc/nopw.conf", "root", 0o640),
+                entry("/var/lib/nopw", "daemon", 0o750),
+            ]
         );
         let dir = std::fs::metadata(root.path().join("var/lib/nopw")).unwrap();
         assert_eq!((dir.uid(), dir.gid()), (0, 0));
