@@ -47,6 +47,14 @@ impl Repo {
             .unwrap()
     }
 
+    /// Check template `name` out into a fresh tree.
+    fn checkout(&self, name: &str) -> PathBuf {
+        let tree = self.dir.path().join("tree");
+        let out = self.vzpkg(&["checkout", name, tree.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        tree
+    }
+
     /// Index the repository again (createrepo_c) and sign the new
     /// repomd.xml: what a mirror does when its packages change.
     fn publish(&self) {
@@ -114,6 +122,22 @@ fn publish(repo: &Path, key: &TestKey) {
     .unwrap();
 }
 
+/// The tree's own `rpm -V` finds `packages` as they were installed: files,
+/// owners and modes.
+fn assert_rpm_verifies(tree: &Path, packages: &[&str]) {
+    let v = Command::new("chroot")
+        .arg(tree)
+        .args(["rpm", "-V"])
+        .args(packages)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && v.stdout.is_empty(),
+        "rpm -V: {}",
+        text(&v)
+    );
+}
+
 #[test]
 fn an_rpm_template_is_built_and_registered_in_its_own_rpm_database() {
     let Some(r) = repo(|_| {}) else { return };
@@ -123,9 +147,7 @@ fn an_rpm_template_is_built_and_registered_in_its_own_rpm_database() {
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["packages"], 3, "{result}");
 
-    let tree = r.dir.path().join("tree");
-    let out = r.vzpkg(&["checkout", "rpmfix", tree.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    let tree = r.checkout("rpmfix");
     // The newest libdemo satisfies `libdemo >= 1.1`.
     assert_eq!(
         std::fs::read_to_string(tree.join("usr/share/libdemo/README")).unwrap(),
@@ -153,16 +175,7 @@ fn an_rpm_template_is_built_and_registered_in_its_own_rpm_database() {
         names.contains(&"app-3.0".to_string()) && names.contains(&"libdemo-1.2".to_string()),
         "{names:?}"
     );
-    let v = Command::new("chroot")
-        .arg(&tree)
-        .args(["rpm", "-V", "app", "libdemo"])
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success() && v.stdout.is_empty(),
-        "rpm -V: {}",
-        text(&v)
-    );
+    assert_rpm_verifies(&tree, &["app", "libdemo"]);
 }
 
 #[test]
@@ -264,9 +277,7 @@ fn the_lock_pins_rpm_versions_and_the_nightly_rebuild_follows_upstream() {
     assert_eq!(report["outcome"], "rebuilt", "{report}");
     assert_eq!(report["upgraded"][0], "libdemo 1.2-1 -> 1.3-1", "{report}");
     assert_ne!(report["new_id"], first.as_str());
-    let tree = r.dir.path().join("tree");
-    let out = r.vzpkg(&["checkout", "rpmlock", tree.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    let tree = r.checkout("rpmlock");
     assert_eq!(
         std::fs::read_to_string(tree.join("usr/share/libdemo/README")).unwrap(),
         "libdemo 1.3\n"
@@ -368,9 +379,7 @@ fn files_of_a_user_that_pre_adds_get_that_user() {
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("user nosuchuser"), "{msg}");
 
-    let tree = r.dir.path().join("tree");
-    let out = r.vzpkg(&["checkout", "rpmowners", tree.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    let tree = r.checkout("rpmowners");
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(tree.join("usr/libexec/svc/helper")).unwrap();
     // Owned as the header says, and the chown kept the set-uid bit.
@@ -378,14 +387,5 @@ fn files_of_a_user_that_pre_adds_get_that_user() {
     let m = std::fs::symlink_metadata(tree.join("usr/share/stray/data")).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o640));
     // The tree's rpm finds the package as it installed it.
-    let v = Command::new("chroot")
-        .arg(&tree)
-        .args(["rpm", "-V", "svc"])
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success() && v.stdout.is_empty(),
-        "rpm -V: {}",
-        text(&v)
-    );
+    assert_rpm_verifies(&tree, &["svc"]);
 }
