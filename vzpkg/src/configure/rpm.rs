@@ -7,9 +7,9 @@
 //! ones). Scriptlets run in this order: every `%pretrans`, every `%pre`,
 //! every `%post` (the files are already unpacked, so all `%pre` can go
 //! first; between the two, files whose user or group only a `%pre` adds get
-//! them, as `rpm --setugids` would), every `%triggerin` whose condition names a package of the set
-//! (once each, after all `%post`, rather than right after its target's),
-//! then every `%posttrans`. Each gets the argument `1`, as on a first
+//! them, as `rpm --setugids` would), every `%triggerin` whose condition
+//! names a package of the set (once each, after all `%post`, rather than
+//! right after its target's), then every `%posttrans`. Each gets the argument `1`, as on a first
 //! install. `<lua>` scriptlets are run by the tree's rpm through
 //! `rpm --eval '%{lua:...}'`; a tree whose rpm cannot do that skips them
 //! with a message. `%triggerprein`, file triggers and the remove-side

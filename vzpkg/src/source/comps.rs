@@ -50,16 +50,8 @@ impl Comps {
         for g in other.groups {
             match self.groups.iter_mut().find(|h| h.id == g.id) {
                 Some(h) => {
-                    for p in g.packages {
-                        if !h.packages.iter().any(|q| q.0 == p.0) {
-                            h.packages.push(p);
-                        }
-                    }
-                    for r in g.groups {
-                        if !h.groups.contains(&r) {
-                            h.groups.push(r);
-                        }
-                    }
+                    add_missing(&mut h.packages, g.packages, |a, b| a.0 == b.0);
+                    add_missing(&mut h.groups, g.groups, |a, b| a == b);
                     h.name = h.name.take().or(g.name);
                 }
                 None => self.groups.push(g),
@@ -67,13 +59,7 @@ impl Comps {
         }
         for e in other.environments {
             match self.environments.iter_mut().find(|f| f.id == e.id) {
-                Some(f) => {
-                    for g in e.groups {
-                        if !f.groups.contains(&g) {
-                            f.groups.push(g);
-                        }
-                    }
-                }
+                Some(f) => add_missing(&mut f.groups, e.groups, |a, b| a == b),
                 None => self.environments.push(e),
             }
         }
@@ -130,6 +116,15 @@ impl Comps {
         let mut ids: Vec<String> = self.groups.iter().map(|g| g.id.clone()).collect();
         ids.extend(self.environments.iter().map(|e| format!("^{}", e.id)));
         ids
+    }
+}
+
+/// Append the items of `from` that `into` has no `same` of, in order.
+fn add_missing<T>(into: &mut Vec<T>, from: Vec<T>, same: impl Fn(&T, &T) -> bool) {
+    for item in from {
+        if !into.iter().any(|x| same(x, &item)) {
+            into.push(item);
+        }
     }
 }
 
