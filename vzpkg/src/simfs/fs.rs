@@ -10,12 +10,17 @@
 //! writing, chmod, chown, link, rename) is charged in full, as the copy it
 //! makes is. Whiteouts (deleted template files) are free.
 //!
-//! Reads: a read-only open of a template file not copied up is handed to the
-//! kernel (FUSE passthrough), so it reads the layer file itself, from the
-//! one page cache all VPSs share. The kernel will not mix passthrough and
-//! served opens of one inode, so while a passthrough open is live a writing
-//! open of that file waits a moment for it to close and then fails with
-//! `ETXTBSY`, as writing a running program does.
+//! Opens (see `Io`): a read-only open is handed to the kernel (FUSE
+//! passthrough), so it reads the backing file itself: a template file from
+//! the one page cache all VPSs share, a private file at the speed of the
+//! overlay. Every write comes to us, for accounting. A write-only open is
+//! direct I/O: it mixes with passthrough opens of the file. A read-write
+//! open goes through the kernel's page cache (so it can be mapped and its
+//! reads cached), and the kernel will not mix that with passthrough: while
+//! a passthrough open of the file is live, a read-write open waits a moment
+//! for it to close and then fails with `ETXTBSY`, as writing a running
+//! program does; while a cached or direct open is live, read-only opens are
+//! cached too.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -59,26 +64,64 @@ struct Nodes {
 
 enum Handle {
     File {
-        fd: OwnedFd,
+        /// Shared so a request uses it without a `dup`.
+        fd: Arc<OwnedFd>,
         ino: u64,
-        passthrough: bool,
+        io: Io,
     },
     Dir(Vec<(u64, FileType, OsString)>),
 }
 
+/// How the kernel does one open's I/O.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Io {
+    /// Through the kernel's page cache of the file: what it lacks and what
+    /// is written come to us (read-write opens).
+    Cached,
+    /// Every read and write comes to us past the page cache (write-only
+    /// opens). It mixes with passthrough opens of the file, and the kernel
+    /// skips the capability lookup it makes before each cached write.
+    Direct,
+    /// Reads by the kernel itself from the backing file. A write-only open
+    /// made while the file is open so is passthrough and direct: its writes
+    /// still come to us.
+    Passthrough,
+}
+
 /// How one inode is open in the kernel. Passthrough opens share one backing
 /// id (the kernel wants the same for all of them) and cannot coexist with
-/// opens served by us.
+/// cached opens.
 #[derive(Default)]
 struct Opens {
     backing: Option<BackingId>,
     passthrough: usize,
-    served: usize,
+    cached: usize,
+    direct: usize,
 }
 
-/// Opens we serve keep the kernel's page cache of the file from one open to
-/// the next: every write reaches the file through us, so it stays right.
-const SERVED: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
+impl Opens {
+    fn count(&mut self, io: Io) -> &mut usize {
+        match io {
+            Io::Cached => &mut self.cached,
+            Io::Direct => &mut self.direct,
+            Io::Passthrough => &mut self.passthrough,
+        }
+    }
+}
+
+/// The flags of an open's reply. Cached opens keep the kernel's page cache
+/// of the file from one open to the next: every write reaches the file
+/// through us (direct writes drop the pages they cover), so it stays right.
+fn fopen_flags(io: Io, writes: bool) -> FopenFlags {
+    match io {
+        Io::Cached => FopenFlags::FOPEN_KEEP_CACHE,
+        Io::Direct => FopenFlags::FOPEN_DIRECT_IO,
+        // Without direct I/O the kernel would write the backing file
+        // itself, past the quota.
+        Io::Passthrough if writes => FopenFlags::FOPEN_DIRECT_IO,
+        Io::Passthrough => FopenFlags::empty(),
+    }
+}
 
 /// How long a writing open waits for passthrough opens of the file to be
 /// released: the kernel sends a release after `close` returns, so a
@@ -522,9 +565,9 @@ impl SimFs {
         fh
     }
 
-    fn file_fd(&self, fh: u64) -> Result<OwnedFd, Errno> {
+    fn file_fd(&self, fh: u64) -> Result<Arc<OwnedFd>, Errno> {
         match lock(&self.handles).get(&fh) {
-            Some(Handle::File { fd, .. }) => fd.try_clone().map_err(Errno::from),
+            Some(Handle::File { fd, .. }) => Ok(fd.clone()),
             _ => Err(Errno::EBADF),
         }
     }
@@ -889,7 +932,7 @@ impl SimFs {
                 if let Some(size) = size {
                     let fd = match fh.map(|f| self.file_fd(f.0)) {
                         Some(Ok(fd)) => fd,
-                        _ => self.open_ino(ino, OFlags::WRONLY | OFlags::NONBLOCK)?,
+                        _ => Arc::new(self.open_ino(ino, OFlags::WRONLY | OFlags::NONBLOCK)?),
                     };
                     // A truncate that extends makes a hole: nothing to check first.
                     rustix::fs::ftruncate(&fd, size).map_err(errno)?;
@@ -1018,14 +1061,14 @@ impl SimFs {
     }
 
     /// Open for the kernel. Writing opens are charged for the copy-up they
-    /// cause; read-only opens of template files go through passthrough.
+    /// cause; read-only opens go through passthrough when they can.
     fn do_open(
         &self,
         ino: u64,
         flags: i32,
         uid: u32,
         reply: &ReplyOpen,
-    ) -> Result<(u64, Option<u64>), Errno> {
+    ) -> Result<(u64, Io), Errno> {
         // Only flags openat2 takes: the kernel passes internal bits too
         // (an exec's open carries __FMODE_EXEC, 0x20), and openat2 refuses
         // unknown bits with EINVAL, which would make every exec fail.
@@ -1043,11 +1086,11 @@ impl SimFs {
         if !trunc {
             of.remove(OFlags::TRUNC);
         }
-        let rel = self.path(ino)?;
         if acc == OFlags::RDONLY {
-            return self.open_read(ino, &rel, of, reply);
+            return self.open_read(ino, of, reply);
         }
-        self.reserve_served(ino)?;
+        let rel = self.path(ino)?;
+        let io = self.reserve(ino, acc)?;
         let opened = (|| {
             let merged = stat_fd(self.open_ino(ino, OFlags::PATH)?)?;
             self.change_in_place(&rel, &merged, || {
@@ -1062,22 +1105,34 @@ impl SimFs {
         match opened {
             Ok(fd) => Ok((
                 self.add_fh(Handle::File {
-                    fd,
+                    fd: Arc::new(fd),
                     ino,
-                    passthrough: false,
+                    io,
                 }),
-                None,
+                io,
             )),
             Err(e) => {
-                self.unreserve(ino, false);
+                self.unreserve(ino, io);
                 Err(e)
             }
         }
     }
 
-    /// A served (not passthrough) open of `ino` is about to be made: wait
-    /// for its passthrough opens to go, or fail with `ETXTBSY`.
-    fn reserve_served(&self, ino: u64) -> Result<(), Errno> {
+    /// A writing open of `ino` (access mode `acc`) is about to be made:
+    /// count it, and say how its I/O goes.
+    fn reserve(&self, ino: u64, acc: OFlags) -> Result<Io, Errno> {
+        if acc == OFlags::WRONLY {
+            let mut opens = lock(&self.opens);
+            let o = opens.entry(ino).or_default();
+            let io = if o.backing.is_some() {
+                Io::Passthrough
+            } else {
+                Io::Direct
+            };
+            *o.count(io) += 1;
+            return Ok(io);
+        }
+        // Cached: wait for the passthrough opens to go, or fail.
         let mut opens = lock(&self.opens);
         let deadline = Instant::now() + RELEASE_WAIT;
         while opens.get(&ino).is_some_and(|o| o.passthrough > 0) {
@@ -1090,23 +1145,20 @@ impl SimFs {
                 Err(p) => p.into_inner().0,
             };
         }
-        opens.entry(ino).or_default().served += 1;
-        Ok(())
+        opens.entry(ino).or_default().cached += 1;
+        Ok(Io::Cached)
     }
 
     /// One open of `ino` ended (or was never made).
-    fn unreserve(&self, ino: u64, passthrough: bool) {
+    fn unreserve(&self, ino: u64, io: Io) {
         let mut opens = lock(&self.opens);
         if let Some(o) = opens.get_mut(&ino) {
-            if passthrough {
-                o.passthrough = o.passthrough.saturating_sub(1);
-                if o.passthrough == 0 {
-                    o.backing = None;
-                }
-            } else {
-                o.served = o.served.saturating_sub(1);
+            let n = o.count(io);
+            *n = n.saturating_sub(1);
+            if o.passthrough == 0 {
+                o.backing = None;
             }
-            if o.passthrough == 0 && o.served == 0 {
+            if o.passthrough == 0 && o.cached == 0 && o.direct == 0 {
                 opens.remove(&ino);
             }
         }
@@ -1114,41 +1166,37 @@ impl SimFs {
         self.released.notify_all();
     }
 
-    fn open_read(
-        &self,
-        ino: u64,
-        rel: &Path,
-        of: OFlags,
-        reply: &ReplyOpen,
-    ) -> Result<(u64, Option<u64>), Errno> {
+    fn open_read(&self, ino: u64, of: OFlags, reply: &ReplyOpen) -> Result<(u64, Io), Errno> {
         let fd = self.open_ino(ino, of)?;
         let mut opens = lock(&self.opens);
         let o = opens.entry(ino).or_default();
-        let mut passthrough = o.backing.is_some();
-        if !passthrough
-            && o.served == 0
+        let mut io = if o.backing.is_some() {
+            Io::Passthrough
+        } else {
+            Io::Cached
+        };
+        // The kernel refuses passthrough beside a cached open, and a direct
+        // open beside passthrough unless it is passthrough too: a direct
+        // open we answered may not have reached the kernel yet.
+        if io == Io::Cached
+            && o.cached == 0
+            && o.direct == 0
             && self.passthrough.load(Ordering::Relaxed)
             && !of.contains(OFlags::DIRECTORY)
-            && self.private_obj(rel).is_none()
         {
-            // A template file: the kernel reads the layer file itself.
             if let Ok(id) = reply.open_backing(&fd) {
                 o.backing = Some(id);
-                passthrough = true;
+                io = Io::Passthrough;
             }
         }
-        if passthrough {
-            o.passthrough += 1;
-        } else {
-            o.served += 1;
-        }
+        *o.count(io) += 1;
         drop(opens);
         let fh = self.add_fh(Handle::File {
-            fd,
+            fd: Arc::new(fd),
             ino,
-            passthrough,
+            io,
         });
-        Ok((fh, passthrough.then_some(ino)))
+        Ok((fh, io))
     }
 
     fn do_create(
@@ -1159,7 +1207,7 @@ impl SimFs {
         mode: u32,
         umask: u32,
         flags: i32,
-    ) -> Result<(FileAttr, u64), Errno> {
+    ) -> Result<(FileAttr, u64, Io), Errno> {
         let rel = self.child_path(parent, name)?;
         let dir = self.dir_fd(parent)?;
         let who = Self::new_owner(req, &dir)?;
@@ -1191,9 +1239,11 @@ impl SimFs {
         let known = existing
             .as_ref()
             .and_then(|st| lock(&self.nodes).by_key.get(&key(st)).copied());
-        if let Some(i) = known {
-            self.reserve_served(i)?;
-        }
+        let acc = of & OFlags::RWMODE;
+        let reserved = match known {
+            Some(i) => Some((i, self.reserve(i, acc)?)),
+            None => None,
+        };
         let made = self.mutate(
             &[&rel],
             |p, q, now| match &existing {
@@ -1229,26 +1279,30 @@ impl SimFs {
         let fd = match made.and_then(|fd| stat_fd(&fd).map(|st| (fd, st))) {
             Ok(v) => v,
             Err(e) => {
-                if let Some(i) = known {
-                    self.unreserve(i, false);
+                if let Some((i, io)) = reserved {
+                    self.unreserve(i, io);
                 }
                 return Err(e);
             }
         };
         let (fd, st) = fd;
         let ino = self.remember(parent, name, &st);
-        if known != Some(ino) {
-            if let Some(i) = known {
-                self.unreserve(i, false);
+        let io = match reserved {
+            Some((i, io)) if i == ino => io,
+            _ => {
+                // A new file (or one that replaced the file we saw).
+                if let Some((i, io)) = reserved {
+                    self.unreserve(i, io);
+                }
+                self.reserve(ino, acc)?
             }
-            lock(&self.opens).entry(ino).or_default().served += 1;
-        }
+        };
         let fh = self.add_fh(Handle::File {
-            fd,
+            fd: Arc::new(fd),
             ino,
-            passthrough: false,
+            io,
         });
-        Ok((attr(ino, &st), fh))
+        Ok((attr(ino, &st), fh, io))
     }
 
     fn do_link(&self, ino: u64, newparent: u64, newname: &OsStr) -> Result<FileAttr, Errno> {
@@ -1581,17 +1635,18 @@ impl Filesystem for SimFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let (fh, backing) = tri!(reply, self.do_open(ino.0, flags.0, req.uid(), &reply));
-        if let Some(b) = backing {
+        let (fh, io) = tri!(reply, self.do_open(ino.0, flags.0, req.uid(), &reply));
+        let f = fopen_flags(io, flags.0 & libc::O_ACCMODE != libc::O_RDONLY);
+        if io == Io::Passthrough {
             let opens = lock(&self.opens);
-            if let Some(id) = opens.get(&b).and_then(|o| o.backing.as_ref()) {
-                return reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id);
+            if let Some(id) = opens.get(&ino.0).and_then(|o| o.backing.as_ref()) {
+                return reply.opened_passthrough(FileHandle(fh), f, id);
             }
-            // Released meanwhile cannot happen before we answer; be safe.
+            // Our count keeps the id until the release; be safe.
             drop(opens);
             return reply.error(Errno::EIO);
         }
-        reply.opened(FileHandle(fh), SERVED);
+        reply.opened(FileHandle(fh), f);
     }
 
     fn read(
@@ -1657,11 +1712,8 @@ impl Filesystem for SimFs {
         reply: ReplyEmpty,
     ) {
         let h = lock(&self.handles).remove(&fh.0);
-        if let Some(Handle::File {
-            ino, passthrough, ..
-        }) = h
-        {
-            self.unreserve(ino, passthrough);
+        if let Some(Handle::File { ino, io, .. }) = h {
+            self.unreserve(ino, io);
         }
         reply.ok();
     }
@@ -1924,10 +1976,19 @@ impl Filesystem for SimFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let (a, fh) = tri!(
+        let (a, fh, io) = tri!(
             reply,
             self.do_create(req, parent.0, name, mode, umask, flags)
         );
-        reply.created(&TTL, &a, Generation(0), FileHandle(fh), SERVED);
+        let f = fopen_flags(io, flags & libc::O_ACCMODE != libc::O_RDONLY);
+        if io == Io::Passthrough {
+            let opens = lock(&self.opens);
+            if let Some(id) = opens.get(&a.ino.0).and_then(|o| o.backing.as_ref()) {
+                return reply.created_passthrough(&TTL, &a, Generation(0), FileHandle(fh), f, id);
+            }
+            drop(opens);
+            return reply.error(Errno::EIO);
+        }
+        reply.created(&TTL, &a, Generation(0), FileHandle(fh), f);
     }
 }

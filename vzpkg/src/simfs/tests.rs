@@ -536,35 +536,69 @@ fn second_level_per_uid_and_gid() {
     h.unmount().unwrap();
 }
 
+/// Open `path` for reading and writing: refused as busy while the kernel
+/// reads the file itself (passthrough).
+fn open_rw(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new().read(true).write(true).open(path)
+}
+
+fn busy(r: std::io::Result<fs::File>) -> bool {
+    match r {
+        Err(e) => e.raw_os_error() == Some(libc::ETXTBSY),
+        Ok(_) => false,
+    }
+}
+
 #[test]
-fn passthrough_for_template_reads_and_writers_wait_for_it() {
+fn reads_pass_through_and_writers_beside_them_are_direct_or_wait() {
     let Some(ov) = overlay() else { return };
     let h = ov.mount(Limits::none(), 0);
-    let mut f = fs::File::open(ov.p("usr/lib/big")).unwrap();
+    let big = ov.p("usr/lib/big");
+    let mut f = fs::File::open(&big).unwrap();
     let mut v = Vec::new();
     f.read_to_end(&mut v).unwrap();
     assert_eq!(v.len(), 1 << 20);
-    // The kernel took the open: reads went to the layer file, so simfs saw
-    // no read requests; a writing open meanwhile is refused as busy.
-    let w = fs::OpenOptions::new()
-        .append(true)
-        .open(ov.p("usr/lib/big"));
-    match w {
-        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ETXTBSY), "{e}"),
-        Ok(_) => panic!("passthrough did not engage"),
-    }
+    // The kernel took the open (the template's layer file): a read-write
+    // open meanwhile, which would want the kernel's page cache, is busy.
+    assert!(busy(open_rw(&big)), "passthrough did not engage");
+    // A write-only open is direct: it goes ahead (a copy-up), and the open
+    // reader sees what it wrote.
+    append(&big, b"y").unwrap();
+    v.clear();
+    f.read_to_end(&mut v).unwrap();
+    assert_eq!(v, b"y");
     drop(f);
-    // Closed: the writer gets it (a copy-up), and later reads are served.
+    // Closed: a read-write open gets it at once.
     let t = std::time::Instant::now();
-    append(&ov.p("usr/lib/big"), b"y").unwrap();
+    drop(open_rw(&big).unwrap());
     assert!(t.elapsed() < std::time::Duration::from_secs(1));
-    assert_eq!(fs::read(ov.p("usr/lib/big")).unwrap().len(), (1 << 20) + 1);
-    // A reader and a writer of a private file together are fine.
+    assert_eq!(fs::read(&big).unwrap().len(), (1 << 20) + 1);
+
+    // A private file is read the same way.
     fs::write(ov.p("log"), b"1\n").unwrap();
-    let r = fs::File::open(ov.p("log")).unwrap();
+    let mut r = fs::File::open(ov.p("log")).unwrap();
+    assert!(
+        busy(open_rw(&ov.p("log"))),
+        "no passthrough for a private file"
+    );
     append(&ov.p("log"), b"2\n").unwrap();
+    let mut got = String::new();
+    r.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "1\n2\n");
     drop(r);
-    assert_eq!(fs::read(ov.p("log")).unwrap(), b"1\n2\n");
+    // While a writer has it open, readers go through the page cache, so a
+    // read-write open beside them is fine.
+    let mut w = fs::OpenOptions::new()
+        .append(true)
+        .open(ov.p("log"))
+        .unwrap();
+    let r = fs::File::open(ov.p("log")).unwrap();
+    let mut rw = open_rw(&ov.p("log")).unwrap();
+    w.write_all(b"3\n").unwrap();
+    rw.write_all(b"0").unwrap();
+    drop((w, r, rw));
+    assert_eq!(fs::read(ov.p("log")).unwrap(), b"0\n2\n3\n");
+    assert_eq!(h.usage(), ov.scan());
     h.unmount().unwrap();
 }
 
