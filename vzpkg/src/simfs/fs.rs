@@ -950,13 +950,8 @@ impl SimFs {
                         rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)
                             .map_err(errno)?;
                     } else {
-                        rustix::fs::utimensat(
-                            rustix::fs::CWD,
-                            proc_fd(&pfd),
-                            &times,
-                            AtFlags::empty(),
-                        )
-                        .map_err(errno)?;
+                        rustix::fs::utimensat(&pfd, "", &times, AtFlags::EMPTY_PATH)
+                            .map_err(errno)?;
                     }
                 }
                 stat_fd(&pfd)

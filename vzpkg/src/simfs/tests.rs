@@ -787,3 +787,60 @@ fn directories_renamed_or_removed_and_made_again_stay_right() {
     assert_eq!(fs::read(ov.p("etc/app/conf")).unwrap().len(), 10_000);
     assert_eq!(h.usage(), ov.scan());
 }
+
+#[test]
+fn times_are_set_on_files_template_files_and_symlinks() {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, UNIX_EPOCH};
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::none(), 0);
+    let when = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let times = fs::FileTimes::new().set_accessed(when).set_modified(when);
+    fs::write(ov.p("new"), b"x").unwrap();
+    for name in ["new", "etc/motd"] {
+        // A template file is copied up by the change.
+        fs::File::options()
+            .write(true)
+            .open(ov.p(name))
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+        let m = fs::metadata(ov.p(name)).unwrap();
+        assert_eq!(
+            (m.mtime(), m.atime()),
+            (1_000_000_000, 1_000_000_000),
+            "{name}"
+        );
+    }
+    std::os::unix::fs::symlink("new", ov.p("link")).unwrap();
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 7,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        &ov.p("link"),
+        &ts,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    assert_eq!(fs::symlink_metadata(ov.p("link")).unwrap().mtime(), 7);
+    assert_eq!(fs::metadata(ov.p("link")).unwrap().mtime(), 1_000_000_000);
+    // Without a file handle too (touch -d by path).
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        &ov.p("new"),
+        &ts,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(ov.p("new")).unwrap().mtime(), 7);
+    assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}
