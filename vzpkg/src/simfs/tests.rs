@@ -825,7 +825,7 @@ fn times_are_set_on_files_template_files_and_symlinks() {
     };
     rustix::fs::utimensat(
         rustix::fs::CWD,
-        &ov.p("link"),
+        ov.p("link"),
         &ts,
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
@@ -835,7 +835,7 @@ fn times_are_set_on_files_template_files_and_symlinks() {
     // Without a file handle too (touch -d by path).
     rustix::fs::utimensat(
         rustix::fs::CWD,
-        &ov.p("new"),
+        ov.p("new"),
         &ts,
         rustix::fs::AtFlags::empty(),
     )
