@@ -45,8 +45,9 @@ pub enum SimfsError {
 /// Knobs beyond the quota.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Hand read-only opens of template files to the kernel (FUSE
-    /// passthrough, Linux 6.9+) so they read the shared page cache.
+    /// Hand read-only opens to the kernel (FUSE passthrough, Linux 6.9+)
+    /// so it reads the backing files itself, template files from the shared
+    /// page cache.
     pub passthrough: bool,
     /// Threads serving requests.
     pub threads: usize,

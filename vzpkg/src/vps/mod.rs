@@ -498,8 +498,8 @@ impl Vz {
             diskinodes: opts.diskinodes.unwrap_or(DEFAULT_DISKINODES),
             quotatime: DEFAULT_QUOTATIME,
             quotaugidlimit: 0,
-            // OpenVZ's default: the quota holds and `df` shows it. Template
-            // reads go through passthrough (one shared page cache) and a
+            // OpenVZ's default: the quota holds and `df` shows it. Reads go
+            // through passthrough (template files: one shared page cache); a
             // mount scans only the private area; metadata-heavy VPSs may
             // choose the bare overlay (`--diskquota no`), which is faster.
             disk_quota: opts.disk_quota.unwrap_or(true),
