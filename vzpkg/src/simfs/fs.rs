@@ -1161,6 +1161,14 @@ impl SimFs {
         self.released.notify_all();
     }
 
+    /// Run `reply` with the backing id of `ino`'s passthrough opens, held
+    /// while it answers. A passthrough open counted for `ino` keeps the id
+    /// until its release, so `None` is only a safety net.
+    fn with_backing<R>(&self, ino: u64, reply: impl FnOnce(Option<&BackingId>) -> R) -> R {
+        let opens = lock(&self.opens);
+        reply(opens.get(&ino).and_then(|o| o.backing.as_ref()))
+    }
+
     fn open_read(&self, ino: u64, of: OFlags, reply: &ReplyOpen) -> Result<(u64, Io), Errno> {
         let fd = self.open_ino(ino, of)?;
         let mut opens = lock(&self.opens);
@@ -1633,13 +1641,10 @@ impl Filesystem for SimFs {
         let (fh, io) = tri!(reply, self.do_open(ino.0, flags.0, req.uid(), &reply));
         let f = fopen_flags(io, flags.0 & libc::O_ACCMODE != libc::O_RDONLY);
         if io == Io::Passthrough {
-            let opens = lock(&self.opens);
-            if let Some(id) = opens.get(&ino.0).and_then(|o| o.backing.as_ref()) {
-                return reply.opened_passthrough(FileHandle(fh), f, id);
-            }
-            // Our count keeps the id until the release; be safe.
-            drop(opens);
-            return reply.error(Errno::EIO);
+            return self.with_backing(ino.0, |id| match id {
+                Some(id) => reply.opened_passthrough(FileHandle(fh), f, id),
+                None => reply.error(Errno::EIO),
+            });
         }
         reply.opened(FileHandle(fh), f);
     }
@@ -1977,12 +1982,12 @@ impl Filesystem for SimFs {
         );
         let f = fopen_flags(io, flags & libc::O_ACCMODE != libc::O_RDONLY);
         if io == Io::Passthrough {
-            let opens = lock(&self.opens);
-            if let Some(id) = opens.get(&a.ino.0).and_then(|o| o.backing.as_ref()) {
-                return reply.created_passthrough(&TTL, &a, Generation(0), FileHandle(fh), f, id);
-            }
-            drop(opens);
-            return reply.error(Errno::EIO);
+            return self.with_backing(a.ino.0, |id| match id {
+                Some(id) => {
+                    reply.created_passthrough(&TTL, &a, Generation(0), FileHandle(fh), f, id)
+                }
+                None => reply.error(Errno::EIO),
+            });
         }
         reply.created(&TTL, &a, Generation(0), FileHandle(fh), f);
     }
