@@ -422,6 +422,13 @@ base = "minbase"
 include = ["less"]
 "#;
 
+    /// The message of `text`'s refusal, read as the recipe file `file`.
+    fn refusal(text: &str, file: &str) -> String {
+        Recipe::parse(text, Path::new(file))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn parses_defaults() {
         let r = Recipe::parse(GOOD, Path::new("r.toml")).unwrap();
@@ -437,8 +444,7 @@ include = ["less"]
     #[test]
     fn unknown_key_names_line_and_fix() {
         let text = GOOD.replace("include = [\"less\"]", "includes = [\"less\"]");
-        let e = Recipe::parse(&text, Path::new("r.toml")).unwrap_err();
-        let msg = e.to_string();
+        let msg = refusal(&text, "r.toml");
         assert!(msg.starts_with("r.toml:10:"), "{msg}");
         assert!(
             msg.contains("includes") && msg.contains("remove it"),
@@ -449,14 +455,10 @@ include = ["less"]
     #[test]
     fn bad_values_are_refused() {
         let text = GOOD.replace("base = \"minbase\"", "base = \"tiny\"");
-        let msg = Recipe::parse(&text, Path::new("r.toml"))
-            .unwrap_err()
-            .to_string();
+        let msg = refusal(&text, "r.toml");
         assert!(msg.contains("r.toml:9:") && msg.contains("tiny"), "{msg}");
         let text = GOOD.replace("kind = \"deb\"", "kind = \"deb\"\nmirror = \"ftp://x\"");
-        let msg = Recipe::parse(&text, Path::new("r.toml"))
-            .unwrap_err()
-            .to_string();
+        let msg = refusal(&text, "r.toml");
         assert!(msg.contains("source.mirror"), "{msg}");
         let text = GOOD.replace("include = [\"less\"]", "include = [\"less vim\"]");
         assert!(Recipe::parse(&text, Path::new("r.toml")).is_err());
@@ -465,9 +467,7 @@ include = ["less"]
     #[test]
     fn package_groups_are_for_rpm_recipes() {
         let text = GOOD.replace("include = [\"less\"]", "include = [\"@core\"]");
-        let msg = Recipe::parse(&text, Path::new("r.toml"))
-            .unwrap_err()
-            .to_string();
+        let msg = refusal(&text, "r.toml");
         assert!(msg.contains("@core") && msg.contains("RPM"), "{msg}");
         let rpm = |include: &str| {
             format!(
@@ -491,9 +491,7 @@ include = ["less"]
     #[test]
     fn unknown_source_key_is_named() {
         let text = GOOD.replace("suite = \"bookworm\"", "suite = \"bookworm\"\nsuit = \"x\"");
-        let msg = Recipe::parse(&text, Path::new("r.toml"))
-            .unwrap_err()
-            .to_string();
+        let msg = refusal(&text, "r.toml");
         assert!(msg.contains("suit") && msg.contains("r.toml:"), "{msg}");
     }
 
@@ -525,9 +523,7 @@ include = ["bash", "yum"]
         assert_eq!(src.repos[1].priority, 1);
         assert_eq!(r.base(), BaseSet::None);
         let no_key = text.replace("gpgkey = [\"/etc/pki/key\"]\n", "");
-        let msg = Recipe::parse(&no_key, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let msg = refusal(&no_key, "c.toml");
         assert!(msg.contains("gpgkey"), "{msg}");
         let with_base = text.replace("[packages]\n", "[packages]\nbase = \"minbase\"\n");
         assert!(Recipe::parse(&with_base, Path::new("c.toml")).is_err());
@@ -544,9 +540,7 @@ include = ["bash", "yum"]
         let r = Recipe::parse(GOOD, Path::new("r.toml")).unwrap();
         assert_eq!(r.layer_split(), crate::store::LayerSplit::default());
         let bad = format!("layers = [[\"usr\"]]\n{GOOD}");
-        let msg = Recipe::parse(&bad, Path::new("r.toml"))
-            .unwrap_err()
-            .to_string();
+        let msg = refusal(&bad, "r.toml");
         assert!(msg.contains("layers") && msg.contains("absolute"), "{msg}");
     }
 }
