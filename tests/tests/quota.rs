@@ -155,7 +155,7 @@ fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("Disk quota exceeded"), "{}", text(&out));
     h.ok(&["exec", id, "rm -f /f* /big"], 0);
-    h.ok(&["stop", id], 0);
+    h.ok(&["stop", id, "--skip-umount"], 0);
 
     // Kill simfs's process: the root goes stale, the state file stays dirty.
     let pid = h.simfs_pid(id).expect("simfs pid file");
@@ -370,9 +370,8 @@ fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
     assert_eq!(line[3], u.blocks_1k().to_string(), "{listed}");
     assert_eq!((line[4], line[5]), ("64", "64"), "{listed}");
 
-    // Stopped and unmounted: the file is clean, exact, and vzquota reads it.
+    // Stopped (which unmounts): the file is clean, exact, and vzquota reads it.
     h.ok(&["stop", id], 0);
-    h.ok(&["umount", id], 0);
     assert!(!state_dirty(&h, id));
     let out = vzquota(&h, &["show", id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -163,13 +163,27 @@ fn lifecycle_create_mount_start_exec_stop_destroy() {
     assert_eq!(v[0]["hostname"], "web.example");
 
     let t = Instant::now();
-    h.ok(&["stop", "101"], 0);
+    let out = h.ok(&["stop", "101"], 0);
     eprintln!("stop (built-in init): {:?}", t.elapsed());
-    assert_eq!(h.ok(&["status", "101"], 0), "CTID 101 exist mounted down\n");
+    // As OpenVZ's vzctl: stopped, then unmounted.
+    assert_eq!(out, "VPS 101 was stopped\nVPS 101 is unmounted\n");
+    assert_eq!(
+        h.ok(&["status", "101"], 0),
+        "CTID 101 exist unmounted down\n"
+    );
     let out = h.vzctl(&["stop", "101"]);
     assert_eq!(out.status.code(), Some(NOT_RUNNING), "{}", text(&out));
-    // On a stopped VPS exec gets fresh namespaces on the root.
+    // On a stopped VPS exec gets fresh namespaces on the root, mounted for
+    // it and unmounted after.
     h.ok(&["exec", "101", "test $$ = 1 && exit 9"], 9);
+    assert_eq!(
+        h.ok(&["status", "101"], 0),
+        "CTID 101 exist unmounted down\n"
+    );
+    // --skip-umount leaves the root mounted.
+    h.ok(&["start", "101"], 0);
+    h.ok(&["stop", "101", "--skip-umount"], 0);
+    assert_eq!(h.ok(&["status", "101"], 0), "CTID 101 exist mounted down\n");
     h.ok(&["umount", "101"], 0);
     assert_eq!(
         h.ok(&["status", "101"], 0),
@@ -337,7 +351,10 @@ fn stop_kills_an_init_that_ignores_sigterm() {
         took.as_secs_f64() >= 1.0 && took.as_secs_f64() < 5.0,
         "{took:?}"
     );
-    assert_eq!(h.ok(&["status", "301"], 0), "CTID 301 exist mounted down\n");
+    assert_eq!(
+        h.ok(&["status", "301"], 0),
+        "CTID 301 exist unmounted down\n"
+    );
     h.ok(&["destroy", "301"], 0);
 }
 

@@ -69,7 +69,8 @@ enum Cmd {
         #[arg(long)]
         private_net: bool,
     },
-    /// SIGTERM to init, SIGKILL after the timeout; the root stays mounted.
+    /// SIGTERM to init, SIGKILL after the timeout, then unmount the root
+    /// (simfs saves the quota state clean), as OpenVZ's vzctl does.
     Stop {
         #[arg(allow_hyphen_values = true)]
         ctid: String,
@@ -79,8 +80,11 @@ enum Cmd {
         /// Seconds to wait for init after SIGTERM.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+        /// Leave the root mounted (and simfs running).
+        #[arg(long)]
+        skip_umount: bool,
     },
-    /// Stop (if running) and start.
+    /// Stop (if running), unmount and start.
     Restart {
         #[arg(allow_hyphen_values = true)]
         ctid: String,
@@ -245,10 +249,14 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             ctid,
             fast,
             timeout,
+            skip_umount,
         } => {
             let ctid = parse_ctid(&ctid)?;
             let how = vz.stop(ctid, fast, Duration::from_secs(timeout))?;
             print_stopped(ctid, how, timeout);
+            if !skip_umount && vz.umount(ctid)? {
+                println!("VPS {ctid} is unmounted");
+            }
         }
         Cmd::Restart { ctid, private_net } => {
             let ctid = parse_ctid(&ctid)?;
@@ -256,6 +264,9 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 Ok(how) => print_stopped(ctid, how, 10),
                 Err(VpsError::NotRunning { .. }) => {}
                 Err(e) => return Err(e),
+            }
+            if vz.umount(ctid)? {
+                println!("VPS {ctid} is unmounted");
             }
             let pid = vz.start(ctid, private_net)?;
             println!("VPS {ctid} is running (init pid {pid})");

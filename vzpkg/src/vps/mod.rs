@@ -887,7 +887,8 @@ impl Vz {
         Ok(pid)
     }
 
-    /// Stop the VPS (SIGTERM, then SIGKILL after `timeout`); it stays mounted.
+    /// Stop the VPS (SIGTERM, then SIGKILL after `timeout`). The root stays
+    /// mounted: `vzctl stop` unmounts it after, unless `--skip-umount`.
     pub fn stop(&self, ctid: u32, fast: bool, timeout: Duration) -> Result<Stopped, VpsError> {
         let cfg = self.config(ctid)?;
         let _lock = self.lock(ctid)?;
