@@ -54,6 +54,12 @@ struct Node {
     name: OsString,
     nlookup: u64,
     key: (u64, u64),
+    /// Made in the private area through us (or the root, or a directory
+    /// made or copied up there): a change in place needs no look there.
+    /// Not set by a template file's copy-up: which inode number the overlay
+    /// then shows (the template's or the copy's) depends on the template's
+    /// hardlinks and the overlay's options; a file made here has its own.
+    private: bool,
 }
 
 struct Nodes {
@@ -131,7 +137,7 @@ const RELEASE_WAIT: Duration = Duration::from_millis(200);
 /// An object in the private area, held by an `O_PATH` fd so that after an
 /// operation we can tell whether it still exists under any name.
 struct Obj {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     st: Stat,
 }
 
@@ -156,6 +162,22 @@ struct Pending {
 }
 
 impl Pending {
+    /// `rel`, known to be in the private area, to be changed in place
+    /// through `fd`, the VPS's view of it: the same inode, so the same
+    /// size and owner, without a walk of the private area's path.
+    fn held(rel: &Path, fd: Arc<OwnedFd>) -> Option<Pending> {
+        let st = stat_fd(&*fd).ok()?;
+        Some(Pending {
+            entries: vec![Entry {
+                path: rel.to_owned(),
+                obj: Some(Obj { fd, st }),
+                leaf: true,
+            }],
+            missing_dirs: 0,
+            in_place: true,
+        })
+    }
+
     /// Bytes of the directories a copy-up would create.
     fn dir_bytes(&self) -> u64 {
         self.missing_dirs * DIR_BYTES
@@ -319,9 +341,36 @@ fn drop_suidgid(fd: &OwnedFd) -> Result<(), Errno> {
         mode &= !libc::S_ISGID;
     }
     if mode != st.st_mode & 0o7777 {
-        rustix::fs::chmod(proc_fd(fd), Mode::from_raw_mode(mode)).map_err(errno)?;
+        chmod_fd(fd, mode)?;
     }
     Ok(())
+}
+
+/// Change the mode of the inode an `O_PATH` fd names: `fchmodat2` with an
+/// empty path (Linux 6.6), else through the fd's magic link, a walk of
+/// /proc that costs more than the change.
+fn chmod_fd(fd: &OwnedFd, mode: u32) -> Result<(), Errno> {
+    // SAFETY: a valid fd, a NUL-terminated empty path and plain integers;
+    // the kernel reads nothing else.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOSYS | libc::EINVAL) => {
+            rustix::fs::chmod(proc_fd(fd), Mode::from_raw_mode(mode)).map_err(errno)
+        }
+        Some(e) => Err(Errno::from_i32(e)),
+        None => Err(Errno::EIO),
+    }
 }
 
 fn proc_fd(fd: &OwnedFd) -> PathBuf {
@@ -379,6 +428,7 @@ impl SimFs {
                 name: OsString::new(),
                 nlookup: 1,
                 key: key(&st),
+                private: true,
             },
         );
         nodes.by_key.insert(key(&st), 1);
@@ -517,10 +567,25 @@ impl SimFs {
                 name: name.to_owned(),
                 nlookup: 1,
                 key: k,
+                private: false,
             },
         );
         nodes.by_key.insert(k, ino);
         ino
+    }
+
+    /// `inos` are in the private area now.
+    fn mark_private(&self, inos: &[u64]) {
+        let mut nodes = lock(&self.nodes);
+        for ino in inos {
+            if let Some(n) = nodes.map.get_mut(ino) {
+                n.private = true;
+            }
+        }
+    }
+
+    fn is_private(&self, ino: u64) -> bool {
+        lock(&self.nodes).map.get(&ino).is_some_and(|n| n.private)
     }
 
     /// The kernel dropped `n` of its references to `ino`.
@@ -583,7 +648,10 @@ impl SimFs {
     fn obj_under(base: &OwnedFd, rel: &Path) -> Option<Obj> {
         let fd = Self::open_under(base, rel, OFlags::PATH, Mode::empty()).ok()?;
         let st = stat_fd(&fd).ok()?;
-        (!is_whiteout(&st)).then_some(Obj { fd, st })
+        (!is_whiteout(&st)).then_some(Obj {
+            fd: Arc::new(fd),
+            st,
+        })
     }
 
     /// What the private area has at `rel`, given what its parent directory
@@ -786,8 +854,19 @@ impl SimFs {
         op: impl FnOnce() -> Result<T, Errno>,
         held: &mut Option<Pending>,
     ) -> Result<T, Errno> {
+        self.mutate_from(|| self.pending(rels, in_place), check, op, held)
+    }
+
+    /// `mutate_held` on what `pending` finds, looked at with the quota held.
+    fn mutate_from<T>(
+        &self,
+        pending: impl FnOnce() -> Pending,
+        check: impl FnOnce(&Pending, &Quota, u64) -> Result<(), Exceeded>,
+        op: impl FnOnce() -> Result<T, Errno>,
+        held: &mut Option<Pending>,
+    ) -> Result<T, Errno> {
         let mut q = lock(&self.quota);
-        let p = self.pending(rels, in_place);
+        let p = pending();
         check(&p, &q, now_secs()).map_err(quota_errno)?;
         let r = op();
         self.settle(&mut q, &p);
@@ -826,6 +905,8 @@ impl SimFs {
         .map_err(errno)?;
         let st = stat_at(dir, name)?;
         let ino = self.remember(parent, name, &st);
+        // Made in the private area, and its directory with it.
+        self.mark_private(&[ino, parent]);
         Ok(attr(ino, &st))
     }
 
@@ -886,15 +967,21 @@ impl SimFs {
         kill_suidgid: bool,
     ) -> Result<FileAttr, Errno> {
         let rel = self.path(ino)?;
-        let first = self.open_ino(ino, OFlags::PATH)?;
-        let merged = stat_fd(&first)?;
+        let first = Arc::new(self.open_ino(ino, OFlags::PATH)?);
+        let merged = stat_fd(&*first)?;
         let from = owner(&merged);
         let to = Owner::new(uid.unwrap_or(from.uid), gid.unwrap_or(from.gid));
         let link = is_symlink(&merged);
         let private = std::cell::Cell::new(false);
-        let st = self.mutate_as(
-            &[&rel],
-            true,
+        // A private file's mode, owner and times change on its inode, which
+        // our fd names: measured through it. A truncate may open it again.
+        let known = (size.is_none() && self.is_private(ino)).then(|| first.clone());
+        let st = self.mutate_from(
+            || {
+                known
+                    .and_then(|fd| Pending::held(&rel, fd))
+                    .unwrap_or_else(|| self.pending(&[&rel], true))
+            },
             |p, q, now| {
                 // Changing anything of a template file copies it up.
                 let (bytes, inodes) = p.copy_up(&rel, &merged);
@@ -910,14 +997,13 @@ impl SimFs {
                 let pfd = if private.get() {
                     first
                 } else {
-                    self.open_ino(ino, OFlags::PATH)?
+                    Arc::new(self.open_ino(ino, OFlags::PATH)?)
                 };
                 if let Some(mode) = mode {
                     if link {
                         return Err(Errno::from_i32(libc::EOPNOTSUPP));
                     }
-                    rustix::fs::chmod(proc_fd(&pfd), Mode::from_raw_mode(mode & 0o7777))
-                        .map_err(errno)?;
+                    chmod_fd(&pfd, mode & 0o7777)?;
                 }
                 if uid.is_some() || gid.is_some() {
                     rustix::fs::chownat(
@@ -956,7 +1042,13 @@ impl SimFs {
                 }
                 stat_fd(&pfd)
             },
+            &mut None,
         )?;
+        // Any change copied it up; a file copied up is not marked (see
+        // `Node::private`), a directory has no other name.
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+            self.mark_private(&[ino]);
+        }
         Ok(attr(ino, &st))
     }
 
@@ -1290,6 +1382,10 @@ impl SimFs {
         };
         let (fd, st) = fd;
         let ino = self.remember(parent, name, &st);
+        // Made in the private area, in a directory that is there now.
+        if existing.is_none() {
+            self.mark_private(&[ino, parent]);
+        }
         let io = match reserved {
             Some((i, io)) if i == ino => io,
             _ => {

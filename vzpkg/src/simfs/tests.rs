@@ -320,6 +320,9 @@ fn overlay() -> Option<Overlay> {
     fs::write(lower.join("usr/lib/big"), vec![3u8; 1 << 20]).ok()?;
     fs::write(lower.join("etc/app/conf"), vec![b'c'; 10_000]).ok()?;
     fs::write(lower.join("etc/motd"), b"hello\n").ok()?;
+    // Two names of one template inode, as templates have (perl, gzip).
+    fs::write(lower.join("usr/lib/one"), vec![1u8; 50_000]).ok()?;
+    fs::hard_link(lower.join("usr/lib/one"), lower.join("usr/lib/two")).ok()?;
     if let Err((step, e)) =
         crate::vps::overlay::mount(&merged, std::slice::from_ref(&lower), &upper, &work)
     {
@@ -842,5 +845,41 @@ fn times_are_set_on_files_template_files_and_symlinks() {
     .unwrap();
     assert_eq!(fs::metadata(ov.p("new")).unwrap().mtime(), 7);
     assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}
+
+#[test]
+fn changing_each_name_of_a_hardlinked_template_file_charges_each_copy() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 100);
+    let same = |what: &str| assert_eq!(h.usage(), ov.scan(), "after {what}");
+    let chmod = |name: &str, mode: u32| {
+        fs::set_permissions(ov.p(name), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // The overlay copies up the name changed and leaves the other in the
+    // template: each copy is charged once, when it is made.
+    chmod("usr/lib/one", 0o600);
+    same("chmod of one name");
+    chmod("usr/lib/two", 0o640);
+    same("chmod of the other name: copied up too");
+    assert!(h.usage().bytes >= 100_000, "both copies: {:?}", h.usage());
+    chmod("usr/lib/one", 0o644);
+    chown(ov.p("usr/lib/two"), Some(1000), None).unwrap();
+    same("changes of the copies");
+    // Files and directories made inside change in place, charged right.
+    fs::create_dir(ov.p("made")).unwrap();
+    fill(&ov.p("made/f"), 30_000).unwrap();
+    chmod("made/f", 0o600);
+    chown(ov.p("made/f"), Some(1000), Some(1000)).unwrap();
+    chown(ov.p("made"), Some(1000), None).unwrap();
+    same("changes of made files");
+    let by_id = crate::quota::scan_ids(&ov.upper).unwrap();
+    assert_eq!(h.usage(), by_id.usage);
+    assert_eq!(
+        h.with_quota(|q| q.id_usage(IdKind::User, 1000))
+            .unwrap_or_default(),
+        by_id.users.get(&1000).copied().unwrap_or_default()
+    );
     h.unmount().unwrap();
 }
