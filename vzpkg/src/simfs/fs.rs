@@ -74,6 +74,7 @@ enum Handle {
         fd: Arc<OwnedFd>,
         ino: u64,
         io: Io,
+        writes: bool,
     },
     Dir(Vec<(u64, FileType, OsString)>),
 }
@@ -103,6 +104,11 @@ struct Opens {
     passthrough: usize,
     cached: usize,
     direct: usize,
+    /// Bytes allocated when a write or `fallocate` through an open last
+    /// measured the file. The file system allocates delayed blocks, and
+    /// the extent blocks they need, at writeback, between two of our
+    /// measurements: the next one charges that too.
+    measured: Option<i64>,
 }
 
 impl Opens {
@@ -630,6 +636,60 @@ impl SimFs {
         fh
     }
 
+    fn file_fd_ino(&self, fh: u64) -> Result<(Arc<OwnedFd>, u64), Errno> {
+        match lock(&self.handles).get(&fh) {
+            Some(Handle::File { fd, ino, .. }) => Ok((fd.clone(), *ino)),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// Bytes to charge for an open `ino` now allocating `now`: the change
+    /// since its opens last measured it (see `Opens::measured`), else since
+    /// `before`. Remembers `now`. Called with the quota held.
+    fn since_measured(&self, ino: u64, before: i64, now: i64) -> i64 {
+        let mut opens = lock(&self.opens);
+        match opens.get_mut(&ino) {
+            Some(o) => now - o.measured.replace(now).unwrap_or(before),
+            None => now - before,
+        }
+    }
+
+    /// A writing open of `ino` closed: have the file system allocate what
+    /// it holds back for writeback now, and charge it with all it allocated
+    /// since the last write measured the file. Files of up to four blocks
+    /// skip this: their blocks need no extent block on ext4 (four extents
+    /// live in the inode) nor on XFS. A removed file's blocks go with it.
+    #[allow(clippy::unnecessary_cast)]
+    fn allocate_written(&self, fd: &OwnedFd, ino: u64) {
+        const SMALL: i64 = 16 << 10;
+        let mut q = lock(&self.quota);
+        let Ok(before) = stat_fd(fd) else { return };
+        let big = (before.st_size as i64) > SMALL;
+        if before.st_nlink == 0 || !big {
+            return;
+        }
+        // SAFETY: a valid fd and plain integers; rustix has no wrapper.
+        let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        if r != 0 {
+            return;
+        }
+        let Ok(after) = stat_fd(fd) else { return };
+        let d = self.since_measured(ino, alloc(&before), alloc(&after));
+        let who = owner(&after);
+        if d != 0 {
+            q.apply(d, 0, &[(who, d, 0)], now_secs());
+        }
+    }
+
+    /// A change charged by `settle` (truncate, an open with `O_TRUNC`, an
+    /// xattr) moves an open `ino` past what its opens measured: the next
+    /// write starts from its own look. Called with the quota held.
+    fn forget_measured(&self, ino: u64) {
+        if let Some(o) = lock(&self.opens).get_mut(&ino) {
+            o.measured = None;
+        }
+    }
+
     fn file_fd(&self, fh: u64) -> Result<Arc<OwnedFd>, Errno> {
         match lock(&self.handles).get(&fh) {
             Some(Handle::File { fd, .. }) => Ok(fd.clone()),
@@ -991,6 +1051,7 @@ impl SimFs {
                 q.check_chown(from, to, alloc(&merged).max(0).unsigned_abs(), 1, now)
             },
             || {
+                self.forget_measured(ino);
                 // A template file is opened again once the first change has
                 // copied it up: an fd taken before would name the template's
                 // inode.
@@ -1065,6 +1126,7 @@ impl SimFs {
             return Err(Errno::EPERM);
         }
         self.change_in_place(&rel, &merged, || {
+            self.forget_measured(ino);
             // Opened after any copy-up, so it names the private copy.
             let fd = self.open_ino(ino, OFlags::PATH)?;
             op(&proc_fd(&fd))
@@ -1098,7 +1160,7 @@ impl SimFs {
         data: &[u8],
         kill_suidgid: bool,
     ) -> Result<u32, Errno> {
-        let fd = self.file_fd(fh)?;
+        let (fd, ino) = self.file_fd_ino(fh)?;
         // Hold the quota across check, write and measure so two writers
         // can't both slip under the limit. The file is in the private area:
         // its writing open copied it up.
@@ -1115,13 +1177,13 @@ impl SimFs {
             drop_suidgid(&fd)?;
         }
         let after = stat_fd(&fd)?;
-        let d = alloc(&after) - alloc(&before);
+        let d = self.since_measured(ino, alloc(&before), alloc(&after));
         q.apply(d, 0, &[(who, d, 0)], now_secs());
         u32::try_from(n).map_err(|_| Errno::EIO)
     }
 
     fn do_fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
-        let fd = self.file_fd(fh)?;
+        let (fd, ino) = self.file_fd_ino(fh)?;
         let mut q = lock(&self.quota);
         let before = stat_fd(&fd)?;
         let who = owner(&before);
@@ -1142,7 +1204,7 @@ impl SimFs {
         let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
         let r = rustix::fs::fallocate(&fd, flags, offset, length).map_err(errno);
         let after = stat_fd(&fd)?;
-        let d = alloc(&after) - alloc(&before);
+        let d = self.since_measured(ino, alloc(&before), alloc(&after));
         q.apply(d, 0, &[(who, d, 0)], now_secs());
         r
     }
@@ -1181,6 +1243,7 @@ impl SimFs {
         let opened = (|| {
             let merged = stat_fd(self.open_ino(ino, OFlags::PATH)?)?;
             self.change_in_place(&rel, &merged, || {
+                self.forget_measured(ino);
                 let fd = self.open_ino(ino, of)?;
                 // As for a truncate (see setattr): not root, no set-id bits.
                 if trunc && uid != 0 {
@@ -1195,6 +1258,7 @@ impl SimFs {
                     fd: Arc::new(fd),
                     ino,
                     io,
+                    writes: true,
                 }),
                 io,
             )),
@@ -1290,6 +1354,7 @@ impl SimFs {
             fd: Arc::new(fd),
             ino,
             io,
+            writes: false,
         });
         Ok((fh, io))
     }
@@ -1349,6 +1414,9 @@ impl SimFs {
                 }
             },
             || {
+                if let Some((i, _)) = reserved {
+                    self.forget_measured(i);
+                }
                 let fd = rustix::fs::openat2(
                     &dir,
                     name,
@@ -1400,6 +1468,7 @@ impl SimFs {
             fd: Arc::new(fd),
             ino,
             io,
+            writes: acc != OFlags::RDONLY,
         });
         Ok((attr(ino, &st), fh, io))
     }
@@ -1808,7 +1877,16 @@ impl Filesystem for SimFs {
         reply: ReplyEmpty,
     ) {
         let h = lock(&self.handles).remove(&fh.0);
-        if let Some(Handle::File { ino, io, .. }) = h {
+        if let Some(Handle::File {
+            fd,
+            ino,
+            io,
+            writes,
+        }) = h
+        {
+            if writes {
+                self.allocate_written(&fd, ino);
+            }
             self.unreserve(ino, io);
         }
         reply.ok();

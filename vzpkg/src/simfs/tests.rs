@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{mount, mount_with, Options, SimfsHandle};
 use crate::quota::{scan, IdKind, Limits, StateFile, Usage};
@@ -881,5 +882,46 @@ fn changing_each_name_of_a_hardlinked_template_file_charges_each_copy() {
             .unwrap_or_default(),
         by_id.users.get(&1000).copied().unwrap_or_default()
     );
+    h.unmount().unwrap();
+}
+
+#[test]
+fn blocks_the_file_system_allocates_at_writeback_are_charged() {
+    use std::os::unix::fs::FileExt;
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    // Blocks far apart are an extent each: past four, ext4 adds an extent
+    // block when writeback allocates them, after the writes were measured.
+    let scattered = |name: &str, sync_between: bool| {
+        let f = fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(ov.p(name))
+            .unwrap();
+        for i in 0..6u64 {
+            f.write_all_at(&[9u8; 4096], i * 65536).unwrap();
+        }
+        if sync_between {
+            // Writeback now, between two writes of an open file.
+            f.sync_all().unwrap();
+        }
+        f.write_all_at(&[9u8; 4096], 6 * 65536).unwrap();
+    };
+    // The release after a close comes in its own time: wait for it.
+    let settled = || {
+        let t = Instant::now();
+        while h.usage() != ov.scan() && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        h.usage()
+    };
+    scattered("synced", true);
+    assert_eq!(settled(), ov.scan(), "synced between writes");
+    scattered("closed", false);
+    assert_eq!(settled(), ov.scan(), "allocated at close");
+    for name in ["synced", "closed"] {
+        fs::remove_file(ov.p(name)).unwrap();
+    }
+    assert_eq!(h.usage(), ov.scan(), "removed");
     h.unmount().unwrap();
 }
