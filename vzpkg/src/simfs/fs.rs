@@ -655,17 +655,16 @@ impl SimFs {
     }
 
     /// A writing open of `ino` closed: have the file system allocate what
-    /// it holds back for writeback now, and charge it with all it allocated
-    /// since the last write measured the file. Files of up to four blocks
-    /// skip this: their blocks need no extent block on ext4 (four extents
-    /// live in the inode) nor on XFS. A removed file's blocks go with it.
+    /// it holds back for writeback now, and charge all it allocated since
+    /// the last write measured the file. Files of up to four blocks skip
+    /// this: they need no extent block on ext4 (four extents live in the
+    /// inode) nor on XFS. A removed file's blocks go with it. Writeback
+    /// starts without the quota held: it may take a while for a big file.
     #[allow(clippy::unnecessary_cast)]
     fn allocate_written(&self, fd: &OwnedFd, ino: u64) {
         const SMALL: i64 = 16 << 10;
-        let mut q = lock(&self.quota);
-        let Ok(before) = stat_fd(fd) else { return };
-        let big = (before.st_size as i64) > SMALL;
-        if before.st_nlink == 0 || !big {
+        let Ok(st) = stat_fd(fd) else { return };
+        if st.st_nlink == 0 || (st.st_size as i64) <= SMALL {
             return;
         }
         // SAFETY: a valid fd and plain integers; rustix has no wrapper.
@@ -673,10 +672,15 @@ impl SimFs {
         if r != 0 {
             return;
         }
+        let mut q = lock(&self.quota);
         let Ok(after) = stat_fd(fd) else { return };
-        let d = self.since_measured(ino, alloc(&before), alloc(&after));
-        let who = owner(&after);
+        if after.st_nlink == 0 {
+            return;
+        }
+        // Nothing measured since a truncate: nothing to add.
+        let d = self.since_measured(ino, alloc(&after), alloc(&after));
         if d != 0 {
+            let who = owner(&after);
             q.apply(d, 0, &[(who, d, 0)], now_secs());
         }
     }
