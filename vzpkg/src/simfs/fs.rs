@@ -109,6 +109,9 @@ struct Opens {
     /// the extent blocks they need, at writeback, between two of our
     /// measurements: the next one charges that too.
     measured: Option<i64>,
+    /// Charged for writes after the file lost its last name, and whose:
+    /// the file system frees those blocks when the last open closes.
+    orphan: Option<(Owner, i64)>,
 }
 
 impl Opens {
@@ -646,12 +649,18 @@ impl SimFs {
     /// Bytes to charge for an open `ino` now allocating `now`: the change
     /// since its opens last measured it (see `Opens::measured`), else since
     /// `before`. Remembers `now`. Called with the quota held.
-    fn since_measured(&self, ino: u64, before: i64, now: i64) -> i64 {
+    fn since_measured(&self, ino: u64, before: i64, after: &Stat) -> i64 {
+        let now = alloc(after);
         let mut opens = lock(&self.opens);
-        match opens.get_mut(&ino) {
-            Some(o) => now - o.measured.replace(now).unwrap_or(before),
-            None => now - before,
+        let Some(o) = opens.get_mut(&ino) else {
+            return now - before;
+        };
+        let d = now - o.measured.replace(now).unwrap_or(before);
+        if after.st_nlink == 0 {
+            let (_, b) = o.orphan.unwrap_or((owner(after), 0));
+            o.orphan = Some((owner(after), b + d));
         }
+        d
     }
 
     /// A writing open of `ino` closed: have the file system allocate what
@@ -678,7 +687,7 @@ impl SimFs {
             return;
         }
         // Nothing measured since a truncate: nothing to add.
-        let d = self.since_measured(ino, alloc(&after), alloc(&after));
+        let d = self.since_measured(ino, alloc(&after), &after);
         if d != 0 {
             let who = owner(&after);
             q.apply(d, 0, &[(who, d, 0)], now_secs());
@@ -1181,7 +1190,7 @@ impl SimFs {
             drop_suidgid(&fd)?;
         }
         let after = stat_fd(&fd)?;
-        let d = self.since_measured(ino, alloc(&before), alloc(&after));
+        let d = self.since_measured(ino, alloc(&before), &after);
         q.apply(d, 0, &[(who, d, 0)], now_secs());
         u32::try_from(n).map_err(|_| Errno::EIO)
     }
@@ -1208,7 +1217,7 @@ impl SimFs {
         let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
         let r = rustix::fs::fallocate(&fd, flags, offset, length).map_err(errno);
         let after = stat_fd(&fd)?;
-        let d = self.since_measured(ino, alloc(&before), alloc(&after));
+        let d = self.since_measured(ino, alloc(&before), &after);
         q.apply(d, 0, &[(who, d, 0)], now_secs());
         r
     }
@@ -1305,8 +1314,11 @@ impl SimFs {
     }
 
     /// One open of `ino` ended (or was never made).
-    fn unreserve(&self, ino: u64, io: Io) {
+    /// What was charged for writes to it after its removal when this was
+    /// the last open of a removed file (see `Opens::orphan`).
+    fn unreserve(&self, ino: u64, io: Io) -> Option<(Owner, i64)> {
         let mut opens = lock(&self.opens);
+        let mut orphan = None;
         if let Some(o) = opens.get_mut(&ino) {
             let n = o.count(io);
             *n = n.saturating_sub(1);
@@ -1314,11 +1326,12 @@ impl SimFs {
                 o.backing = None;
             }
             if o.passthrough == 0 && o.cached == 0 && o.direct == 0 {
-                opens.remove(&ino);
+                orphan = opens.remove(&ino).and_then(|o| o.orphan);
             }
         }
         drop(opens);
         self.released.notify_all();
+        orphan
     }
 
     /// Run `reply` with the backing id of `ino`'s passthrough opens, held
@@ -1891,7 +1904,12 @@ impl Filesystem for SimFs {
             if writes {
                 self.allocate_written(&fd, ino);
             }
-            self.unreserve(ino, io);
+            // The last open of a removed file: its blocks go when `fd`
+            // closes, below, and with them what writes since added.
+            if let Some((who, b)) = self.unreserve(ino, io).filter(|&(_, b)| b != 0) {
+                let mut q = lock(&self.quota);
+                q.apply(-b, 0, &[(who, -b, 0)], now_secs());
+            }
         }
         reply.ok();
     }

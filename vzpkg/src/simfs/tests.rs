@@ -925,3 +925,35 @@ fn blocks_the_file_system_allocates_at_writeback_are_charged() {
     assert_eq!(h.usage(), ov.scan(), "removed");
     h.unmount().unwrap();
 }
+
+#[test]
+fn writes_to_a_removed_file_are_given_back_when_it_closes() {
+    use std::os::unix::fs::FileExt;
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    let start = h.usage();
+    // A log removed while its writer goes on writing, as after a rotation.
+    let f = fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(ov.p("log"))
+        .unwrap();
+    f.write_all_at(&[1u8; 65536], 0).unwrap();
+    fs::remove_file(ov.p("log")).unwrap();
+    assert_eq!(h.usage(), ov.scan(), "removed, still open");
+    f.write_all_at(&[2u8; 65536], 65536).unwrap();
+    assert!(
+        h.usage().bytes >= start.bytes + 65536,
+        "still charged while open: {:?}",
+        h.usage()
+    );
+    drop(f);
+    // The release after the close comes in its own time: wait for it.
+    let t = Instant::now();
+    while h.usage() != start && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.usage(), start, "given back at the close");
+    assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}
