@@ -279,6 +279,21 @@ pub fn is_whiteout(md: &std::fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == 0
 }
 
+/// A file's allocated blocks, read until two reads agree: ext4 moves a
+/// block from "held for writeback" to "allocated" in two steps, and a look
+/// between them misses it.
+fn stable_blocks(path: &Path, first: u64) -> u64 {
+    let mut blocks = first;
+    for _ in 0..8 {
+        match std::fs::symlink_metadata(path) {
+            Ok(md) if md.blocks() == blocks => break,
+            Ok(md) => blocks = md.blocks(),
+            Err(_) => break,
+        }
+    }
+    blocks
+}
+
 /// The scan itself; the mount point below the root counts as one inode
 /// (its own entry) and is not entered.
 pub fn scan_tree(root: &Path, by_id: bool) -> io::Result<Scan> {
@@ -315,8 +330,13 @@ pub fn scan_tree(root: &Path, by_id: bool) -> io::Result<Scan> {
         if !md.is_dir() && md.nlink() > 1 && !seen.insert((md.dev(), md.ino())) {
             continue;
         }
+        let blocks = if md.is_file() {
+            stable_blocks(entry.path(), md.blocks())
+        } else {
+            md.blocks()
+        };
         let one = Usage {
-            bytes: md.blocks() * 512,
+            bytes: blocks * 512,
             inodes: 1,
         };
         usage.bytes += one.bytes;

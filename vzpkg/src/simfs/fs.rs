@@ -175,7 +175,7 @@ impl Pending {
     /// through `fd`, the VPS's view of it: the same inode, so the same
     /// size and owner, without a walk of the private area's path.
     fn held(rel: &Path, fd: Arc<OwnedFd>) -> Option<Pending> {
-        let st = stat_fd(&*fd).ok()?;
+        let st = measure(&*fd).ok()?;
         Some(Pending {
             entries: vec![Entry {
                 path: rel.to_owned(),
@@ -332,6 +332,22 @@ fn empty_stat() -> Stat {
 
 fn stat_fd(fd: impl AsFd) -> Result<Stat, Errno> {
     rustix::fs::fstat(fd).map_err(errno)
+}
+
+/// `stat` for the quota. ext4 moves a block from "held for writeback" to
+/// "allocated" in two steps, and a `stat` between them misses it: two reads
+/// that agree are taken.
+fn measure(fd: impl AsFd) -> Result<Stat, Errno> {
+    let fd = fd.as_fd();
+    let mut st = stat_fd(fd)?;
+    for _ in 0..8 {
+        let again = stat_fd(fd)?;
+        if again.st_blocks == st.st_blocks {
+            return Ok(again);
+        }
+        st = again;
+    }
+    Ok(st)
 }
 
 fn stat_at(dir: impl AsFd, name: &OsStr) -> Result<Stat, Errno> {
@@ -682,7 +698,7 @@ impl SimFs {
             return;
         }
         let mut q = lock(&self.quota);
-        let Ok(after) = stat_fd(fd) else { return };
+        let Ok(after) = measure(fd) else { return };
         if after.st_nlink == 0 {
             return;
         }
@@ -720,7 +736,7 @@ impl SimFs {
 
     fn obj_under(base: &OwnedFd, rel: &Path) -> Option<Obj> {
         let fd = Self::open_under(base, rel, OFlags::PATH, Mode::empty()).ok()?;
-        let st = stat_fd(&fd).ok()?;
+        let st = measure(&fd).ok()?;
         (!is_whiteout(&st)).then_some(Obj {
             fd: Arc::new(fd),
             st,
@@ -831,7 +847,7 @@ impl SimFs {
             // replaced (saves a walk of the path), else whatever the path names.
             let now = match &e.obj {
                 Some(o) if !e.leaf || p.in_place => {
-                    stat_fd(&o.fd).ok().filter(|st| st.st_nlink > 0)
+                    measure(&*o.fd).ok().filter(|st| st.st_nlink > 0)
                 }
                 // A parent held present is the same directory now (a rename
                 // moves only its source, never a leaf's parent); one absent
@@ -853,7 +869,7 @@ impl SimFs {
             if after.iter().any(|a| a.key == key(&o.st)) {
                 continue;
             }
-            if let Ok(st) = stat_fd(&o.fd) {
+            if let Ok(st) = measure(&*o.fd) {
                 if st.st_nlink > 0 {
                     after.push(seen(&st));
                 }
@@ -1178,7 +1194,7 @@ impl SimFs {
         // can't both slip under the limit. The file is in the private area:
         // its writing open copied it up.
         let mut q = lock(&self.quota);
-        let before = stat_fd(&fd)?;
+        let before = measure(&*fd)?;
         let end = offset.saturating_add(data.len() as u64);
         let need = end.saturating_sub(alloc(&before).max(0).unsigned_abs());
         let who = owner(&before);
@@ -1189,7 +1205,7 @@ impl SimFs {
         if kill_suidgid && before.st_mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
             drop_suidgid(&fd)?;
         }
-        let after = stat_fd(&fd)?;
+        let after = measure(&*fd)?;
         let d = self.since_measured(ino, alloc(&before), &after);
         q.apply(d, 0, &[(who, d, 0)], now_secs());
         u32::try_from(n).map_err(|_| Errno::EIO)
@@ -1198,7 +1214,7 @@ impl SimFs {
     fn do_fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
         let (fd, ino) = self.file_fd_ino(fh)?;
         let mut q = lock(&self.quota);
-        let before = stat_fd(&fd)?;
+        let before = measure(&*fd)?;
         let who = owner(&before);
         let frees = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_COLLAPSE_RANGE) != 0;
         if !frees {
@@ -1216,7 +1232,7 @@ impl SimFs {
         }
         let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
         let r = rustix::fs::fallocate(&fd, flags, offset, length).map_err(errno);
-        let after = stat_fd(&fd)?;
+        let after = measure(&*fd)?;
         let d = self.since_measured(ino, alloc(&before), &after);
         q.apply(d, 0, &[(who, d, 0)], now_secs());
         r
