@@ -662,9 +662,11 @@ impl SimFs {
         }
     }
 
-    /// Bytes to charge for an open `ino` now allocating `now`: the change
-    /// since its opens last measured it (see `Opens::measured`), else since
-    /// `before`. Remembers `now`. Called with the quota held.
+    /// Bytes to charge for an open `ino` that now allocates what `after`
+    /// says: the change since its opens last measured it (see
+    /// `Opens::measured`), else since `before`. Remembers it; a charge to a
+    /// file with no name left is kept for its last release (see
+    /// `Opens::orphan`). Called with the quota held.
     fn since_measured(&self, ino: u64, before: i64, after: &Stat) -> i64 {
         let now = alloc(after);
         let mut opens = lock(&self.opens);
