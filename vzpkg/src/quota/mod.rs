@@ -279,19 +279,25 @@ pub fn is_whiteout(md: &std::fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == 0
 }
 
-/// A file's allocated blocks, read until two reads agree: ext4 moves a
-/// block from "held for writeback" to "allocated" in two steps, and a look
-/// between them misses it.
-fn stable_blocks(path: &Path, first: u64) -> u64 {
-    let mut blocks = first;
+/// A file's attributes read again (`again`) until two reads agree on its
+/// allocated blocks (`blocks`): ext4 moves a block from "held for
+/// writeback" to "allocated" in two steps, and a look between them misses
+/// it. A failed read ends it with the last one.
+pub(crate) fn settled<T, B: PartialEq>(
+    first: T,
+    blocks: impl Fn(&T) -> B,
+    mut again: impl FnMut() -> Option<T>,
+) -> T {
+    let mut cur = first;
     for _ in 0..8 {
-        match std::fs::symlink_metadata(path) {
-            Ok(md) if md.blocks() == blocks => break,
-            Ok(md) => blocks = md.blocks(),
-            Err(_) => break,
+        let Some(next) = again() else { break };
+        let same = blocks(&next) == blocks(&cur);
+        cur = next;
+        if same {
+            break;
         }
     }
-    blocks
+    cur
 }
 
 /// The scan itself; the mount point below the root counts as one inode
@@ -331,7 +337,15 @@ pub fn scan_tree(root: &Path, by_id: bool) -> io::Result<Scan> {
             continue;
         }
         let blocks = if md.is_file() {
-            stable_blocks(entry.path(), md.blocks())
+            settled(
+                md.blocks(),
+                |b| *b,
+                || {
+                    std::fs::symlink_metadata(entry.path())
+                        .ok()
+                        .map(|m| m.blocks())
+                },
+            )
         } else {
             md.blocks()
         };

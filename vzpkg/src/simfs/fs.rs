@@ -334,20 +334,15 @@ fn stat_fd(fd: impl AsFd) -> Result<Stat, Errno> {
     rustix::fs::fstat(fd).map_err(errno)
 }
 
-/// `stat` for the quota. ext4 moves a block from "held for writeback" to
-/// "allocated" in two steps, and a `stat` between them misses it: two reads
-/// that agree are taken.
+/// `stat` for the quota: see [`crate::quota::settled`].
 fn measure(fd: impl AsFd) -> Result<Stat, Errno> {
     let fd = fd.as_fd();
-    let mut st = stat_fd(fd)?;
-    for _ in 0..8 {
-        let again = stat_fd(fd)?;
-        if again.st_blocks == st.st_blocks {
-            return Ok(again);
-        }
-        st = again;
-    }
-    Ok(st)
+    let first = stat_fd(fd)?;
+    Ok(crate::quota::settled(
+        first,
+        |st| st.st_blocks,
+        || stat_fd(fd).ok(),
+    ))
 }
 
 fn stat_at(dir: impl AsFd, name: &OsStr) -> Result<Stat, Errno> {
@@ -722,10 +717,7 @@ impl SimFs {
     }
 
     fn file_fd(&self, fh: u64) -> Result<Arc<OwnedFd>, Errno> {
-        match lock(&self.handles).get(&fh) {
-            Some(Handle::File { fd, .. }) => Ok(fd.clone()),
-            _ => Err(Errno::EBADF),
-        }
+        self.file_fd_ino(fh).map(|(fd, _)| fd)
     }
 
     // --- The private area and what operations cost there.
