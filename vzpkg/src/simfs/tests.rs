@@ -51,6 +51,19 @@ impl Fixture {
     }
 }
 
+/// Whether `done` comes true within 2 s, asked every 10 ms: the kernel
+/// sends a close's release after `close` returns.
+fn after_release(mut done: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while !done() {
+        if t.elapsed() > Duration::from_secs(2) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 fn edquot(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EDQUOT)
 }
@@ -582,19 +595,15 @@ fn reads_pass_through_and_writers_beside_them_are_direct_or_wait() {
     // the kernel sends after `close` returns) has come: until then readers
     // use the page cache.
     fs::write(ov.p("log"), b"1\n").unwrap();
-    let t = std::time::Instant::now();
-    let mut r = loop {
+    let mut reader = None;
+    let engaged = after_release(|| {
         let r = fs::File::open(ov.p("log")).unwrap();
-        if busy(open_rw(&ov.p("log"))) {
-            break r;
-        }
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(2),
-            "no passthrough for a private file"
-        );
-        drop(r);
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+        let busy = busy(open_rw(&ov.p("log")));
+        reader = busy.then_some(r);
+        busy
+    });
+    assert!(engaged, "no passthrough for a private file");
+    let mut r = reader.expect("the reader that saw passthrough");
     append(&ov.p("log"), b"2\n").unwrap();
     let mut got = String::new();
     r.read_to_string(&mut got).unwrap();
@@ -920,12 +929,8 @@ fn blocks_the_file_system_allocates_at_writeback_are_charged() {
         }
         f.write_all_at(&[9u8; 4096], 6 * 65536).unwrap();
     };
-    // The release after a close comes in its own time: wait for it.
     let settled = || {
-        let t = Instant::now();
-        while h.usage() != ov.scan() && t.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        after_release(|| h.usage() == ov.scan());
         h.usage()
     };
     scattered("synced", true);
@@ -961,11 +966,7 @@ fn writes_to_a_removed_file_are_given_back_when_it_closes() {
         h.usage()
     );
     drop(f);
-    // The release after the close comes in its own time: wait for it.
-    let t = Instant::now();
-    while h.usage() != start && t.elapsed() < Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    after_release(|| h.usage() == start);
     assert_eq!(h.usage(), start, "given back at the close");
     assert_eq!(h.usage(), ov.scan());
     h.unmount().unwrap();
