@@ -111,7 +111,10 @@ fn create_writes_config_and_identity_only() {
             ..Default::default()
         },
     );
-    assert!(matches!(again, Err(VpsError::Exists { ctid: 101, .. })));
+    assert!(
+        matches!(again, Err(VpsError::Exists { ctid: 101, .. })),
+        "{again:?}"
+    );
     let unknown = h.vz.create(
         103,
         &CreateOptions {
