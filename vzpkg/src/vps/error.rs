@@ -111,8 +111,13 @@ pub enum VpsError {
     },
     #[error("VPS {ctid}: {path} is missing, so no command can run inside; the template is broken, recreate the VPS from a template with a shell")]
     NoShell { ctid: u32, path: PathBuf },
-    #[error("VPS {ctid} is locked by another vzctl ({path}); wait for it to finish")]
-    Locked { ctid: u32, path: PathBuf },
+    #[error("VPS {ctid} is locked by {} ({path}); wait for it to finish", holder_text(*.holder))]
+    Locked {
+        ctid: u32,
+        path: PathBuf,
+        /// The process the lock file names, if it names one.
+        holder: Option<i32>,
+    },
     #[error("VPS {ctid}: cannot {op} {path}: {source}")]
     Io {
         ctid: u32,
@@ -182,5 +187,12 @@ pub(crate) fn io_err(
         op,
         path,
         source,
+    }
+}
+
+fn holder_text(holder: Option<i32>) -> String {
+    match holder {
+        Some(pid) => format!("vzctl process {pid}"),
+        None => "another vzctl".to_string(),
     }
 }

@@ -294,8 +294,22 @@ pub struct Vz {
     pub simfs_exe: Option<PathBuf>,
 }
 
-/// Holds `run/CTID.lock` until dropped.
-struct CtLock(#[allow(dead_code)] std::fs::File);
+/// Holds `run/CTID.lock` until dropped. The file names the holding
+/// process while it is held and is empty once it is let go.
+#[derive(Debug)]
+struct CtLock(std::fs::File);
+
+impl Drop for CtLock {
+    fn drop(&mut self) {
+        // Empty first: a child forked meanwhile may keep the `flock` until
+        // it execs, and the next locker then knows nobody means to hold it.
+        let _ = self.0.set_len(0);
+    }
+}
+
+/// How long a lock let go by its holder may stay held by a child that
+/// inherited it (between `fork` and `exec`, or a namespace set-up).
+const LOCK_INHERITED_WAIT: Duration = Duration::from_secs(3);
 
 fn write_atomic(ctid: u32, path: &Path, bytes: &[u8]) -> Result<(), VpsError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
@@ -370,13 +384,35 @@ impl Vz {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(io_err(ctid, "open", &path))?;
-        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(CtLock(f)),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(VpsError::Locked { ctid, path }),
-            Err(e) => Err(io_err(ctid, "lock", &path)(e.into())),
+        let deadline = std::time::Instant::now() + LOCK_INHERITED_WAIT;
+        loop {
+            match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    let own = format!("{}\n", std::process::id());
+                    let named = f.set_len(0).and_then(|()| {
+                        std::os::unix::fs::FileExt::write_all_at(&f, own.as_bytes(), 0)
+                    });
+                    named.map_err(io_err(ctid, "write", &path))?;
+                    return Ok(CtLock(f));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {}
+                Err(e) => return Err(io_err(ctid, "lock", &path)(e.into())),
+            }
+            // A live holder named in the file means it: refuse at once.
+            // Without one the lock was let go (or is being taken, and the
+            // name comes next), and only an inherited copy still holds it.
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            let alive = holder.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if alive || std::time::Instant::now() >= deadline {
+                return Err(VpsError::Locked { ctid, path, holder });
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -190,6 +190,10 @@ unsafe fn first_child(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
+    // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
+    // output must see EOF when vzctl exits, not when the VPS stops, and a
+    // lock vzctl lets go must not stay held by a copy while we set up.
+    close_all_but(wfd);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
     if libc::setsid() < 0 {
         fail(wfd, STEP_SETSID, &io::Error::last_os_error());
@@ -222,9 +226,6 @@ unsafe fn pid1(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
-    // Keep nothing of vzctl's: a caller reading vzctl's output must see EOF
-    // when vzctl exits, not when the VPS stops.
-    close_all_but(wfd);
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
     libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

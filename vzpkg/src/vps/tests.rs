@@ -64,6 +64,54 @@ fn ctids() {
 }
 
 #[test]
+fn a_held_lock_refuses_at_once_and_one_let_go_waits_for_forked_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let vz = Vz::new(dir.path().join("vz"), dir.path().join("templates"));
+    let held = vz.lock(101).unwrap();
+    let t0 = std::time::Instant::now();
+    let refused = vz.lock(101);
+    let me = std::process::id() as i32;
+    match &refused {
+        Err(
+            e @ VpsError::Locked {
+                ctid: 101, holder, ..
+            },
+        ) => {
+            assert_eq!(*holder, Some(me));
+            assert!(
+                e.to_string().contains(&format!("vzctl process {me}")),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), exit::LOCKED);
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert!(vz.lock(102).is_ok(), "another VPS's lock is free");
+
+    // A child forked while the lock is held keeps a copy of it for 300 ms,
+    // as one between fork and exec would.
+    // SAFETY: the child only sleeps and exits.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0);
+    if child == 0 {
+        unsafe {
+            libc::usleep(300_000);
+            libc::_exit(0);
+        }
+    }
+    drop(held);
+    let t0 = std::time::Instant::now();
+    let again = vz.lock(101);
+    let waited = t0.elapsed();
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    assert!(again.is_ok(), "{:?}", again.err());
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+}
+
+#[test]
 fn create_writes_config_and_identity_only() {
     let Some(h) = host() else { return };
     let cfg = create(&h.vz, 101);
