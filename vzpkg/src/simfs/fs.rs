@@ -691,9 +691,16 @@ impl SimFs {
         }
         // SAFETY: a valid fd and plain integers; rustix has no wrapper.
         let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-        if r != 0 {
-            return;
+        if r == 0 {
+            self.charge_settled(fd, ino);
         }
+    }
+
+    /// Charge what an open `ino` allocates once its writeback was started
+    /// (at close) or done (fsync), beyond what was last measured of it. A
+    /// write's own measurement may have caught the file system between two
+    /// steps of an allocation; this one comes after it, and corrects that.
+    fn charge_settled(&self, fd: &OwnedFd, ino: u64) {
         let mut q = lock(&self.quota);
         let Ok(after) = measure(fd) else { return };
         if after.st_nlink == 0 {
@@ -1932,13 +1939,21 @@ impl Filesystem for SimFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let fd = tri!(reply, self.file_fd(fh.0));
+        let (fd, ino, writes) = match lock(&self.handles).get(&fh.0) {
+            Some(Handle::File {
+                fd, ino, writes, ..
+            }) => (fd.clone(), *ino, *writes),
+            _ => return reply.error(Errno::EBADF),
+        };
         let r = if datasync {
             rustix::fs::fdatasync(&fd)
         } else {
             rustix::fs::fsync(&fd)
         };
         tri!(reply, r.map_err(errno));
+        if writes {
+            self.charge_settled(&fd, ino);
+        }
         reply.ok();
     }
 
