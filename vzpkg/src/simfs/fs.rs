@@ -689,9 +689,28 @@ impl SimFs {
         if st.st_nlink == 0 || (st.st_size as i64) <= SMALL {
             return;
         }
-        // SAFETY: a valid fd and plain integers; rustix has no wrapper.
-        let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-        if r == 0 {
+        let range = |flags| {
+            // SAFETY: a valid fd and plain integers; rustix has no wrapper.
+            unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, flags) == 0 }
+        };
+        if !range(libc::SYNC_FILE_RANGE_WRITE) {
+            return;
+        }
+        // Blocks other than the data's own (an extent block, a hole) may
+        // still change when the writes complete: ext4 converts the extents
+        // it wrote then, and may merge them back into the inode and free
+        // the extent block. Such a file waits for that; a plain one not.
+        let blk = (st.st_blksize as i64).max(512);
+        let plain = |st: &Stat| alloc(st) == (st.st_size as i64 + blk - 1) / blk * blk;
+        let settled = match stat_fd(fd) {
+            Ok(now) if plain(&now) => true,
+            _ => range(
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            ),
+        };
+        if settled {
             self.charge_settled(fd, ino);
         }
     }
