@@ -698,8 +698,7 @@ impl Run<'_> {
                 if let Some(p) = path {
                     s.path = Some(absolute(&p));
                 }
-                s.save(&file)?;
-                self.live(&s, target.id, "reload");
+                self.save_limits(&file, &s, target.id)?;
                 Ok(exit::OK)
             }
             Command::Setlimit2 {
@@ -915,9 +914,24 @@ impl Run<'_> {
         }
         let dirty = s.dirty;
         let s = s.with_quota(&q, dirty);
-        s.save(&file)?;
-        self.live(&s, t.id, "reload");
+        self.save_limits(&file, &s, t.id)?;
         Ok(exit::OK)
+    }
+
+    /// Store new limits. A live simfs owns the quota file (it saves it as
+    /// usage changes, from what it holds), so it gets the new state in a
+    /// file beside it and saves it itself; without one, the file is ours.
+    fn save_limits(&mut self, file: &Path, s: &StateFile, id: u32) -> Result<(), VzquotaError> {
+        if s.running && s.socket.is_some() {
+            let handed = file.with_extension(format!("new-{}", std::process::id()));
+            s.save(&handed)?;
+            let taken = self.live(s, id, &format!("reload {}", handed.display()));
+            let _ = std::fs::remove_file(&handed);
+            if taken.is_some() {
+                return Ok(());
+            }
+        }
+        Ok(s.save(file)?)
     }
 
     /// Send `request` to the simfs process serving this quota, if any; its

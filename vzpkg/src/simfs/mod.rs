@@ -257,13 +257,18 @@ impl SimfsHandle {
         Ok(())
     }
 
-    /// Take limits from the state file, as `vzquota setlimit`/`setlimit2`
-    /// left them there: first level, second level on/off and limit, per-id
-    /// limits and grace. Usage stays the live one.
-    pub fn reload(&self) -> Result<(), SimfsError> {
-        let Some(file) = StateFile::load(&self.state_file)? else {
+    /// Take limits from the state file, or from `from` where `vzquota
+    /// setlimit`/`setlimit2` wrote the state it wants: first level, second
+    /// level on/off and limit, per-id limits and grace (and the scanned
+    /// path). Usage stays the live one, and the state file is ours to save:
+    /// vzquota writing it itself could be undone by our next save.
+    pub fn reload(&self, from: Option<&Path>) -> Result<(), SimfsError> {
+        let Some(file) = StateFile::load(from.unwrap_or(&self.state_file))? else {
             return self.sync();
         };
+        if let (Some(p), Ok(mut s)) = (&file.path, self.state.lock()) {
+            s.path = Some(p.clone());
+        }
         if let Ok(mut q) = self.quota.lock() {
             q.set_limits(file.limits);
             if file.ugid.on != q.ugid.on || file.ugid.limit != q.ugid.limit {

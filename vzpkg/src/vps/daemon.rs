@@ -590,8 +590,13 @@ impl Server {
                 Some(Err(e)) => format!("error {e}"),
                 None => "error not mounted".to_string(),
             },
-            // `vzquota setlimit`/`setlimit2` changed limits in the file.
-            ("reload", _) => match self.handle.as_ref().map(|h| h.reload()) {
+            // `vzquota setlimit`/`setlimit2`: the limits it wants, in the
+            // file named (else in the state file).
+            ("reload", from) => match self
+                .handle
+                .as_ref()
+                .map(|h| h.reload(Some(Path::new(from)).filter(|_| !from.is_empty())))
+            {
                 Some(Ok(())) => {
                     eprintln!(
                         "simfs {}: limits re-read from the quota file",
