@@ -650,11 +650,18 @@ impl SimFs {
         fh
     }
 
-    fn file_fd_ino(&self, fh: u64) -> Result<(Arc<OwnedFd>, u64), Errno> {
+    /// A file handle's fd, inode and whether it was opened for writing.
+    fn file_open(&self, fh: u64) -> Result<(Arc<OwnedFd>, u64, bool), Errno> {
         match lock(&self.handles).get(&fh) {
-            Some(Handle::File { fd, ino, .. }) => Ok((fd.clone(), *ino)),
+            Some(Handle::File {
+                fd, ino, writes, ..
+            }) => Ok((fd.clone(), *ino, *writes)),
             _ => Err(Errno::EBADF),
         }
+    }
+
+    fn file_fd_ino(&self, fh: u64) -> Result<(Arc<OwnedFd>, u64), Errno> {
+        self.file_open(fh).map(|(fd, ino, _)| (fd, ino))
     }
 
     /// Bytes to charge for an open `ino` that now allocates what `after`
@@ -1958,12 +1965,7 @@ impl Filesystem for SimFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let (fd, ino, writes) = match lock(&self.handles).get(&fh.0) {
-            Some(Handle::File {
-                fd, ino, writes, ..
-            }) => (fd.clone(), *ino, *writes),
-            _ => return reply.error(Errno::EBADF),
-        };
+        let (fd, ino, writes) = tri!(reply, self.file_open(fh.0));
         let r = if datasync {
             rustix::fs::fdatasync(&fd)
         } else {

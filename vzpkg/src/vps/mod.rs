@@ -405,7 +405,9 @@ impl Vz {
             // A live holder named in the file means it: refuse at once.
             // Without one the lock was let go (or is being taken, and the
             // name comes next), and only an inherited copy still holds it.
-            let holder = std::fs::read_to_string(&path)
+            let mut named = [0u8; 16];
+            let n = std::os::unix::fs::FileExt::read_at(&f, &mut named, 0).unwrap_or(0);
+            let holder = std::str::from_utf8(&named[..n])
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok());
             let alive = holder.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
