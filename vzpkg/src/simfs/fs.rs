@@ -696,9 +696,14 @@ impl SimFs {
         if st.st_nlink == 0 || (st.st_size as i64) <= SMALL {
             return;
         }
+        // The overlay passes no writeback request on (`sync_file_range` on
+        // its file does nothing): ask the private area's own file.
+        let Some(real) = self.real_file(ino, &st) else {
+            return;
+        };
         let range = |flags| {
             // SAFETY: a valid fd and plain integers; rustix has no wrapper.
-            unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, flags) == 0 }
+            unsafe { libc::sync_file_range(real.as_raw_fd(), 0, 0, flags) == 0 }
         };
         if !range(libc::SYNC_FILE_RANGE_WRITE) {
             return;
@@ -706,31 +711,61 @@ impl SimFs {
         // Blocks other than the data's own (an extent block, a hole) may
         // still change when the writes complete: ext4 converts the extents
         // it wrote then, and may merge them back into the inode and free
-        // the extent block. Such a file waits for that; a plain one not.
-        let blk = (st.st_blksize as i64).max(512);
-        let plain = |st: &Stat| alloc(st) == (st.st_size as i64 + blk - 1) / blk * blk;
-        let settled = match stat_fd(fd) {
-            Ok(now) if plain(&now) => true,
-            _ => range(
+        // the extent block. A file measured with such blocks waits for that
+        // and is measured again; a plain one not. The measurement that
+        // decides is the one charged: a check before it could pass and the
+        // writeback start allocating in between.
+        if !self.charge_settled(fd, ino)
+            && range(
                 libc::SYNC_FILE_RANGE_WAIT_BEFORE
                     | libc::SYNC_FILE_RANGE_WRITE
                     | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-            ),
-        };
-        if settled {
+            )
+        {
             self.charge_settled(fd, ino);
         }
+    }
+
+    /// The private area's own file that a writing open of `ino` (seen as
+    /// `st` through the backing root) writes to, opened for reading. `None`
+    /// when its path names another file now (a rename raced us). The
+    /// overlay shows a copied-up file with the template's inode number, so
+    /// sameness is size, times and link count, which our open's writes
+    /// just set.
+    fn real_file(&self, ino: u64, st: &Stat) -> Option<OwnedFd> {
+        let rel = self.path(ino).ok()?;
+        let held = Self::open_under(&self.private, &rel, OFlags::PATH, Mode::empty()).ok()?;
+        let real = stat_fd(&held).ok()?;
+        let same = real.st_mode & libc::S_IFMT == libc::S_IFREG
+            && real.st_size == st.st_size
+            && real.st_nlink == st.st_nlink
+            && (real.st_mtime, real.st_mtime_nsec) == (st.st_mtime, st.st_mtime_nsec)
+            && (real.st_ctime, real.st_ctime_nsec) == (st.st_ctime, st.st_ctime_nsec);
+        if !same {
+            return None;
+        }
+        // An `O_PATH` fd takes no file operations; its `/proc` link reopens
+        // that very file, so nothing renamed in between gets opened.
+        rustix::fs::open(
+            format!("/proc/self/fd/{}", held.as_raw_fd()),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
     }
 
     /// Charge what an open `ino` allocates once its writeback was started
     /// (at close) or done (fsync), beyond what was last measured of it. A
     /// write's own measurement may have caught the file system between two
     /// steps of an allocation; this one comes after it, and corrects that.
-    fn charge_settled(&self, fd: &OwnedFd, ino: u64) {
+    /// Returns whether that is final: the file allocates just its data
+    /// rounded up to a block (or is gone, or cannot be measured).
+    #[allow(clippy::unnecessary_cast)]
+    fn charge_settled(&self, fd: &OwnedFd, ino: u64) -> bool {
         let mut q = lock(&self.quota);
-        let Ok(after) = measure(fd) else { return };
+        let Ok(after) = measure(fd) else { return true };
         if after.st_nlink == 0 {
-            return;
+            return true;
         }
         // Nothing measured since a truncate: nothing to add.
         let d = self.since_measured(ino, alloc(&after), &after);
@@ -738,6 +773,8 @@ impl SimFs {
             let who = owner(&after);
             q.apply(d, 0, &[(who, d, 0)], now_secs());
         }
+        let blk = (after.st_blksize as i64).max(512);
+        alloc(&after) == (after.st_size as i64 + blk - 1) / blk * blk
     }
 
     /// A change charged by `settle` (truncate, an open with `O_TRUNC`, an
