@@ -697,8 +697,10 @@ impl SimFs {
             return;
         }
         // The overlay passes no writeback request on (`sync_file_range` on
-        // its file does nothing): ask the private area's own file.
+        // its file does nothing): ask the private area's own file. Without
+        // one, charge what the file has now; most files keep that.
         let Some(real) = self.real_file(ino, &st) else {
+            self.charge_settled(fd, ino);
             return;
         };
         let range = |flags| {
@@ -706,6 +708,7 @@ impl SimFs {
             unsafe { libc::sync_file_range(real.as_raw_fd(), 0, 0, flags) == 0 }
         };
         if !range(libc::SYNC_FILE_RANGE_WRITE) {
+            self.charge_settled(fd, ino);
             return;
         }
         // Blocks other than the data's own (an extent block, a hole) may
