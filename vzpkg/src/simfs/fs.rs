@@ -698,19 +698,16 @@ impl SimFs {
         }
         // The overlay passes no writeback request on (`sync_file_range` on
         // its file does nothing): ask the private area's own file. Without
-        // one, charge what the file has now; most files keep that.
-        let Some(real) = self.real_file(ino, &st) else {
-            self.charge_settled(fd, ino);
-            return;
-        };
+        // one, or if writeback cannot start, the file is charged as it is
+        // now; most files keep that.
+        let real = self.real_file(ino, &st);
         let range = |flags| {
-            // SAFETY: a valid fd and plain integers; rustix has no wrapper.
-            unsafe { libc::sync_file_range(real.as_raw_fd(), 0, 0, flags) == 0 }
+            real.as_ref().is_some_and(|real| {
+                // SAFETY: a valid fd and plain integers; rustix has no wrapper.
+                unsafe { libc::sync_file_range(real.as_raw_fd(), 0, 0, flags) == 0 }
+            })
         };
-        if !range(libc::SYNC_FILE_RANGE_WRITE) {
-            self.charge_settled(fd, ino);
-            return;
-        }
+        let started = range(libc::SYNC_FILE_RANGE_WRITE);
         // Blocks other than the data's own (an extent block, a hole) may
         // still change when the writes complete: ext4 converts the extents
         // it wrote then, and may merge them back into the inode and free
@@ -719,6 +716,7 @@ impl SimFs {
         // decides is the one charged: a check before it could pass and the
         // writeback start allocating in between.
         if !self.charge_settled(fd, ino)
+            && started
             && range(
                 libc::SYNC_FILE_RANGE_WAIT_BEFORE
                     | libc::SYNC_FILE_RANGE_WRITE
