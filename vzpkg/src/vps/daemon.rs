@@ -62,11 +62,7 @@ pub fn live_pid(vz: &Vz, ctid: u32) -> Option<i32> {
     let ours = args
         .windows(2)
         .any(|w| w[0] == SUBCOMMAND.as_bytes() && w[1] == id.as_bytes());
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.trim_start().chars().next());
-    (ours && !matches!(state, None | Some('Z') | Some('X'))).then_some(pid)
+    (ours && super::process::is_running(pid)).then_some(pid)
 }
 
 fn simfs_err(ctid: u32, why: impl Into<String>, log: &Path) -> VpsError {

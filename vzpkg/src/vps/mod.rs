@@ -410,7 +410,7 @@ impl Vz {
             let holder = std::str::from_utf8(&named[..n])
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok());
-            let alive = holder.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let alive = holder.is_some_and(process::is_running);
             if alive || std::time::Instant::now() >= deadline {
                 return Err(VpsError::Locked { ctid, path, holder });
             }

@@ -367,9 +367,9 @@ fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
-/// Is `pid` a live (not zombie) process in a PID namespace other than ours,
-/// and, when `root` is given, is its root that directory?
-pub fn is_vps_init(pid: i32, root: Option<&Path>) -> bool {
+/// Is `pid` a process that still runs: present, and neither a zombie nor
+/// dead (an exited process keeps its `/proc` entry until it is reaped)?
+pub fn is_running(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -377,7 +377,13 @@ pub fn is_vps_init(pid: i32, root: Option<&Path>) -> bool {
     let state = stat
         .rsplit_once(')')
         .and_then(|(_, r)| r.trim_start().chars().next());
-    if matches!(state, None | Some('Z') | Some('X')) {
+    !matches!(state, None | Some('Z') | Some('X'))
+}
+
+/// Is `pid` a live (not zombie) process in a PID namespace other than ours,
+/// and, when `root` is given, is its root that directory?
+pub fn is_vps_init(pid: i32, root: Option<&Path>) -> bool {
+    if !is_running(pid) {
         return false;
     }
     let ns = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
