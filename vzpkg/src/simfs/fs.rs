@@ -112,6 +112,12 @@ struct Opens {
     /// Charged for writes after the file lost its last name, and whose:
     /// the file system frees those blocks when the last open closes.
     orphan: Option<(Owner, i64)>,
+    /// The fd of a live writing open: the file the VPS has open (copied
+    /// up by that open), whatever names it has now. A change of its
+    /// attributes or a look at its xattrs goes through it without a walk
+    /// (a program that made a file sets its owner, mode and times on the
+    /// open file, as tar does).
+    writer: Option<Arc<OwnedFd>>,
 }
 
 impl Opens {
@@ -208,6 +214,16 @@ impl Pending {
             self.missing_dirs + 1,
         )
     }
+}
+
+/// What one setattr changes.
+struct Changes {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
 }
 
 /// Directory fds kept for `dir_fd`: enough for the directories a busy
@@ -648,6 +664,44 @@ impl SimFs {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.handles).insert(fh, h);
         fh
+    }
+
+    /// Keep an open file of `ino` (counted by `reserve` or `open_read`); a
+    /// writing one becomes the inode's `Opens::writer`.
+    fn add_file(&self, fd: OwnedFd, ino: u64, io: Io, writes: bool) -> u64 {
+        let fd = Arc::new(fd);
+        if writes {
+            if let Some(o) = lock(&self.opens).get_mut(&ino) {
+                o.writer = Some(fd.clone());
+            }
+        }
+        self.add_fh(Handle::File {
+            fd,
+            ino,
+            io,
+            writes,
+        })
+    }
+
+    /// See `Opens::writer`.
+    fn writer(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        lock(&self.opens).get(&ino).and_then(|o| o.writer.clone())
+    }
+
+    /// The fd of a live open of `ino`, a writing one first; only an inode
+    /// with opens costs a look through the handles.
+    fn any_open(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        let writer = {
+            let opens = lock(&self.opens);
+            let o = opens.get(&ino)?;
+            o.writer.clone()
+        };
+        writer.or_else(|| {
+            lock(&self.handles).values().find_map(|h| match h {
+                Handle::File { fd, ino: i, .. } if *i == ino => Some(fd.clone()),
+                _ => None,
+            })
+        })
     }
 
     /// A file handle's fd, inode and whether it was opened for writing.
@@ -1120,16 +1174,40 @@ impl SimFs {
         fh: Option<FileHandle>,
         kill_suidgid: bool,
     ) -> Result<FileAttr, Errno> {
+        // An open file is changed through its open: the inode the kernel
+        // means, whatever names it has now (a path may name another file).
+        let open = self
+            .any_open(ino)
+            .and_then(|fd| Some((stat_fd(&*fd).ok()?, fd)));
+        if let Some((st, fd)) = open.as_ref().filter(|(st, _)| st.st_nlink == 0) {
+            let changes = Changes {
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+            };
+            return self.setattr_removed(ino, fd, st, &changes, fh, kill_suidgid);
+        }
         let rel = self.path(ino)?;
-        let first = Arc::new(self.open_ino(ino, OFlags::PATH)?);
-        let merged = stat_fd(&*first)?;
+        let is_private = self.is_private(ino);
+        // A private file is the same inode through its path and its open
+        // (a template file's open may name the template's).
+        let (merged, first) = match open.filter(|_| is_private) {
+            Some(v) => v,
+            None => {
+                let fd = Arc::new(self.open_ino(ino, OFlags::PATH)?);
+                (stat_fd(&*fd)?, fd)
+            }
+        };
         let from = owner(&merged);
         let to = Owner::new(uid.unwrap_or(from.uid), gid.unwrap_or(from.gid));
         let link = is_symlink(&merged);
         let private = std::cell::Cell::new(false);
         // A private file's mode, owner and times change on its inode, which
         // our fd names: measured through it. A truncate may open it again.
-        let known = (size.is_none() && self.is_private(ino)).then(|| first.clone());
+        let known = (size.is_none() && is_private).then(|| first.clone());
         let st = self.mutate_from(
             || {
                 known
@@ -1205,6 +1283,80 @@ impl SimFs {
             self.mark_private(&[ino]);
         }
         Ok(attr(ino, &st))
+    }
+
+    /// setattr of a file with no name left, through an open of it. Its
+    /// blocks were given back at its removal, all but what writes since
+    /// added (`Opens::orphan`): a chown moves that to the new owner, a
+    /// truncate gives back what it frees of it.
+    fn setattr_removed(
+        &self,
+        ino: u64,
+        fd: &Arc<OwnedFd>,
+        st: &Stat,
+        c: &Changes,
+        fh: Option<FileHandle>,
+        kill_suidgid: bool,
+    ) -> Result<FileAttr, Errno> {
+        let mut q = lock(&self.quota);
+        let now = now_secs();
+        if let Some(mode) = c.mode {
+            chmod_fd(fd, mode & 0o7777)?;
+        }
+        if c.uid.is_some() || c.gid.is_some() {
+            let from = owner(st);
+            let to = Owner::new(c.uid.unwrap_or(from.uid), c.gid.unwrap_or(from.gid));
+            let orphan = lock(&self.opens).get(&ino).and_then(|o| o.orphan);
+            let charged = orphan.map_or(0, |(_, b)| b.max(0).unsigned_abs());
+            q.check_chown(from, to, charged, 0, now)
+                .map_err(quota_errno)?;
+            rustix::fs::chownat(
+                &**fd,
+                "",
+                c.uid.map(rustix::fs::Uid::from_raw),
+                c.gid.map(rustix::fs::Gid::from_raw),
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno)?;
+            if let Some((who, b)) = orphan {
+                q.chown(who, to, b.max(0).unsigned_abs(), 0, now);
+                if let Some(o) = lock(&self.opens).get_mut(&ino) {
+                    o.orphan = Some((to, b));
+                }
+            }
+        }
+        if let Some(size) = c.size {
+            let tfd = match fh.map(|f| self.file_fd(f.0)) {
+                Some(Ok(t)) => t,
+                _ => fd.clone(),
+            };
+            let before = measure(&*tfd)?;
+            rustix::fs::ftruncate(&*tfd, size).map_err(errno)?;
+            if kill_suidgid {
+                drop_suidgid(&tfd)?;
+            }
+            let after = measure(&*tfd)?;
+            let mut opens = lock(&self.opens);
+            if let Some(o) = opens.get_mut(&ino) {
+                o.measured = Some(alloc(&after));
+                // Only what writes since the removal added is charged.
+                if let Some((who, b)) = o.orphan {
+                    let d = (alloc(&after) - alloc(&before)).max(-b);
+                    o.orphan = Some((who, b + d));
+                    drop(opens);
+                    q.apply(d, 0, &[(who, d, 0)], now);
+                }
+            }
+        }
+        if c.atime.is_some() || c.mtime.is_some() {
+            let times = Timestamps {
+                last_access: timespec(c.atime),
+                last_modification: timespec(c.mtime),
+            };
+            rustix::fs::utimensat(&**fd, "", &times, AtFlags::EMPTY_PATH).map_err(errno)?;
+        }
+        drop(q);
+        Ok(attr(ino, &stat_fd(&**fd)?))
     }
 
     /// setxattr and removexattr: a template file is copied up first,
@@ -1347,15 +1499,7 @@ impl SimFs {
             })
         })();
         match opened {
-            Ok(fd) => Ok((
-                self.add_fh(Handle::File {
-                    fd: Arc::new(fd),
-                    ino,
-                    io,
-                    writes: true,
-                }),
-                io,
-            )),
+            Ok(fd) => Ok((self.add_file(fd, ino, io, true), io)),
             Err(e) => {
                 self.unreserve(ino, io);
                 Err(e)
@@ -1448,13 +1592,7 @@ impl SimFs {
         }
         *o.count(io) += 1;
         drop(opens);
-        let fh = self.add_fh(Handle::File {
-            fd: Arc::new(fd),
-            ino,
-            io,
-            writes: false,
-        });
-        Ok((fh, io))
+        Ok((self.add_file(fd, ino, io, false), io))
     }
 
     fn do_create(
@@ -1562,12 +1700,7 @@ impl SimFs {
                 self.reserve(ino, acc)?
             }
         };
-        let fh = self.add_fh(Handle::File {
-            fd: Arc::new(fd),
-            ino,
-            io,
-            writes: acc != OFlags::RDONLY,
-        });
+        let fh = self.add_file(fd, ino, io, acc != OFlags::RDONLY);
         Ok((attr(ino, &st), fh, io))
     }
 
@@ -1984,6 +2117,11 @@ impl Filesystem for SimFs {
         {
             if writes {
                 self.allocate_written(&fd, ino);
+                if let Some(o) = lock(&self.opens).get_mut(&ino) {
+                    if o.writer.as_ref().is_some_and(|w| Arc::ptr_eq(w, &fd)) {
+                        o.writer = None;
+                    }
+                }
             }
             // The last open of a removed file: its blocks go when `fd`
             // closes, below, and with them what writes since added.
@@ -2070,6 +2208,23 @@ impl Filesystem for SimFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        // The kernel asks for `security.capability` before each chown and
+        // each cached write: an open file answers without a walk.
+        if let Some(fd) = self.writer(ino.0) {
+            if size == 0 {
+                let n = tri!(
+                    reply,
+                    rustix::fs::fgetxattr_query(&*fd, name).map_err(errno)
+                );
+                return reply.size(u32::try_from(n).unwrap_or(u32::MAX));
+            }
+            let mut buf = vec![0u8; size as usize];
+            let n = tri!(
+                reply,
+                rustix::fs::fgetxattr(&*fd, name, &mut buf[..]).map_err(errno)
+            );
+            return reply.data(&buf[..n]);
+        }
         let fd = tri!(reply, self.open_ino(ino.0, OFlags::PATH));
         // The magic link reaches the inode of an O_PATH fd; a symlink's own
         // attributes have no such path, and hold nothing a VPS sets.

@@ -977,3 +977,61 @@ fn writes_to_a_removed_file_are_given_back_when_it_closes() {
     assert_eq!(h.usage(), ov.scan());
     h.unmount().unwrap();
 }
+
+#[test]
+fn changes_through_an_open_file_reach_it_after_its_name_is_gone() {
+    use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 100);
+    let user = |h: &SimfsHandle, id| {
+        h.with_quota(|q| q.id_usage(IdKind::User, id))
+            .unwrap_or_default()
+    };
+    let start = h.usage();
+    // A temp file removed while open, and another file made under its name.
+    let f = fs::OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(ov.p("tmp"))
+        .unwrap();
+    f.write_all_at(&[1u8; 40_000], 0).unwrap();
+    fs::remove_file(ov.p("tmp")).unwrap();
+    fs::write(ov.p("tmp"), b"new").unwrap();
+    fs::set_permissions(ov.p("tmp"), fs::Permissions::from_mode(0o644)).unwrap();
+    // fchmod, fchown, futimens and ftruncate change the open file only.
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .unwrap();
+    f.write_all_at(&[2u8; 60_000], 40_000).unwrap();
+    std::os::unix::fs::fchown(&f, Some(1000), Some(1000)).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    f.set_times(fs::FileTimes::new().set_modified(old)).unwrap();
+    let md = f.metadata().unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o600);
+    assert_eq!((md.uid(), md.gid()), (1000, 1000));
+    assert_eq!(md.mtime(), 1_000_000);
+    let named = fs::symlink_metadata(ov.upper.join("tmp")).unwrap();
+    assert_eq!(named.mode() & 0o7777, 0o644, "the new file kept its mode");
+    assert_eq!((named.uid(), named.len()), (0, 3), "and its owner and data");
+    assert_ne!(named.mtime(), 1_000_000);
+    // What the writes after the removal added moved to uid 1000 with it.
+    let moved = user(&h, 1000);
+    assert_eq!(moved.inodes, 0, "its inode went with its name");
+    assert!(moved.bytes >= 60_000, "{moved:?}");
+    f.set_len(50_000).unwrap();
+    assert!(user(&h, 1000).bytes < moved.bytes, "a truncate frees some");
+    drop(f);
+    assert!(
+        after_release(|| user(&h, 1000).bytes == 0),
+        "given back at the close: {:?}",
+        user(&h, 1000)
+    );
+    let by_id = crate::quota::scan_ids(&ov.upper).unwrap();
+    assert_eq!(h.usage(), by_id.usage);
+    assert_eq!(
+        user(&h, 0),
+        by_id.users.get(&0).copied().unwrap_or_default()
+    );
+    assert!(h.usage().bytes > start.bytes, "the new file is charged");
+    h.unmount().unwrap();
+}
