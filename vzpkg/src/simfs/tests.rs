@@ -1035,3 +1035,27 @@ fn changes_through_an_open_file_reach_it_after_its_name_is_gone() {
     assert!(h.usage().bytes > start.bytes, "the new file is charged");
     h.unmount().unwrap();
 }
+
+#[test]
+fn a_symlink_replaced_under_its_name_reads_its_new_target() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    // A new symlink under an old name is a new inode, read afresh.
+    std::os::unix::fs::symlink("etc/motd", ov.p("l")).unwrap();
+    assert_eq!(fs::read(ov.p("l")).unwrap(), b"hello\n");
+    fs::remove_file(ov.p("l")).unwrap();
+    std::os::unix::fs::symlink("etc/app/conf", ov.p("l")).unwrap();
+    assert_eq!(fs::read_link(ov.p("l")).unwrap(), Path::new("etc/app/conf"));
+    std::os::unix::fs::symlink("usr/lib/one", ov.p("m")).unwrap();
+    fs::rename(ov.p("m"), ov.p("l")).unwrap();
+    assert_eq!(fs::read_link(ov.p("l")).unwrap(), Path::new("usr/lib/one"));
+    assert_eq!(fs::read(ov.p("l")).unwrap().len(), 50_000);
+    // A symlink to a directory, replaced: a walk through it follows the new one.
+    std::os::unix::fs::symlink("etc", ov.p("d")).unwrap();
+    assert_eq!(fs::read(ov.p("d/motd")).unwrap(), b"hello\n");
+    fs::remove_file(ov.p("d")).unwrap();
+    std::os::unix::fs::symlink("usr/lib", ov.p("d")).unwrap();
+    assert!(ov.p("d/big").exists(), "the walk follows the new target");
+    assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}
