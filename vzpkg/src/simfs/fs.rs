@@ -1285,6 +1285,35 @@ impl SimFs {
         Ok(attr(ino, &st))
     }
 
+    /// A removed file `ino` went from `before` to `after` by a truncate:
+    /// give back what that freed of the charge writes since its removal
+    /// added (the rest was given back at the removal). Called with the
+    /// quota held.
+    fn removed_resized(&self, q: &mut Quota, ino: u64, before: &Stat, after: &Stat) {
+        let mut opens = lock(&self.opens);
+        let Some(o) = opens.get_mut(&ino) else { return };
+        o.measured = Some(alloc(after));
+        if let Some((who, b)) = o.orphan {
+            let d = (alloc(after) - alloc(before)).max(-b);
+            o.orphan = Some((who, b + d));
+            drop(opens);
+            q.apply(d, 0, &[(who, d, 0)], now_secs());
+        }
+    }
+
+    /// An open of `ino` if its file has no name left.
+    fn removed_open(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        self.any_open(ino)
+            .filter(|fd| stat_fd(&**fd).is_ok_and(|st| st.st_nlink == 0))
+    }
+
+    /// An open that names the file `ino` is now, when it has one that
+    /// surely does: a writing open (which copied it up), or any open of a
+    /// file with no name left (its path names nothing, or another file).
+    fn open_of(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        self.writer(ino).or_else(|| self.removed_open(ino))
+    }
+
     /// setattr of a file with no name left, through an open of it. Its
     /// blocks were given back at its removal, all but what writes since
     /// added (`Opens::orphan`): a chown moves that to the new owner, a
@@ -1336,17 +1365,7 @@ impl SimFs {
                 drop_suidgid(&tfd)?;
             }
             let after = measure(&*tfd)?;
-            let mut opens = lock(&self.opens);
-            if let Some(o) = opens.get_mut(&ino) {
-                o.measured = Some(alloc(&after));
-                // Only what writes since the removal added is charged.
-                if let Some((who, b)) = o.orphan {
-                    let d = (alloc(&after) - alloc(&before)).max(-b);
-                    o.orphan = Some((who, b + d));
-                    drop(opens);
-                    q.apply(d, 0, &[(who, d, 0)], now);
-                }
-            }
+            self.removed_resized(&mut q, ino, &before, &after);
         }
         if c.atime.is_some() || c.mtime.is_some() {
             let times = Timestamps {
@@ -1481,6 +1500,36 @@ impl SimFs {
         if !trunc {
             of.remove(OFlags::TRUNC);
         }
+        // A file with no name left, opened again (through /proc/PID/fd):
+        // its path names nothing, or another file; its open reaches it.
+        if let Some(old) = self.removed_open(ino) {
+            let reopen = || {
+                rustix::fs::open(proc_fd(&old), of | OFlags::CLOEXEC, Mode::empty()).map_err(errno)
+            };
+            if acc == OFlags::RDONLY {
+                return self.open_read_fd(ino, reopen()?, of, reply);
+            }
+            let io = self.reserve(ino, acc)?;
+            let opened = (|| {
+                let mut q = lock(&self.quota);
+                let before = measure(&*old)?;
+                let fd = reopen()?;
+                if trunc {
+                    if uid != 0 {
+                        drop_suidgid(&fd)?;
+                    }
+                    self.removed_resized(&mut q, ino, &before, &measure(&fd)?);
+                }
+                Ok(fd)
+            })();
+            return match opened {
+                Ok(fd) => Ok((self.add_file(fd, ino, io, true), io)),
+                Err(e) => {
+                    self.unreserve(ino, io);
+                    Err(e)
+                }
+            };
+        }
         if acc == OFlags::RDONLY {
             return self.open_read(ino, of, reply);
         }
@@ -1568,7 +1617,17 @@ impl SimFs {
     }
 
     fn open_read(&self, ino: u64, of: OFlags, reply: &ReplyOpen) -> Result<(u64, Io), Errno> {
-        let fd = self.open_ino(ino, of)?;
+        self.open_read_fd(ino, self.open_ino(ino, of)?, of, reply)
+    }
+
+    /// `open_read` of `fd`, opened already.
+    fn open_read_fd(
+        &self,
+        ino: u64,
+        fd: OwnedFd,
+        of: OFlags,
+        reply: &ReplyOpen,
+    ) -> Result<(u64, Io), Errno> {
         let mut opens = lock(&self.opens);
         let o = opens.entry(ino).or_default();
         let mut io = if o.backing.is_some() {
@@ -1874,7 +1933,10 @@ impl Filesystem for SimFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if let Some(Ok(fd)) = fh.map(|f| self.file_fd(f.0)) {
+        if let Some(fd) = fh
+            .and_then(|f| self.file_fd(f.0).ok())
+            .or_else(|| self.open_of(ino.0))
+        {
             let st = tri!(reply, stat_fd(&fd));
             return reply.attr(&TTL, &attr(ino.0, &st));
         }
@@ -2210,7 +2272,7 @@ impl Filesystem for SimFs {
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         // The kernel asks for `security.capability` before each chown and
         // each cached write: an open file answers without a walk.
-        if let Some(fd) = self.writer(ino.0) {
+        if let Some(fd) = self.open_of(ino.0) {
             if size == 0 {
                 let n = tri!(
                     reply,

@@ -1020,6 +1020,23 @@ fn changes_through_an_open_file_reach_it_after_its_name_is_gone() {
     assert!(moved.bytes >= 60_000, "{moved:?}");
     f.set_len(50_000).unwrap();
     assert!(user(&h, 1000).bytes < moved.bytes, "a truncate frees some");
+    // Opened again through /proc, as a program recovering it does.
+    let again = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&f)
+    ));
+    let data = fs::read(&again).expect("read through /proc");
+    assert_eq!(data.len(), 50_000);
+    assert_eq!((data[0], data[49_999]), (1, 2));
+    let w = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&again)
+        .expect("reopen for writing");
+    assert_eq!(w.metadata().unwrap().len(), 0);
+    w.write_all_at(&[3u8; 8192], 0).unwrap();
+    drop(w);
+    assert_eq!(f.metadata().unwrap().len(), 8192);
     drop(f);
     assert!(
         after_release(|| user(&h, 1000).bytes == 0),
