@@ -1,6 +1,10 @@
 //! The FUSE operations. Inodes map to (parent inode, name) so a rename
 //! updates one entry; a path is rebuilt from those names and opened
 //! relative to the backing root's `O_PATH` fd with `RESOLVE_BENEATH`.
+//! A path names whatever has the name now: a file removed while open is
+//! reached through its open instead (setattr, getattr, xattrs, an open
+//! again through /proc/PID/fd), and so is a file open for writing, which
+//! spares the walk.
 //!
 //! Quota counts the private area only (the overlay's upper dir): template
 //! files the VPS has not changed are shared and free. An operation that may
