@@ -230,6 +230,37 @@ struct Changes {
     mtime: Option<TimeOrNow>,
 }
 
+impl Changes {
+    /// The owner after the change, of a file owned by `from`.
+    fn owner(&self, from: Owner) -> Owner {
+        Owner::new(self.uid.unwrap_or(from.uid), self.gid.unwrap_or(from.gid))
+    }
+
+    /// Change the owner of the inode `fd` names (an `O_PATH` fd too), if
+    /// this changes it.
+    fn chown(&self, fd: &OwnedFd) -> Result<(), Errno> {
+        if self.uid.is_none() && self.gid.is_none() {
+            return Ok(());
+        }
+        rustix::fs::chownat(
+            fd,
+            "",
+            self.uid.map(rustix::fs::Uid::from_raw),
+            self.gid.map(rustix::fs::Gid::from_raw),
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno)
+    }
+
+    /// The times to set, if this sets any.
+    fn times(&self) -> Option<Timestamps> {
+        (self.atime.is_some() || self.mtime.is_some()).then(|| Timestamps {
+            last_access: timespec(self.atime),
+            last_modification: timespec(self.mtime),
+        })
+    }
+}
+
 /// Directory fds kept for `dir_fd`: enough for the directories a busy
 /// VPS works in, few enough to stay far below the fd limit.
 const DIR_FDS: usize = 256;
@@ -415,6 +446,27 @@ fn chmod_fd(fd: &OwnedFd, mode: u32) -> Result<(), Errno> {
 
 fn proc_fd(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Answer a read of xattrs (a value, or the list of names) into `size`
+/// bytes: when `size` is 0, the size `query` says it needs.
+fn reply_xattr(
+    reply: ReplyXattr,
+    size: u32,
+    query: impl FnOnce() -> rustix::io::Result<usize>,
+    read: impl FnOnce(&mut [u8]) -> rustix::io::Result<usize>,
+) {
+    if size == 0 {
+        return match query() {
+            Ok(n) => reply.size(u32::try_from(n).unwrap_or(u32::MAX)),
+            Err(e) => reply.error(errno(e)),
+        };
+    }
+    let mut buf = vec![0u8; size as usize];
+    match read(&mut buf) {
+        Ok(n) => reply.data(&buf[..n]),
+        Err(e) => reply.error(errno(e)),
+    }
 }
 
 fn timespec(t: Option<TimeOrNow>) -> Timespec {
@@ -806,7 +858,7 @@ impl SimFs {
         // An `O_PATH` fd takes no file operations; its `/proc` link reopens
         // that very file, so nothing renamed in between gets opened.
         rustix::fs::open(
-            format!("/proc/self/fd/{}", held.as_raw_fd()),
+            proc_fd(&held),
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
             Mode::empty(),
         )
@@ -1164,17 +1216,10 @@ impl SimFs {
         )
     }
 
-    // Mirrors the trait's setattr, which has as many.
-    #[allow(clippy::too_many_arguments)]
     fn do_setattr(
         &self,
         ino: u64,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
+        c: &Changes,
         fh: Option<FileHandle>,
         kill_suidgid: bool,
     ) -> Result<FileAttr, Errno> {
@@ -1184,15 +1229,7 @@ impl SimFs {
             .any_open(ino)
             .and_then(|fd| Some((stat_fd(&*fd).ok()?, fd)));
         if let Some((st, fd)) = open.as_ref().filter(|(st, _)| st.st_nlink == 0) {
-            let changes = Changes {
-                mode,
-                uid,
-                gid,
-                size,
-                atime,
-                mtime,
-            };
-            return self.setattr_removed(ino, fd, st, &changes, fh, kill_suidgid);
+            return self.setattr_removed(ino, fd, st, c, fh, kill_suidgid);
         }
         let rel = self.path(ino)?;
         let is_private = self.is_private(ino);
@@ -1206,12 +1243,12 @@ impl SimFs {
             }
         };
         let from = owner(&merged);
-        let to = Owner::new(uid.unwrap_or(from.uid), gid.unwrap_or(from.gid));
+        let to = c.owner(from);
         let link = is_symlink(&merged);
         let private = std::cell::Cell::new(false);
         // A private file's mode, owner and times change on its inode, which
         // our fd names: measured through it. A truncate may open it again.
-        let known = (size.is_none() && is_private).then(|| first.clone());
+        let known = (c.size.is_none() && is_private).then(|| first.clone());
         let st = self.mutate_from(
             || {
                 known
@@ -1236,23 +1273,14 @@ impl SimFs {
                 } else {
                     Arc::new(self.open_ino(ino, OFlags::PATH)?)
                 };
-                if let Some(mode) = mode {
+                if let Some(mode) = c.mode {
                     if link {
                         return Err(Errno::from_i32(libc::EOPNOTSUPP));
                     }
                     chmod_fd(&pfd, mode & 0o7777)?;
                 }
-                if uid.is_some() || gid.is_some() {
-                    rustix::fs::chownat(
-                        &pfd,
-                        "",
-                        uid.map(rustix::fs::Uid::from_raw),
-                        gid.map(rustix::fs::Gid::from_raw),
-                        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(errno)?;
-                }
-                if let Some(size) = size {
+                c.chown(&pfd)?;
+                if let Some(size) = c.size {
                     let fd = match fh.map(|f| self.file_fd(f.0)) {
                         Some(Ok(fd)) => fd,
                         _ => Arc::new(self.open_ino(ino, OFlags::WRONLY | OFlags::NONBLOCK)?),
@@ -1263,11 +1291,7 @@ impl SimFs {
                         drop_suidgid(&pfd)?;
                     }
                 }
-                if atime.is_some() || mtime.is_some() {
-                    let times = Timestamps {
-                        last_access: timespec(atime),
-                        last_modification: timespec(mtime),
-                    };
+                if let Some(times) = c.times() {
                     if link {
                         let (dir, name) = self.locate(ino)?;
                         rustix::fs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW)
@@ -1338,19 +1362,12 @@ impl SimFs {
         }
         if c.uid.is_some() || c.gid.is_some() {
             let from = owner(st);
-            let to = Owner::new(c.uid.unwrap_or(from.uid), c.gid.unwrap_or(from.gid));
+            let to = c.owner(from);
             let orphan = lock(&self.opens).get(&ino).and_then(|o| o.orphan);
             let charged = orphan.map_or(0, |(_, b)| b.max(0).unsigned_abs());
             q.check_chown(from, to, charged, 0, now)
                 .map_err(quota_errno)?;
-            rustix::fs::chownat(
-                &**fd,
-                "",
-                c.uid.map(rustix::fs::Uid::from_raw),
-                c.gid.map(rustix::fs::Gid::from_raw),
-                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(errno)?;
+            c.chown(fd)?;
             if let Some((who, b)) = orphan {
                 q.chown(who, to, b.max(0).unsigned_abs(), 0, now);
                 if let Some(o) = lock(&self.opens).get_mut(&ino) {
@@ -1371,11 +1388,7 @@ impl SimFs {
             let after = measure(&*tfd)?;
             self.removed_resized(&mut q, ino, &before, &after);
         }
-        if c.atime.is_some() || c.mtime.is_some() {
-            let times = Timestamps {
-                last_access: timespec(c.atime),
-                last_modification: timespec(c.mtime),
-            };
+        if let Some(times) = c.times() {
             rustix::fs::utimensat(&**fd, "", &times, AtFlags::EMPTY_PATH).map_err(errno)?;
         }
         drop(q);
@@ -1515,15 +1528,16 @@ impl SimFs {
             }
             let io = self.reserve(ino, acc)?;
             let opened = (|| {
+                if !trunc {
+                    return reopen();
+                }
                 let mut q = lock(&self.quota);
                 let before = measure(&*old)?;
                 let fd = reopen()?;
-                if trunc {
-                    if uid != 0 {
-                        drop_suidgid(&fd)?;
-                    }
-                    self.removed_resized(&mut q, ino, &before, &measure(&fd)?);
+                if uid != 0 {
+                    drop_suidgid(&fd)?;
                 }
+                self.removed_resized(&mut q, ino, &before, &measure(&fd)?);
                 Ok(fd)
             })();
             return match opened {
@@ -1971,10 +1985,15 @@ impl Filesystem for SimFs {
         // (FUSE_HANDLE_KILLPRIV_V2) but fuser does not pass its flag on:
         // a caller other than root truncating is what sets it.
         let kill = size.is_some() && mode.is_none() && req.uid() != 0;
-        let a = tri!(
-            reply,
-            self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh, kill)
-        );
+        let changes = Changes {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
+        let a = tri!(reply, self.do_setattr(ino.0, &changes, fh, kill));
         reply.attr(&TTL, &a);
     }
 
@@ -2277,19 +2296,12 @@ impl Filesystem for SimFs {
         // The kernel asks for `security.capability` before each chown and
         // each cached write: an open file answers without a walk.
         if let Some(fd) = self.open_of(ino.0) {
-            if size == 0 {
-                let n = tri!(
-                    reply,
-                    rustix::fs::fgetxattr_query(&*fd, name).map_err(errno)
-                );
-                return reply.size(u32::try_from(n).unwrap_or(u32::MAX));
-            }
-            let mut buf = vec![0u8; size as usize];
-            let n = tri!(
+            return reply_xattr(
                 reply,
-                rustix::fs::fgetxattr(&*fd, name, &mut buf[..]).map_err(errno)
+                size,
+                || rustix::fs::fgetxattr_query(&*fd, name),
+                |buf| rustix::fs::fgetxattr(&*fd, name, buf),
             );
-            return reply.data(&buf[..n]);
         }
         let fd = tri!(reply, self.open_ino(ino.0, OFlags::PATH));
         // The magic link reaches the inode of an O_PATH fd; a symlink's own
@@ -2297,19 +2309,13 @@ impl Filesystem for SimFs {
         if is_symlink(&tri!(reply, stat_fd(&fd))) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
-        if size == 0 {
-            let n = tri!(
-                reply,
-                rustix::fs::getxattr_query(proc_fd(&fd), name).map_err(errno)
-            );
-            return reply.size(u32::try_from(n).unwrap_or(u32::MAX));
-        }
-        let mut buf = vec![0u8; size as usize];
-        let n = tri!(
+        let path = proc_fd(&fd);
+        reply_xattr(
             reply,
-            rustix::fs::getxattr(proc_fd(&fd), name, &mut buf[..]).map_err(errno)
+            size,
+            || rustix::fs::getxattr_query(&path, name),
+            |buf| rustix::fs::getxattr(&path, name, buf),
         );
-        reply.data(&buf[..n]);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -2321,19 +2327,13 @@ impl Filesystem for SimFs {
                 reply.data(&[])
             };
         }
-        if size == 0 {
-            let n = tri!(
-                reply,
-                rustix::fs::listxattr_query(proc_fd(&fd)).map_err(errno)
-            );
-            return reply.size(u32::try_from(n).unwrap_or(u32::MAX));
-        }
-        let mut buf = vec![0u8; size as usize];
-        let n = tri!(
+        let path = proc_fd(&fd);
+        reply_xattr(
             reply,
-            rustix::fs::listxattr(proc_fd(&fd), &mut buf[..]).map_err(errno)
+            size,
+            || rustix::fs::listxattr_query(&path),
+            |buf| rustix::fs::listxattr(&path, buf),
         );
-        reply.data(&buf[..n]);
     }
 
     fn setxattr(
