@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1400,8 +1400,13 @@ impl SimFs {
     fn change_xattr(
         &self,
         ino: u64,
+        on_open: impl FnOnce(BorrowedFd) -> Result<(), Errno>,
         op: impl FnOnce(&Path) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
+        // A file with no name left: its path names nothing, or another file.
+        if let Some(fd) = self.removed_open(ino) {
+            return self.change_removed(ino, &fd, on_open);
+        }
         let rel = self.path(ino)?;
         let merged = stat_fd(self.open_ino(ino, OFlags::PATH)?)?;
         if is_symlink(&merged) {
@@ -1413,6 +1418,27 @@ impl SimFs {
             let fd = self.open_ino(ino, OFlags::PATH)?;
             op(&proc_fd(&fd))
         })
+    }
+
+    /// Change a file with no name left through an open of it. A block the
+    /// change adds or frees (ext4 keeps a large xattr value outside the
+    /// inode) is charged as a write since its removal is: until its last
+    /// release.
+    fn change_removed(
+        &self,
+        ino: u64,
+        fd: &OwnedFd,
+        op: impl FnOnce(BorrowedFd) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let mut q = lock(&self.quota);
+        let before = stat_fd(fd)?;
+        op(fd.as_fd())?;
+        let after = measure(fd)?;
+        let d = self.since_measured(ino, alloc(&before), &after);
+        if d != 0 {
+            q.apply(d, 0, &[(owner(&after), d, 0)], now_secs());
+        }
+        Ok(())
     }
 
     /// Run `op`, which changes the file at `rel` (seen as `merged`) in
@@ -2319,6 +2345,14 @@ impl Filesystem for SimFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if let Some(fd) = self.open_of(ino.0) {
+            return reply_xattr(
+                reply,
+                size,
+                || rustix::fs::flistxattr_query(&*fd),
+                |buf| rustix::fs::flistxattr(&*fd, buf),
+            );
+        }
         let fd = tri!(reply, self.open_ino(ino.0, OFlags::PATH));
         if is_symlink(&tri!(reply, stat_fd(&fd))) {
             return if size == 0 {
@@ -2349,9 +2383,11 @@ impl Filesystem for SimFs {
         let flags = rustix::fs::XattrFlags::from_bits_retain(flags as _);
         tri!(
             reply,
-            self.change_xattr(ino.0, |path| {
-                rustix::fs::setxattr(path, name, value, flags).map_err(errno)
-            })
+            self.change_xattr(
+                ino.0,
+                |fd| rustix::fs::fsetxattr(fd, name, value, flags).map_err(errno),
+                |path| rustix::fs::setxattr(path, name, value, flags).map_err(errno),
+            )
         );
         reply.ok();
     }
@@ -2359,9 +2395,11 @@ impl Filesystem for SimFs {
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         tri!(
             reply,
-            self.change_xattr(ino.0, |path| {
-                rustix::fs::removexattr(path, name).map_err(errno)
-            })
+            self.change_xattr(
+                ino.0,
+                |fd| rustix::fs::fremovexattr(fd, name).map_err(errno),
+                |path| rustix::fs::removexattr(path, name).map_err(errno),
+            )
         );
         reply.ok();
     }

@@ -1003,6 +1003,20 @@ fn changes_through_an_open_file_reach_it_after_its_name_is_gone() {
     f.set_permissions(fs::Permissions::from_mode(0o600))
         .unwrap();
     f.write_all_at(&[2u8; 60_000], 40_000).unwrap();
+    // Its xattrs: set, listed, read and removed on it, not on the new file.
+    let big = vec![7u8; 3000];
+    let none = rustix::fs::XattrFlags::empty();
+    rustix::fs::fsetxattr(&f, "user.big", &big, none).expect("fsetxattr");
+    rustix::fs::fsetxattr(&f, "user.gone", b"x", none).expect("fsetxattr");
+    rustix::fs::fremovexattr(&f, "user.gone").expect("fremovexattr");
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::flistxattr(&f, &mut buf).expect("flistxattr");
+    assert_eq!(&buf[..n], b"user.big\0");
+    let n = rustix::fs::fgetxattr(&f, "user.big", &mut buf).expect("fgetxattr");
+    assert_eq!(&buf[..n], &big[..]);
+    let n = rustix::fs::listxattr(ov.p("tmp"), &mut buf).expect("listxattr");
+    let names: Vec<&[u8]> = buf[..n].split(|&b| b == 0).collect();
+    assert!(!names.contains(&&b"user.big"[..]), "the new file has none");
     std::os::unix::fs::fchown(&f, Some(1000), Some(1000)).unwrap();
     let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
     f.set_times(fs::FileTimes::new().set_modified(old)).unwrap();
