@@ -26,7 +26,7 @@
 //! program does; while a cached or direct open is live, read-only opens are
 //! cached too.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -145,6 +145,49 @@ fn fopen_flags(io: Io, writes: bool) -> FopenFlags {
         // itself, past the quota.
         Io::Passthrough if writes => FopenFlags::FOPEN_DIRECT_IO,
         Io::Passthrough => FopenFlags::empty(),
+    }
+}
+
+/// Releases settling what a written file allocated (see `SimFs::release`):
+/// they may wait for its writeback, and a look at the usage meanwhile
+/// would catch a block the file system holds only until the writes
+/// complete. A query of the live figures waits for those begun before it
+/// (see `SimfsHandle::settle`); later ones, from a VPS busy closing files,
+/// do not hold it up.
+#[derive(Default)]
+pub(crate) struct Settling {
+    /// The next release's number, and those of the releases under way.
+    state: Mutex<(u64, BTreeSet<u64>)>,
+    done: Condvar,
+}
+
+impl Settling {
+    pub(crate) fn begin(&self) -> Settle<'_> {
+        let mut s = lock(&self.state);
+        let n = s.0;
+        s.0 += 1;
+        s.1.insert(n);
+        Settle(self, n)
+    }
+
+    /// Wait until the releases under way now are over, or `limit` has
+    /// passed.
+    pub(crate) fn wait_begun(&self, limit: Duration) {
+        let s = lock(&self.state);
+        let upto = s.0;
+        let _ = self
+            .done
+            .wait_timeout_while(s, limit, |s| s.1.first().is_some_and(|&n| n < upto));
+    }
+}
+
+/// One release settling; over when dropped.
+pub(crate) struct Settle<'a>(&'a Settling, u64);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).1.remove(&self.1);
+        self.0.done.notify_all();
     }
 }
 
@@ -279,6 +322,7 @@ pub(crate) struct SimFs {
     released: Condvar,
     next_fh: AtomicU64,
     quota: Arc<Mutex<Quota>>,
+    settling: Arc<Settling>,
     want_passthrough: bool,
     passthrough: AtomicBool,
 }
@@ -534,9 +578,15 @@ impl SimFs {
             released: Condvar::new(),
             next_fh: AtomicU64::new(1),
             quota,
+            settling: Arc::default(),
             want_passthrough,
             passthrough: AtomicBool::new(false),
         })
+    }
+
+    /// What a query of the live figures waits on (see [`Settling`]).
+    pub(crate) fn settling(&self) -> Arc<Settling> {
+        self.settling.clone()
     }
 
     /// The backing path of `ino`, relative to the root.
@@ -2218,6 +2268,8 @@ impl Filesystem for SimFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // Counted from the start, so a query never sees it half done.
+        let _settle = self.settling.begin();
         let h = lock(&self.handles).remove(&fh.0);
         if let Some(Handle::File {
             fd,

@@ -18,6 +18,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -82,7 +83,12 @@ pub struct SimfsHandle {
     /// What the state file holds beyond the live quota (path, socket).
     state: Mutex<StateFile>,
     mountpoint: PathBuf,
+    settling: Arc<fs::Settling>,
 }
+
+/// How long a query of the live figures waits for releases to settle (see
+/// [`SimfsHandle::settle`]); past it, it answers with what it has.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// Mount simfs over `backing` at `mountpoint` with default [`Options`].
 pub fn mount(
@@ -171,6 +177,7 @@ pub fn mount_with(
                 source: e,
             }
         })?;
+    let settling = fs.settling();
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName("/dev/simfs".into()),
@@ -202,6 +209,7 @@ pub fn mount_with(
         state_file: state_file.to_owned(),
         state: Mutex::new(state),
         mountpoint: mountpoint.to_owned(),
+        settling,
     })
 }
 
@@ -246,6 +254,17 @@ impl SimfsHandle {
         })?;
         q.load_scan(&found, quota::now_secs());
         Ok(())
+    }
+
+    /// Let every close made before now be counted. The kernel sends a
+    /// close's release after `close` returns, and the release of a written
+    /// file may wait for its writeback to settle what it allocated. A
+    /// statfs through the mount queues behind the releases the kernel sent
+    /// before it; then wait for those still settling (not for releases
+    /// begun after this call).
+    pub fn settle(&self) {
+        let _ = rustix::fs::statfs(&self.mountpoint);
+        self.settling.wait_begun(SETTLE_WAIT);
     }
 
     /// Write the live figures to the state file (still marked dirty: only

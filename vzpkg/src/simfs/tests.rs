@@ -1090,3 +1090,28 @@ fn a_symlink_replaced_under_its_name_reads_its_new_target() {
     assert_eq!(h.usage(), ov.scan());
     h.unmount().unwrap();
 }
+
+#[test]
+fn a_live_query_waits_for_the_releases_begun_before_it_and_no_others() {
+    let s = super::fs::Settling::default();
+    std::thread::scope(|sc| {
+        // A release under way, over in 300 ms; another begun at 100 ms,
+        // while the query waits, and lasting 3 s.
+        let early = s.begin();
+        sc.spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(early);
+        });
+        sc.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            let late = s.begin();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(late);
+        });
+        let t = Instant::now();
+        s.wait_begun(Duration::from_secs(60));
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    });
+}

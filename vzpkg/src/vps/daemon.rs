@@ -577,11 +577,21 @@ impl Server {
                 _ => "error expected seven numbers".to_string(),
             },
             ("usage", _) => {
-                let u = self.handle.as_ref().map(|h| h.usage()).unwrap_or_default();
+                let u = self
+                    .handle
+                    .as_ref()
+                    .map(|h| {
+                        h.settle();
+                        h.usage()
+                    })
+                    .unwrap_or_default();
                 format!("ok {} {}", u.bytes, u.inodes)
             }
             // `vzquota stat`: the live figures into the quota file.
-            ("sync", _) => match self.handle.as_ref().map(|h| h.sync()) {
+            ("sync", _) => match self.handle.as_ref().map(|h| {
+                h.settle();
+                h.sync()
+            }) {
                 Some(Ok(())) => "ok".to_string(),
                 Some(Err(e)) => format!("error {e}"),
                 None => "error not mounted".to_string(),
