@@ -824,23 +824,30 @@ impl SimFs {
         self.file_open(fh).map(|(fd, ino, _)| (fd, ino))
     }
 
-    /// Bytes to charge for an open `ino` that now allocates what `after`
+    /// Charge `who` for an open `ino` that now allocates what `after`
     /// says: the change since its opens last measured it (see
     /// `Opens::measured`), else since `before`. Remembers it; a charge to a
     /// file with no name left is kept for its last release (see
     /// `Opens::orphan`). Called with the quota held.
-    fn since_measured(&self, ino: u64, before: i64, after: &Stat) -> i64 {
+    fn charge_measured(&self, q: &mut Quota, ino: u64, before: i64, after: &Stat, who: Owner) {
         let now = alloc(after);
-        let mut opens = lock(&self.opens);
-        let Some(o) = opens.get_mut(&ino) else {
-            return now - before;
+        let d = {
+            let mut opens = lock(&self.opens);
+            match opens.get_mut(&ino) {
+                None => now - before,
+                Some(o) => {
+                    let d = now - o.measured.replace(now).unwrap_or(before);
+                    if after.st_nlink == 0 {
+                        let (_, b) = o.orphan.unwrap_or((owner(after), 0));
+                        o.orphan = Some((owner(after), b + d));
+                    }
+                    d
+                }
+            }
         };
-        let d = now - o.measured.replace(now).unwrap_or(before);
-        if after.st_nlink == 0 {
-            let (_, b) = o.orphan.unwrap_or((owner(after), 0));
-            o.orphan = Some((owner(after), b + d));
+        if d != 0 {
+            q.apply(d, 0, &[(who, d, 0)], now_secs());
         }
-        d
     }
 
     /// A writing open of `ino` closed: have the file system allocate what
@@ -929,11 +936,7 @@ impl SimFs {
             return true;
         }
         // Nothing measured since a truncate: nothing to add.
-        let d = self.since_measured(ino, alloc(&after), &after);
-        if d != 0 {
-            let who = owner(&after);
-            q.apply(d, 0, &[(who, d, 0)], now_secs());
-        }
+        self.charge_measured(&mut q, ino, alloc(&after), &after, owner(&after));
         let blk = (after.st_blksize as i64).max(512);
         alloc(&after) == (after.st_size as i64 + blk - 1) / blk * blk
     }
@@ -1484,10 +1487,7 @@ impl SimFs {
         let before = stat_fd(fd)?;
         op(fd.as_fd())?;
         let after = measure(fd)?;
-        let d = self.since_measured(ino, alloc(&before), &after);
-        if d != 0 {
-            q.apply(d, 0, &[(owner(&after), d, 0)], now_secs());
-        }
+        self.charge_measured(&mut q, ino, alloc(&before), &after, owner(&after));
         Ok(())
     }
 
@@ -1535,8 +1535,7 @@ impl SimFs {
             drop_suidgid(&fd)?;
         }
         let after = measure(&*fd)?;
-        let d = self.since_measured(ino, alloc(&before), &after);
-        q.apply(d, 0, &[(who, d, 0)], now_secs());
+        self.charge_measured(&mut q, ino, alloc(&before), &after, who);
         u32::try_from(n).map_err(|_| Errno::EIO)
     }
 
@@ -1562,8 +1561,7 @@ impl SimFs {
         let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as _);
         let r = rustix::fs::fallocate(&fd, flags, offset, length).map_err(errno);
         let after = measure(&*fd)?;
-        let d = self.since_measured(ino, alloc(&before), &after);
-        q.apply(d, 0, &[(who, d, 0)], now_secs());
+        self.charge_measured(&mut q, ino, alloc(&before), &after, who);
         r
     }
 
