@@ -8,7 +8,8 @@
 #  2. reading all of /usr, cold;
 #  3. unpacking 20 000 small files inside the VPS, then rm -rf of them;
 #     and the unpack once more with simfs and tar held on one CPU; what
-#     one call (futimens, open+close) costs, which bounds 2 and 3;
+#     one call (futimens, open+close) costs, and how many FUSE requests
+#     simfs gets per file in 2 and 3: together they bound both figures;
 #  4. create + mount N simfs VPSs: time per VPS (the bare overlay's as the
 #     yardstick) and simfs memory (PSS, RSS) per VPS at 1, M and N mounted;
 #  5. page cache after reading /usr in 1 simfs VPS and in M.
@@ -27,12 +28,13 @@ mirror=()
 cargo build --release --quiet --bin vzpkg
 vz=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/vzpkg
 work=$(mktemp -d /var/tmp/vzpkg-simfs-bench.XXXXXX)
+trace=/sys/kernel/tracing/instances/vzpkg-bench.$$ # see fuse_requests
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
 bare=900 simfs=901 # the VPS pair for figures 1-3
 ids=()
 # shellcheck source=scripts/vps-bench.sh
 . scripts/vps-bench.sh
-trap 'finish "${ids[@]}"' EXIT
+trap '{ rmdir "$trace" 2> /dev/null || true; }; finish "${ids[@]}"' EXIT
 memcg_enter
 # Room for the template, 1 GiB written and 20 000 files.
 limits=(--diskspace 10G:11G --diskinodes 400000:420000)
@@ -66,6 +68,43 @@ case $(fstype $simfs) in fuse*) ;; *)
 esac
 echo "roots: bare $(fstype $bare), simfs $(fstype $simfs)"
 root() { echo "$VZ_ROOT/root/$1"; }
+# FUSE requests the kernel sends a VPS's simfs while COMMAND runs, counted
+# with the kernel's fuse tracepoint in a tracing instance of our own.
+# Prints "TOTAL KIND COUNT KIND COUNT ...", most first; nothing (and runs
+# COMMAND all the same) where the kernel has no such tracepoint.
+fuse_requests() { # CTID COMMAND...
+    local ev=$trace/events/fuse/fuse_request_send id=$1
+    shift
+    if ! mkdir "$trace" 2> /dev/null || [ ! -d "$ev" ]; then
+        rmdir "$trace" 2> /dev/null || true
+        "$@" >&2
+        return 0
+    fi
+    # KiB per CPU: room for 250 000 requests from one CPU.
+    echo 32768 > "$trace/buffer_size_kb"
+    echo "connection == $(stat -c %d "$(root "$id")")" > "$ev/filter"
+    echo 1 > "$ev/enable"
+    "$@" >&2
+    echo 0 > "$ev/enable"
+    if grep -q '^overrun: [1-9]' "$trace"/per_cpu/cpu*/stats; then
+        echo "the trace buffer overran: request counts would be short" >&2
+        exit 1
+    fi
+    grep -o '(FUSE_[A-Z_0-9]*)' "$trace/trace" | tr -d '()' | sed 's/^FUSE_//' |
+        sort | uniq -c | sort -rn | awk '{n += $1; s = s " " $2 " " $1} END {print n s}'
+    rmdir "$trace"
+}
+per_file() { # LABEL FILES "TOTAL KIND COUNT ...": prints requests per file
+    if [ -z "$3" ]; then
+        echo "FUSE requests per file, $1: not counted (the kernel has no fuse tracepoint)"
+        return
+    fi
+    awk -v l="$1" -v f="$2" -v c="$3" 'BEGIN {
+        n = split(c, a, " ")
+        s = sprintf("FUSE requests per file, %s: %.2f (", l, a[1] / f)
+        for (i = 2; i < n; i += 2) s = s sprintf("%s%s %.2f", i > 2 ? ", " : "", a[i], a[i + 1] / f)
+        print s ")" }'
+}
 
 # 1. Sequential reads of 1 GiB; read_mbs prints the MB/s of one.
 read_mbs() {
@@ -113,6 +152,8 @@ ts=$(min "$ts" "$(usr_secs $simfs)")
 tb=$(min "$tb" "$(usr_secs $bare)")
 awk -v b="$tb" -v s="$ts" -v k="$(du -sxk "$(root $bare)/usr" | cut -f1)" 'BEGIN {
     printf "read /usr (%.0f MiB), cold: bare %.2fs, simfs %.2fs, ratio %.2f (target >= 0.9)\n", k / 1024, b, s, b / s }'
+drop_caches
+per_file "cold read of /usr" "$(find "$(root $bare)/usr" -type f | wc -l)" "$(fuse_requests $simfs read_usr $simfs)"
 
 # 3. 20 000 files of 1-4 KiB in 200 directories, made once on the host.
 mkdir "$work/small"
@@ -126,9 +167,11 @@ awk -v dir="$work/small" 'BEGIN {
     }
 }'
 tar -cf "$work/x.tar" -C "$work/small" .
-# $work/small stays until the end: removing 20 000 files now would make the
-# unpacks below slower (ext4 passes over inodes freed in the last 30 s when
-# it allocates), the bare overlay's most, and flatter the ratio.
+# $work/small stays until the end, and every unpack below goes into a new
+# directory before any removal: ext4 without a journal passes over inodes
+# freed less than 60 s ago (360 s while their inode table block is
+# unwritten) when it allocates, which slows an unpack that follows a
+# removal, the bare overlay's most, and would flatter the ratio.
 untar() { # CTID DIR [one-cpu]: prints the seconds of tar -x into DIR
     local t0 pin=()
     # The tarball is read from the page cache, so only the unpack is timed.
@@ -147,37 +190,47 @@ untar() { # CTID DIR [one-cpu]: prints the seconds of tar -x into DIR
         taskset -a -p -c "0-$(($(nproc) - 1))" "$(cat "$VZ_ROOT/run/$1.simfs.pid")" > /dev/null
     fi
 }
-remove() { # CTID: prints the seconds of rm -rf
+remove() { # CTID DIR: prints the seconds of rm -rf DIR
     local t0
     # Writeback of the unpack must not be charged to rm.
     sync
     t0=$(now)
-    "$vz" vzctl exec "$1" 'rm -rf /root/x' >&2
+    "$vz" vzctl exec "$1" "rm -rf $2" >&2
     elapsed "$t0" "$(now)"
 }
 for id in $bare $simfs; do
     cp "$work/x.tar" "$(root $id)/x.tar"
     "$vz" vzctl start "$id" > /dev/null
 done
+# Nothing freed before this point may still count as recent.
+sync
+sleep 61
 declare -A xt rt
-# Best of two rounds, the order swapped in the second. All unpacks of a
-# round run before any removal, and every round starts 31 s after the last
-# removal: ext4 without a journal passes over inodes freed in the last 30 s
-# when it allocates, which slows whichever unpack follows a removal (the
-# bare overlay's by up to ten times on such a file system).
-for round in "$bare $simfs" "$simfs $bare"; do
-    sleep 31
-    for id in $round; do
-        x=$(untar "$id" /root/x)
+# Best of two rounds, the order swapped in the second.
+round=0
+for order in "$bare $simfs" "$simfs $bare"; do
+    round=$((round + 1))
+    for id in $order; do
+        x=$(untar "$id" "/root/x$round")
         xt[$id]=$(min "${xt[$id]:-$x}" "$x")
     done
-    x=$(untar "$simfs" /root/y one-cpu)
+    x=$(untar "$simfs" "/root/y$round" one-cpu)
     x1=$(min "${x1:-$x}" "$x")
-    for id in $round; do
-        r=$(remove "$id")
+done
+# What simfs is asked per file: one more unpack and its removal, untimed,
+# with the requests counted.
+"$vz" vzctl exec $simfs 'mkdir /root/z' >&2
+untar_requests=$(fuse_requests $simfs "$vz" vzctl exec $simfs 'tar -xf /x.tar -C /root/z')
+sync
+rm_requests=$(fuse_requests $simfs "$vz" vzctl exec $simfs 'rm -rf /root/z')
+round=0
+for order in "$bare $simfs" "$simfs $bare"; do
+    round=$((round + 1))
+    for id in $order; do
+        r=$(remove "$id" "/root/x$round")
         rt[$id]=$(min "${rt[$id]:-$r}" "$r")
     done
-    "$vz" vzctl exec "$simfs" 'rm -rf /root/y' >&2
+    "$vz" vzctl exec "$simfs" "rm -rf /root/y$round" >&2
 done
 # What one call costs, from the host into each running root, 20 000 times:
 # futimens (one SETATTR through simfs) and open+close (one OPEN and a
@@ -205,6 +258,8 @@ awk -v xb="$xb" -v rb="$rb" -v xs="$xs" -v rs="$rs" -v x1="$x1" 'BEGIN {
     printf "tar -x of 20000 files: bare %.2fs, simfs %.2fs, ratio %.2f; rm -rf: bare %.2fs, simfs %.2fs, ratio %.2f (target >= 0.5)\n",
         xb, xs, xb / xs, rb, rs, rb / rs
     printf "tar -x of 20000 files, simfs and tar on one CPU: %.2fs, ratio %.2f against the bare overlay\n", x1, xb / x1 }'
+per_file "tar -x" 20000 "$untar_requests"
+per_file "rm -rf" 20000 "$rm_requests"
 
 # 4. Many simfs VPSs, measured as they are added (1, M, N mounted).
 simfs_mem() { # K: PSS and RSS of the simfs processes of VPSs 1000..1000+K-1, per VPS
