@@ -69,20 +69,25 @@ esac
 echo "roots: bare $(fstype $bare), simfs $(fstype $simfs)"
 root() { echo "$VZ_ROOT/root/$1"; }
 # FUSE requests the kernel sends a VPS's simfs while COMMAND runs, counted
-# with the kernel's fuse tracepoint in a tracing instance of our own.
-# Prints "TOTAL KIND COUNT KIND COUNT ...", most first; nothing (and runs
-# COMMAND all the same) where the kernel has no such tracepoint.
+# with the kernel's fuse tracepoints in a tracing instance of our own, and
+# how long each kind was in flight on average (from the kernel's send to
+# simfs's reply: simfs waking up and doing the work; the caller waking up
+# afterwards is not in it). Prints "TOTAL KIND COUNT MICROSECONDS ...",
+# most first; nothing (and runs COMMAND all the same) where the kernel has
+# no such tracepoints.
 fuse_requests() { # CTID COMMAND...
-    local ev=$trace/events/fuse/fuse_request_send id=$1
+    local ev=$trace/events/fuse id=$1 dev
     shift
-    if ! mkdir "$trace" 2> /dev/null || [ ! -d "$ev" ]; then
+    if ! mkdir "$trace" 2> /dev/null || [ ! -d "$ev/fuse_request_end" ]; then
         rmdir "$trace" 2> /dev/null || true
         "$@" >&2
         return 0
     fi
     # KiB per CPU: room for 250 000 requests from one CPU.
     echo 32768 > "$trace/buffer_size_kb"
-    echo "connection == $(stat -c %d "$(root "$id")")" > "$ev/filter"
+    dev=$(stat -c %d "$(root "$id")")
+    echo "connection == $dev" > "$ev/fuse_request_send/filter"
+    echo "connection == $dev" > "$ev/fuse_request_end/filter"
     echo 1 > "$ev/enable"
     "$@" >&2
     echo 0 > "$ev/enable"
@@ -90,19 +95,41 @@ fuse_requests() { # CTID COMMAND...
         echo "the trace buffer overran: request counts would be short" >&2
         exit 1
     fi
-    grep -o '(FUSE_[A-Z_0-9]*)' "$trace/trace" | tr -d '()' | sed 's/^FUSE_//' |
-        sort | uniq -c | sort -rn | awk '{n += $1; s = s " " $2 " " $1} END {print n s}'
+    awk '{
+        t = $0; sub(/^.* \[[0-9]+\] [^ ]+ +/, "", t); sub(/:.*/, "", t)
+        r = $0; sub(/.* req /, "", r); sub(/ .*/, "", r)
+    }
+    / fuse_request_send: / {
+        k = $0; sub(/.*\(FUSE_/, "", k); sub(/\).*/, "", k)
+        kind[r] = k; sent[r] = t; n[k]++; all++
+    }
+    / fuse_request_end: / && (r in sent) { us[kind[r]] += (t - sent[r]) * 1e6; done[kind[r]]++; delete sent[r] }
+    END {
+        printf "%d", all
+        for (k in n) printf " %s %d %.1f", k, n[k], done[k] ? us[k] / done[k] : 0
+        print ""
+    }' "$trace/trace" | awk '{
+        # Kinds most first.
+        printf "%s", $1
+        m = (NF - 1) / 3
+        for (i = 0; i < m; i++) { c[i] = $(2 + 3 * i + 1); line[i] = $(2 + 3 * i) " " c[i] " " $(2 + 3 * i + 2) }
+        for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (c[j] > c[i]) { x = c[i]; c[i] = c[j]; c[j] = x; x = line[i]; line[i] = line[j]; line[j] = x }
+        for (i = 0; i < m; i++) printf " %s", line[i]
+        print "" }'
     rmdir "$trace"
 }
-per_file() { # LABEL FILES "TOTAL KIND COUNT ...": prints requests per file
+per_file() { # LABEL FILES "TOTAL KIND COUNT MICROSECONDS ...": prints requests per file
     if [ -z "$3" ]; then
-        echo "FUSE requests per file, $1: not counted (the kernel has no fuse tracepoint)"
+        echo "FUSE requests per file, $1: not counted (the kernel has no fuse tracepoints)"
         return
     fi
     awk -v l="$1" -v f="$2" -v c="$3" 'BEGIN {
         n = split(c, a, " ")
-        s = sprintf("FUSE requests per file, %s: %.2f (", l, a[1] / f)
-        for (i = 2; i < n; i += 2) s = s sprintf("%s%s %.2f", i > 2 ? ", " : "", a[i], a[i + 1] / f)
+        s = sprintf("FUSE requests per file, %s: %.2f; per kind, per file and in flight each (", l, a[1] / f)
+        for (i = 2; i < n; i += 3) {
+            if (a[i + 1] / f < 0.005) continue
+            s = s sprintf("%s%s %.2f x %.1f us", i > 2 ? ", " : "", a[i], a[i + 1] / f, a[i + 2])
+        }
         print s ")" }'
 }
 
@@ -236,14 +263,19 @@ done
 # futimens (one SETATTR through simfs) and open+close (one OPEN and a
 # RELEASE not waited for). Best of two.
 calls() { # CTID: prints "futimens_us open_close_us"
-    perl -MTime::HiRes=time -e '
+    perl -MTime::HiRes=time -MPOSIX -e '
         my ($dir, $n) = ($ARGV[0], 20000);
         my $f = "$dir/root/calls";
         open(my $h, ">", $f) or die "$f: $!"; close $h;
         my $t = time; utime(undef, undef, $f) or die "$f: $!" for 1 .. $n;
         my $u = (time - $t) / $n * 1e6;
         $t = time;
-        for (1 .. $n) { open(my $g, "<", "$dir/usr/bin/ls") or die "ls: $!"; close $g }
+        # POSIX::open, not open: a PerlIO open asks whether the file is a
+        # terminal, one more request (an IOCTL) through simfs.
+        for (1 .. $n) {
+            my $g = POSIX::open("$dir/usr/bin/ls", POSIX::O_RDONLY()) // die "ls: $!";
+            POSIX::close($g);
+        }
         printf "%.1f %.1f\n", $u, (time - $t) / $n * 1e6; unlink $f' "$(root "$1")"
 }
 declare -A cu co
