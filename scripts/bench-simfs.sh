@@ -72,9 +72,9 @@ root() { echo "$VZ_ROOT/root/$1"; }
 # with the kernel's fuse tracepoints in a tracing instance of our own, and
 # how long each kind was in flight on average (from the kernel's send to
 # simfs's reply: simfs waking up and doing the work; the caller waking up
-# afterwards is not in it). Prints "TOTAL KIND COUNT MICROSECONDS ...",
-# most first; nothing (and runs COMMAND all the same) where the kernel has
-# no such tracepoints.
+# afterwards is not in it). Prints a line "KIND COUNT MICROSECONDS" per
+# kind, most first; nothing (and runs COMMAND all the same) where the
+# kernel has no such tracepoints.
 fuse_requests() { # CTID COMMAND...
     local ev=$trace/events/fuse id=$1 dev
     shift
@@ -101,36 +101,24 @@ fuse_requests() { # CTID COMMAND...
     }
     / fuse_request_send: / {
         k = $0; sub(/.*\(FUSE_/, "", k); sub(/\).*/, "", k)
-        kind[r] = k; sent[r] = t; n[k]++; all++
+        kind[r] = k; sent[r] = t; n[k]++
     }
     / fuse_request_end: / && (r in sent) { us[kind[r]] += (t - sent[r]) * 1e6; done[kind[r]]++; delete sent[r] }
-    END {
-        printf "%d", all
-        for (k in n) printf " %s %d %.1f", k, n[k], done[k] ? us[k] / done[k] : 0
-        print ""
-    }' "$trace/trace" | awk '{
-        # Kinds most first.
-        printf "%s", $1
-        m = (NF - 1) / 3
-        for (i = 0; i < m; i++) { c[i] = $(2 + 3 * i + 1); line[i] = $(2 + 3 * i) " " c[i] " " $(2 + 3 * i + 2) }
-        for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (c[j] > c[i]) { x = c[i]; c[i] = c[j]; c[j] = x; x = line[i]; line[i] = line[j]; line[j] = x }
-        for (i = 0; i < m; i++) printf " %s", line[i]
-        print "" }'
+    END { for (k in n) printf "%s %d %.1f\n", k, n[k], done[k] ? us[k] / done[k] : 0 }' "$trace/trace" |
+        sort -k2,2nr
     rmdir "$trace"
 }
-per_file() { # LABEL FILES "TOTAL KIND COUNT MICROSECONDS ...": prints requests per file
+per_file() { # LABEL FILES LINES: prints requests per file from fuse_requests' lines
     if [ -z "$3" ]; then
         echo "FUSE requests per file, $1: not counted (the kernel has no fuse tracepoints)"
         return
     fi
-    awk -v l="$1" -v f="$2" -v c="$3" 'BEGIN {
-        n = split(c, a, " ")
-        s = sprintf("FUSE requests per file, %s: %.2f; per kind, per file and in flight each (", l, a[1] / f)
-        for (i = 2; i < n; i += 3) {
-            if (a[i + 1] / f < 0.005) continue
-            s = s sprintf("%s%s %.2f x %.1f us", i > 2 ? ", " : "", a[i], a[i + 1] / f, a[i + 2])
-        }
-        print s ")" }'
+    printf '%s\n' "$3" | awk -v l="$1" -v f="$2" '{
+        all += $2
+        # A kind seen less than once in 200 files is left out.
+        if ($2 / f >= 0.005) s = s sprintf("%s%s %.2f x %.1f us", s == "" ? "" : ", ", $1, $2 / f, $3)
+    }
+    END { printf "FUSE requests per file, %s: %.2f; per kind, per file and in flight each (%s)\n", l, all / f, s }'
 }
 
 # 1. Sequential reads of 1 GiB; read_mbs prints the MB/s of one.
@@ -234,10 +222,9 @@ sync
 sleep 61
 declare -A xt rt
 # Best of two rounds, the order swapped in the second.
-round=0
-for order in "$bare $simfs" "$simfs $bare"; do
-    round=$((round + 1))
-    for id in $order; do
+orders=("$bare $simfs" "$simfs $bare")
+for round in 0 1; do
+    for id in ${orders[round]}; do
         x=$(untar "$id" "/root/x$round")
         xt[$id]=$(min "${xt[$id]:-$x}" "$x")
     done
@@ -250,10 +237,8 @@ done
 untar_requests=$(fuse_requests $simfs "$vz" vzctl exec $simfs 'tar -xf /x.tar -C /root/z')
 sync
 rm_requests=$(fuse_requests $simfs "$vz" vzctl exec $simfs 'rm -rf /root/z')
-round=0
-for order in "$bare $simfs" "$simfs $bare"; do
-    round=$((round + 1))
-    for id in $order; do
+for round in 0 1; do
+    for id in ${orders[round]}; do
         r=$(remove "$id" "/root/x$round")
         rt[$id]=$(min "${rt[$id]:-$r}" "$r")
     done
