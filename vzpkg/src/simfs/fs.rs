@@ -104,7 +104,9 @@ enum Io {
 /// cached opens.
 #[derive(Default)]
 struct Opens {
-    backing: Option<BackingId>,
+    /// Shared with the replies that send it: a reply is written after the
+    /// table's lock is let go (writing it wakes the caller).
+    backing: Option<Arc<BackingId>>,
     passthrough: usize,
     cached: usize,
     direct: usize,
@@ -156,28 +158,44 @@ fn fopen_flags(io: Io, writes: bool) -> FopenFlags {
 /// do not hold it up.
 #[derive(Default)]
 pub(crate) struct Settling {
-    /// The next release's number, and those of the releases under way.
-    state: Mutex<(u64, BTreeSet<u64>)>,
+    state: Mutex<SettleState>,
     done: Condvar,
+}
+
+#[derive(Default)]
+struct SettleState {
+    /// The next release's number.
+    next: u64,
+    /// The numbers of the releases under way.
+    under_way: BTreeSet<u64>,
+    /// Queries waiting: a release wakes them only if there are some (a
+    /// wake is a system call, and a VPS closing files makes thousands).
+    waiting: usize,
 }
 
 impl Settling {
     pub(crate) fn begin(&self) -> Settle<'_> {
         let mut s = lock(&self.state);
-        let n = s.0;
-        s.0 += 1;
-        s.1.insert(n);
+        let n = s.next;
+        s.next += 1;
+        s.under_way.insert(n);
         Settle(self, n)
     }
 
     /// Wait until the releases under way now are over, or `limit` has
     /// passed.
     pub(crate) fn wait_begun(&self, limit: Duration) {
-        let s = lock(&self.state);
-        let upto = s.0;
-        let _ = self
+        let mut s = lock(&self.state);
+        let upto = s.next;
+        s.waiting += 1;
+        let mut s = match self
             .done
-            .wait_timeout_while(s, limit, |s| s.1.first().is_some_and(|&n| n < upto));
+            .wait_timeout_while(s, limit, |s| s.under_way.first().is_some_and(|&n| n < upto))
+        {
+            Ok((s, _)) => s,
+            Err(p) => p.into_inner().0,
+        };
+        s.waiting -= 1;
     }
 }
 
@@ -186,8 +204,11 @@ pub(crate) struct Settle<'a>(&'a Settling, u64);
 
 impl Drop for Settle<'_> {
     fn drop(&mut self) {
-        lock(&self.0.state).1.remove(&self.1);
-        self.0.done.notify_all();
+        let mut s = lock(&self.0.state);
+        s.under_way.remove(&self.1);
+        if s.waiting > 0 {
+            self.0.done.notify_all();
+        }
     }
 }
 
@@ -1684,28 +1705,37 @@ impl SimFs {
     /// the last open of a removed file (see `Opens::orphan`).
     fn unreserve(&self, ino: u64, io: Io) -> Option<(Owner, i64)> {
         let mut opens = lock(&self.opens);
-        let mut orphan = None;
+        // Dropped after the lock: closing a backing id or a writer's fd is
+        // a system call, and other opens wait for the table meanwhile.
+        let mut backing = None;
+        let mut gone = None;
+        let mut last_passthrough = false;
         if let Some(o) = opens.get_mut(&ino) {
             let n = o.count(io);
             *n = n.saturating_sub(1);
             if o.passthrough == 0 {
-                o.backing = None;
+                backing = o.backing.take();
+                last_passthrough = io == Io::Passthrough;
             }
             if o.passthrough == 0 && o.cached == 0 && o.direct == 0 {
-                orphan = opens.remove(&ino).and_then(|o| o.orphan);
+                gone = opens.remove(&ino);
             }
         }
         drop(opens);
-        self.released.notify_all();
-        orphan
+        // Only a cached open waits (see `reserve`), and only for this.
+        if last_passthrough {
+            self.released.notify_all();
+        }
+        drop(backing);
+        gone.and_then(|o| o.orphan)
     }
 
-    /// Run `reply` with the backing id of `ino`'s passthrough opens, held
-    /// while it answers. A passthrough open counted for `ino` keeps the id
+    /// The backing id of `ino`'s passthrough opens, for a reply to send
+    /// without the table's lock: the reference keeps the id open until the
+    /// reply is written. A passthrough open counted for `ino` keeps the id
     /// until its release, so `None` is only a safety net.
-    fn with_backing<R>(&self, ino: u64, reply: impl FnOnce(Option<&BackingId>) -> R) -> R {
-        let opens = lock(&self.opens);
-        reply(opens.get(&ino).and_then(|o| o.backing.as_ref()))
+    fn backing(&self, ino: u64) -> Option<Arc<BackingId>> {
+        lock(&self.opens).get(&ino).and_then(|o| o.backing.clone())
     }
 
     fn open_read(&self, ino: u64, of: OFlags, reply: &ReplyOpen) -> Result<(u64, Io), Errno> {
@@ -1737,7 +1767,7 @@ impl SimFs {
             && !of.contains(OFlags::DIRECTORY)
         {
             if let Ok(id) = reply.open_backing(&fd) {
-                o.backing = Some(id);
+                o.backing = Some(Arc::new(id));
                 io = Io::Passthrough;
             }
         }
@@ -2196,10 +2226,10 @@ impl Filesystem for SimFs {
         let (fh, io) = tri!(reply, self.do_open(ino.0, flags.0, req.uid(), &reply));
         let f = fopen_flags(io, flags.0 & libc::O_ACCMODE != libc::O_RDONLY);
         if io == Io::Passthrough {
-            return self.with_backing(ino.0, |id| match id {
-                Some(id) => reply.opened_passthrough(FileHandle(fh), f, id),
+            return match self.backing(ino.0) {
+                Some(id) => reply.opened_passthrough(FileHandle(fh), f, &id),
                 None => reply.error(Errno::EIO),
-            });
+            };
         }
         reply.opened(FileHandle(fh), f);
     }
@@ -2571,12 +2601,12 @@ impl Filesystem for SimFs {
         );
         let f = fopen_flags(io, flags & libc::O_ACCMODE != libc::O_RDONLY);
         if io == Io::Passthrough {
-            return self.with_backing(a.ino.0, |id| match id {
+            return match self.backing(a.ino.0) {
                 Some(id) => {
-                    reply.created_passthrough(&TTL, &a, Generation(0), FileHandle(fh), f, id)
+                    reply.created_passthrough(&TTL, &a, Generation(0), FileHandle(fh), f, &id)
                 }
                 None => reply.error(Errno::EIO),
-            });
+            };
         }
         reply.created(&TTL, &a, Generation(0), FileHandle(fh), f);
     }
