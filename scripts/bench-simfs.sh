@@ -8,8 +8,10 @@
 #  2. reading all of /usr, cold;
 #  3. unpacking 20 000 small files inside the VPS, then rm -rf of them;
 #     and the unpack once more with simfs and tar held on one CPU; what
-#     one call (futimens, open+close) costs, and how many FUSE requests
-#     simfs gets per file in 2 and 3: together they bound both figures;
+#     one call (futimens, open+close) costs, how many FUSE requests
+#     simfs gets per file in 2 and 3, and what waking a process costs on
+#     this machine (a FUSE request wakes two): together they bound both
+#     figures;
 #  4. create + mount N simfs VPSs: time per VPS (the bare overlay's as the
 #     yardstick) and simfs memory (PSS, RSS) per VPS at 1, M and N mounted;
 #  5. page cache after reading /usr in 1 simfs VPS and in M.
@@ -269,6 +271,35 @@ for id in $bare $simfs $bare $simfs; do
     cu[$id]=$(min "${cu[$id]:-$u}" "$u") co[$id]=$(min "${co[$id]:-$o}" "$o")
 done
 echo "one call: futimens bare ${cu[$bare]} us, simfs ${cu[$simfs]} us; open+close bare ${co[$bare]} us, simfs ${co[$simfs]} us"
+# What this machine charges for waking a process, the floor under any FUSE
+# request (the kernel wakes simfs, then simfs wakes the caller): a round
+# trip between two processes over pipes, on two CPUs and on one.
+wakeup() { # CPU CPU: prints the microseconds of one round trip
+    perl -MTime::HiRes=time -e '
+        my ($ca, $cb, $n) = (@ARGV, 20000);
+        pipe(my $r1, my $w1) or die "pipe: $!";
+        pipe(my $r2, my $w2) or die "pipe: $!";
+        my $buf;
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            system("taskset -p -c $cb $$ > /dev/null") == 0 or die "taskset failed\n";
+            for (1 .. $n) { sysread($r1, $buf, 1) or exit 1; syswrite($w2, "x") }
+            exit 0;
+        }
+        system("taskset -p -c $ca $$ > /dev/null") == 0 or die "taskset failed\n";
+        # The first round trip waits for the other process to be in place.
+        syswrite($w1, "x");
+        sysread($r2, $buf, 1) or die "no answer\n";
+        my $t = time;
+        for (2 .. $n) { syswrite($w1, "x"); sysread($r2, $buf, 1) }
+        printf "%.1f\n", (time - $t) / ($n - 1) * 1e6;
+        waitpid($pid, 0) == $pid && $? == 0 or die "the other process failed\n"' "$1" "$2"
+}
+if (($(nproc) > 1)); then
+    w2=$(wakeup 0 1)
+    w1=$(wakeup 0 0)
+    echo "wake-up round trip between two processes (pipes): on two CPUs $w2 us, on one CPU $w1 us"
+fi
 for id in $bare $simfs; do "$vz" vzctl stop "$id" --fast > /dev/null; done
 xb=${xt[$bare]} rb=${rt[$bare]} xs=${xt[$simfs]} rs=${rt[$simfs]}
 awk -v xb="$xb" -v rb="$rb" -v xs="$xs" -v rs="$rs" -v x1="$x1" 'BEGIN {
