@@ -31,7 +31,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -341,6 +341,8 @@ pub(crate) struct SimFs {
     handles: Mutex<HashMap<u64, Handle>>,
     opens: Mutex<HashMap<u64, Opens>>,
     released: Condvar,
+    /// Opens waiting on `released`; changed and read with `opens` locked.
+    release_waiters: AtomicUsize,
     next_fh: AtomicU64,
     quota: Arc<Mutex<Quota>>,
     settling: Arc<Settling>,
@@ -597,6 +599,7 @@ impl SimFs {
             handles: Mutex::new(HashMap::new()),
             opens: Mutex::new(HashMap::new()),
             released: Condvar::new(),
+            release_waiters: AtomicUsize::new(0),
             next_fh: AtomicU64::new(1),
             quota,
             settling: Arc::default(),
@@ -1686,15 +1689,30 @@ impl SimFs {
         // Cached: wait for the passthrough opens to go, or fail.
         let mut opens = lock(&self.opens);
         let deadline = Instant::now() + RELEASE_WAIT;
-        while opens.get(&ino).is_some_and(|o| o.passthrough > 0) {
+        let mut waiting = false;
+        let passed = loop {
+            if opens.get(&ino).is_none_or(|o| o.passthrough == 0) {
+                break true;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Errno::from_i32(libc::ETXTBSY));
+                break false;
+            }
+            if !waiting {
+                // Counted with the table locked, as `unreserve` reads it.
+                self.release_waiters.fetch_add(1, Ordering::Relaxed);
+                waiting = true;
             }
             opens = match self.released.wait_timeout(opens, left) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
+        };
+        if waiting {
+            self.release_waiters.fetch_sub(1, Ordering::Relaxed);
+        }
+        if !passed {
+            return Err(Errno::from_i32(libc::ETXTBSY));
         }
         opens.entry(ino).or_default().cached += 1;
         Ok(Io::Cached)
@@ -1709,21 +1727,22 @@ impl SimFs {
         // a system call, and other opens wait for the table meanwhile.
         let mut backing = None;
         let mut gone = None;
-        let mut last_passthrough = false;
+        let mut wake = false;
         if let Some(o) = opens.get_mut(&ino) {
             let n = o.count(io);
             *n = n.saturating_sub(1);
             if o.passthrough == 0 {
                 backing = o.backing.take();
-                last_passthrough = io == Io::Passthrough;
+                // Only a cached open waits (see `reserve`), and only for
+                // this: a wake is a system call, a VPS makes thousands.
+                wake = io == Io::Passthrough && self.release_waiters.load(Ordering::Relaxed) > 0;
             }
             if o.passthrough == 0 && o.cached == 0 && o.direct == 0 {
                 gone = opens.remove(&ino);
             }
         }
         drop(opens);
-        // Only a cached open waits (see `reserve`), and only for this.
-        if last_passthrough {
+        if wake {
             self.released.notify_all();
         }
         drop(backing);

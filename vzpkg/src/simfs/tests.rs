@@ -628,6 +628,36 @@ fn reads_pass_through_and_writers_beside_them_are_direct_or_wait() {
     h.unmount().unwrap();
 }
 
+/// A read-write open of a file a reader has open through passthrough waits
+/// for the reader's release, and goes ahead as soon as it comes, not at the
+/// end of the wait (200 ms, after which it is refused as busy).
+#[test]
+fn a_read_write_open_goes_ahead_when_the_reader_closes() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::none(), 0);
+    let big = ov.p("usr/lib/big");
+    let reader = fs::File::open(&big).unwrap();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        drop(reader);
+    });
+    let t = Instant::now();
+    let rw = open_rw(&big);
+    let took = t.elapsed();
+    closer.join().unwrap();
+    assert!(rw.is_ok(), "read-write open beside a reader: {rw:?}");
+    assert!(
+        took >= Duration::from_millis(25),
+        "did not wait for the reader: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(180),
+        "waited on past the reader's release: {took:?}"
+    );
+    drop(rw);
+    h.unmount().unwrap();
+}
+
 #[test]
 fn block_hard_limit_is_reached_exactly() {
     let Some(fx) = fixture() else { return };
