@@ -33,7 +33,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -158,44 +158,29 @@ fn fopen_flags(io: Io, writes: bool) -> FopenFlags {
 /// do not hold it up.
 #[derive(Default)]
 pub(crate) struct Settling {
-    state: Mutex<SettleState>,
-    done: Condvar,
-}
-
-#[derive(Default)]
-struct SettleState {
-    /// The next release's number.
-    next: u64,
-    /// The numbers of the releases under way.
-    under_way: BTreeSet<u64>,
-    /// Queries waiting: a release wakes them only if there are some (a
-    /// wake is a system call, and a VPS closing files makes thousands).
-    waiting: usize,
+    /// The next release's number, and those of the releases under way.
+    state: Mutex<(u64, BTreeSet<u64>)>,
+    done: Wakeup,
 }
 
 impl Settling {
     pub(crate) fn begin(&self) -> Settle<'_> {
         let mut s = lock(&self.state);
-        let n = s.next;
-        s.next += 1;
-        s.under_way.insert(n);
+        let n = s.0;
+        s.0 += 1;
+        s.1.insert(n);
         Settle(self, n)
     }
 
     /// Wait until the releases under way now are over, or `limit` has
     /// passed.
     pub(crate) fn wait_begun(&self, limit: Duration) {
-        let mut s = lock(&self.state);
-        let upto = s.next;
-        s.waiting += 1;
-        let mut s = match self
-            .done
-            .wait_timeout_while(s, limit, |s| s.under_way.first().is_some_and(|&n| n < upto))
-        {
-            Ok((s, _)) => s,
-            Err(p) => p.into_inner().0,
-        };
-        s.waiting -= 1;
+        let s = lock(&self.state);
+        let upto = s.0;
+        drop(
+            self.done
+                .wait_while(s, limit, |s| s.1.first().is_some_and(|&n| n < upto)),
+        );
     }
 }
 
@@ -204,10 +189,43 @@ pub(crate) struct Settle<'a>(&'a Settling, u64);
 
 impl Drop for Settle<'_> {
     fn drop(&mut self) {
-        let mut s = lock(&self.0.state);
-        s.under_way.remove(&self.1);
-        if s.waiting > 0 {
-            self.0.done.notify_all();
+        lock(&self.0.state).1.remove(&self.1);
+        self.0.done.notify();
+    }
+}
+
+/// A condition variable that wakes only when someone waits. Releases
+/// signal one thousands of times a second while a waiter is rare, and each
+/// wake is a system call.
+#[derive(Default)]
+struct Wakeup {
+    cv: Condvar,
+    /// Counted with the waiters' mutex held, before they wait: `notify`,
+    /// called once the change is made under that mutex, sees every waiter
+    /// that could have missed it.
+    waiting: AtomicUsize,
+}
+
+impl Wakeup {
+    /// Wait while `cond` holds, for `limit` at most.
+    fn wait_while<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        limit: Duration,
+        cond: impl FnMut(&mut T) -> bool,
+    ) -> MutexGuard<'a, T> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let guard = match self.cv.wait_timeout_while(guard, limit, cond) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        guard
+    }
+
+    fn notify(&self) {
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.cv.notify_all();
         }
     }
 }
@@ -340,9 +358,8 @@ pub(crate) struct SimFs {
     dirs: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     handles: Mutex<HashMap<u64, Handle>>,
     opens: Mutex<HashMap<u64, Opens>>,
-    released: Condvar,
-    /// Opens waiting on `released`; changed and read with `opens` locked.
-    release_waiters: AtomicUsize,
+    /// Signalled when a file's last passthrough open is released.
+    released: Wakeup,
     next_fh: AtomicU64,
     quota: Arc<Mutex<Quota>>,
     settling: Arc<Settling>,
@@ -598,8 +615,7 @@ impl SimFs {
             dirs: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             opens: Mutex::new(HashMap::new()),
-            released: Condvar::new(),
-            release_waiters: AtomicUsize::new(0),
+            released: Wakeup::default(),
             next_fh: AtomicU64::new(1),
             quota,
             settling: Arc::default(),
@@ -1687,31 +1703,12 @@ impl SimFs {
             return Ok(io);
         }
         // Cached: wait for the passthrough opens to go, or fail.
-        let mut opens = lock(&self.opens);
-        let deadline = Instant::now() + RELEASE_WAIT;
-        let mut waiting = false;
-        let passed = loop {
-            if opens.get(&ino).is_none_or(|o| o.passthrough == 0) {
-                break true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
-            }
-            if !waiting {
-                // Counted with the table locked, as `unreserve` reads it.
-                self.release_waiters.fetch_add(1, Ordering::Relaxed);
-                waiting = true;
-            }
-            opens = match self.released.wait_timeout(opens, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        };
-        if waiting {
-            self.release_waiters.fetch_sub(1, Ordering::Relaxed);
-        }
-        if !passed {
+        let passthrough =
+            |opens: &mut HashMap<u64, Opens>| opens.get(&ino).is_some_and(|o| o.passthrough > 0);
+        let mut opens = self
+            .released
+            .wait_while(lock(&self.opens), RELEASE_WAIT, passthrough);
+        if passthrough(&mut opens) {
             return Err(Errno::from_i32(libc::ETXTBSY));
         }
         opens.entry(ino).or_default().cached += 1;
@@ -1727,23 +1724,22 @@ impl SimFs {
         // a system call, and other opens wait for the table meanwhile.
         let mut backing = None;
         let mut gone = None;
-        let mut wake = false;
+        let mut last_passthrough = false;
         if let Some(o) = opens.get_mut(&ino) {
             let n = o.count(io);
             *n = n.saturating_sub(1);
             if o.passthrough == 0 {
                 backing = o.backing.take();
-                // Only a cached open waits (see `reserve`), and only for
-                // this: a wake is a system call, a VPS makes thousands.
-                wake = io == Io::Passthrough && self.release_waiters.load(Ordering::Relaxed) > 0;
+                // What a cached open waits for (see `reserve`).
+                last_passthrough = io == Io::Passthrough;
             }
             if o.passthrough == 0 && o.cached == 0 && o.direct == 0 {
                 gone = opens.remove(&ino);
             }
         }
         drop(opens);
-        if wake {
-            self.released.notify_all();
+        if last_passthrough {
+            self.released.notify();
         }
         drop(backing);
         gone.and_then(|o| o.orphan)
