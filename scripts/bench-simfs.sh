@@ -271,9 +271,11 @@ for id in $bare $simfs $bare $simfs; do
     cu[$id]=$(min "${cu[$id]:-$u}" "$u") co[$id]=$(min "${co[$id]:-$o}" "$o")
 done
 echo "one call: futimens bare ${cu[$bare]} us, simfs ${cu[$simfs]} us; open+close bare ${co[$bare]} us, simfs ${co[$simfs]} us"
+for id in $bare $simfs; do "$vz" vzctl stop "$id" --fast > /dev/null; done
 # What this machine charges for waking a process, the floor under any FUSE
 # request (the kernel wakes simfs, then simfs wakes the caller): a round
-# trip between two processes over pipes, on two CPUs and on one.
+# trip between two processes over pipes, on two CPUs and on one, measured
+# once the VPSs are stopped.
 wakeup() { # CPU CPU: prints the microseconds of one round trip
     perl -MTime::HiRes=time -e '
         my ($ca, $cb, $n) = (@ARGV, 20000);
@@ -300,7 +302,6 @@ if (($(nproc) > 1)); then
     w1=$(wakeup 0 0)
     echo "wake-up round trip between two processes (pipes): on two CPUs $w2 us, on one CPU $w1 us"
 fi
-for id in $bare $simfs; do "$vz" vzctl stop "$id" --fast > /dev/null; done
 xb=${xt[$bare]} rb=${rt[$bare]} xs=${xt[$simfs]} rs=${rt[$simfs]}
 awk -v xb="$xb" -v rb="$rb" -v xs="$xs" -v rs="$rs" -v x1="$x1" 'BEGIN {
     printf "tar -x of 20000 files: bare %.2fs, simfs %.2fs, ratio %.2f; rm -rf: bare %.2fs, simfs %.2fs, ratio %.2f (target >= 0.5)\n",
