@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # simfs figures against the bare overlay (a benchmark, not a test; run as root
 # on an idle machine). Figures 1-3 compare, in the same run, a VPS created
-# with --diskquota yes (simfs over the overlay) and one with --diskquota no
-# (the bare overlay); 4 and 5 are measured on simfs VPSs:
+# with --diskquota yes (the overlay over simfs, which holds the private
+# area) and one with --diskquota no (the bare overlay); 4 and 5 are measured on simfs VPSs:
 #  1. sequential read of 1 GiB, cold and warm: a file in the template's
 #     layers, and a file the VPS wrote (its private area);
 #  2. reading all of /usr, cold;
@@ -45,7 +45,9 @@ new_vps() { # CTID TEMPLATE yes|no
     "$vz" vzctl create "$1" --ostemplate "$2" --diskquota "$3" "${limits[@]}" > /dev/null
     "$vz" vzctl mount "$1" > /dev/null
 }
-fstype() { awk -v d="$VZ_ROOT/root/$1" '$2 == d {t = $3} END {print t}' /proc/self/mounts; }
+fstype() { awk -v d="$1" '$2 == d {t = $3} END {print t}' /proc/self/mounts; }
+# Where simfs shows a VPS's private area, under its overlay.
+simfs_at() { echo "$VZ_ROOT/mnt/$1"; }
 
 cp recipes/debian-12.toml "$work/debian-12.toml"
 "$vz" create "$work/debian-12.toml" "${mirror[@]}" --json > /dev/null
@@ -62,13 +64,13 @@ echo "debian-12-big built in $(elapsed "$t0" "$(now)")s; templates:"
 
 new_vps $bare debian-12-big no
 new_vps $simfs debian-12-big yes
-# Figures for simfs are worthless if the root is the overlay after all.
-case $(fstype $simfs) in fuse*) ;; *)
-    echo "VPS $simfs: root is $(fstype $simfs), not simfs (fuse)" >&2
+# Figures for simfs are worthless if its private area is not under simfs.
+case $(fstype "$(simfs_at $simfs)") in fuse*) ;; *)
+    echo "VPS $simfs: no simfs (fuse) on $(simfs_at $simfs)" >&2
     exit 1
     ;;
 esac
-echo "roots: bare $(fstype $bare), simfs $(fstype $simfs)"
+echo "roots: bare $(fstype "$VZ_ROOT/root/$bare"), simfs $(fstype "$VZ_ROOT/root/$simfs") over $(fstype "$(simfs_at $simfs)")"
 root() { echo "$VZ_ROOT/root/$1"; }
 # FUSE requests the kernel sends a VPS's simfs while COMMAND runs, counted
 # with the kernel's fuse tracepoints in a tracing instance of our own, and
@@ -87,7 +89,7 @@ fuse_requests() { # CTID COMMAND...
     fi
     # KiB per CPU: room for 250 000 requests from one CPU.
     echo 32768 > "$trace/buffer_size_kb"
-    dev=$(stat -c %d "$(root "$id")")
+    dev=$(stat -c %d "$(simfs_at "$id")")
     echo "connection == $dev" > "$ev/fuse_request_send/filter"
     echo "connection == $dev" > "$ev/fuse_request_end/filter"
     echo 1 > "$ev/enable"

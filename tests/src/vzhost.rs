@@ -118,7 +118,7 @@ impl Drop for VzHost {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             let root = self.vz().join("root").join(id);
-            let mnt = self.vz().join("private").join(id).join("mnt");
+            let mnt = self.vz().join("mnt").join(id);
             for p in [root, mnt] {
                 if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
                     // SAFETY: a plain umount2 on a path this host made.

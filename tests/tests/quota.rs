@@ -37,9 +37,9 @@ fn df(h: &Host, id: &str) -> (u64, u64, u64) {
 }
 
 /// Usage as the quota counts it: a scan of the VPS's private area (the
-/// overlay's upper dir) on the host.
+/// upper and work dirs) on the host.
 fn scanned(h: &Host, id: &str) -> vzpkg::quota::Usage {
-    vzpkg::quota::scan(&h.vz().join("private").join(id).join("fs")).unwrap()
+    vzpkg::quota::scan(&h.vz().join("private").join(id)).unwrap()
 }
 
 /// The quota file vzctl and vzquota share for this VZ root.
@@ -111,7 +111,10 @@ fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
         .lines()
         .find(|l| l.split(' ').nth(1) == Some("/"))
         .unwrap_or_else(|| panic!("no / in {mounts}"));
-    assert!(root_line.starts_with("/dev/simfs / fuse "), "{root_line}");
+    assert!(
+        root_line.starts_with("/dev/simfs / overlay "),
+        "{root_line}"
+    );
     let (size, used, avail) = df(&h, id);
     assert_eq!(size, soft, "df size is the soft limit");
     assert_eq!(used + avail, soft);
@@ -357,7 +360,7 @@ fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let out = vzquota(&h, &["stat", id, "-t"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let by_id = vzpkg::quota::scan_ids(&h.vz().join("private").join(id).join("fs")).unwrap();
+    let by_id = vzpkg::quota::scan_ids(&h.vz().join("private").join(id)).unwrap();
     let u = by_id.users.get(&4242).copied().unwrap_or_default();
     assert!(u.blocks_1k() <= 64, "{u:?}");
     let listed = text(&out);

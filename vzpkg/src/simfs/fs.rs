@@ -6,18 +6,18 @@
 //! again through /proc/PID/fd), and so is a file open for writing, which
 //! spares the walk.
 //!
-//! Quota counts the private area only (the overlay's upper dir): template
-//! files the VPS has not changed are shared and free. An operation that may
-//! change the private area looks at the paths it touches there before and
-//! after (the entry, and the parent directories a copy-up would create) and
-//! charges the difference; so a copy-up of a template file (open for
-//! writing, chmod, chown, link, rename) is charged in full, as the copy it
-//! makes is. Whiteouts (deleted template files) are free.
+//! Quota counts everything under the backing root: on a VPS that is the
+//! private area, with the overlay on top of us, so template files the VPS
+//! has not changed never reach us and are free. An operation that may
+//! change the tree looks at the paths it touches before and after (the
+//! entry, and parent directories that may appear with it) and charges the
+//! difference; so a copy-up of a template file (open for writing, chmod,
+//! chown, link, rename) is charged in full, as the overlay writes the copy
+//! through us. Whiteouts (deleted template files) are free.
 //!
 //! Opens (see `Io`): a read-only open is handed to the kernel (FUSE
-//! passthrough), so it reads the backing file itself: a template file from
-//! the one page cache all VPSs share, a private file at the speed of the
-//! overlay. Every write comes to us, for accounting. A write-only open is
+//! passthrough), so it reads the backing file itself, at the disk's speed.
+//! Every write comes to us, for accounting. A write-only open is
 //! direct I/O: it mixes with passthrough opens of the file. A read-write
 //! open goes through the kernel's page cache (so it can be mapped and its
 //! reads cached), and the kernel will not mix that with passthrough: while
@@ -352,7 +352,8 @@ const DIR_BYTES: u64 = 4096;
 
 pub(crate) struct SimFs {
     root: OwnedFd,
-    /// The private area (overlay upper dir), or the root itself.
+    /// The charged tree: the root itself, through an fd of its own that
+    /// the measuring looks go through.
     private: OwnedFd,
     nodes: Mutex<Nodes>,
     dirs: Mutex<HashMap<u64, Arc<OwnedFd>>>,
@@ -364,6 +365,8 @@ pub(crate) struct SimFs {
     quota: Arc<Mutex<Quota>>,
     settling: Arc<Settling>,
     want_passthrough: bool,
+    /// The backing files' stacking depth plus one (see `init`).
+    stack_depth: u32,
     passthrough: AtomicBool,
 }
 
@@ -583,15 +586,12 @@ fn quota_errno(_: crate::quota::Exceeded) -> Errno {
 impl SimFs {
     pub(crate) fn new(
         root: OwnedFd,
-        private: Option<OwnedFd>,
         quota: Arc<Mutex<Quota>>,
         want_passthrough: bool,
     ) -> std::io::Result<Self> {
         let st = rustix::fs::fstat(&root)?;
-        let private = match private {
-            Some(p) => p,
-            None => root.try_clone()?,
-        };
+        let stack_depth = if super::stacked_fd(&root) { 2 } else { 1 };
+        let private = root.try_clone()?;
         let mut nodes = Nodes {
             map: HashMap::new(),
             by_key: HashMap::new(),
@@ -620,6 +620,7 @@ impl SimFs {
             quota,
             settling: Arc::default(),
             want_passthrough,
+            stack_depth,
             passthrough: AtomicBool::new(false),
         })
     }
@@ -2028,11 +2029,12 @@ macro_rules! tri {
 
 impl Filesystem for SimFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Backing files live on the overlay (stack depth 1), so passthrough
-        // needs room for one more level.
+        // Passthrough makes simfs one level above its backing files, and
+        // no more than needed: on a disk's own file system simfs stays at
+        // depth 1, so an overlay can still go on top (the kernel allows 2).
         if self.want_passthrough
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-            && config.set_max_stack_depth(2).is_ok()
+            && config.set_max_stack_depth(self.stack_depth).is_ok()
         {
             self.passthrough.store(true, Ordering::Relaxed);
         }
@@ -2040,10 +2042,10 @@ impl Filesystem for SimFs {
         // then open each file) costs no lookup per file.
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
-        // We drop set-id bits on write, truncate and chown ourselves (the
-        // file system below does for chown, and drops capabilities), so
-        // the kernel need not fetch attributes before each chown.
-        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
+        // Set-id bits are dropped by the kernel, not by us
+        // (FUSE_HANDLE_KILLPRIV_V2 off): under the VPS's overlay every
+        // request comes with the overlay's own credentials, so only the
+        // kernel, above it, knows whether the writer may keep them.
         Ok(())
     }
 
@@ -2100,9 +2102,9 @@ impl Filesystem for SimFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        // The kernel leaves dropping set-id bits on truncate to us
-        // (FUSE_HANDLE_KILLPRIV_V2) but fuser does not pass its flag on:
-        // a caller other than root truncating is what sets it.
+        // A caller other than root truncating must lose set-id bits. The
+        // kernel sends the new mode along (FUSE_HANDLE_KILLPRIV_V2 is off,
+        // see `init`); a truncate without one is dropped here.
         let kill = size.is_some() && mode.is_none() && req.uid() != 0;
         let changes = Changes {
             mode,
@@ -2281,8 +2283,10 @@ impl Filesystem for SimFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        // Set by the kernel for a writer without CAP_FSETID; we write as
-        // root, so the file system below would keep the bits.
+        // Set by the kernel for a writer without CAP_FSETID, and only with
+        // FUSE_HANDLE_KILLPRIV_V2, which `init` no longer asks for (the
+        // kernel drops the bits itself then); we write as root, so the
+        // file system below would keep them.
         let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         let n = tri!(reply, self.do_write(fh.0, offset, data, kill));
         reply.written(n);

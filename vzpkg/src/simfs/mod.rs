@@ -2,8 +2,11 @@
 //! backing directory (the overlay mount), enforces the first-level quota and
 //! reports the quota as the file system's size, as OpenVZ's simfs did.
 //!
-//! Usage counts the private area only (`Options::private`, the overlay's
-//! upper dir); see [`fs`] for how copy-ups are charged.
+//! On a VPS, simfs serves the private area (the overlay's upper and work
+//! dirs) and the overlay goes on top: everything simfs holds is charged,
+//! and a template file's copy-up is the overlay writing the copy through
+//! simfs, charged as any new file. Template files the VPS has not changed
+//! never reach simfs.
 //!
 //! Every backing path is resolved relative to an `O_PATH` descriptor of the
 //! backing root with `openat2(RESOLVE_BENEATH)` and the last component never
@@ -52,9 +55,6 @@ pub struct Options {
     pub passthrough: bool,
     /// Threads serving requests.
     pub threads: usize,
-    /// The directory whose contents are charged (the overlay's upper dir);
-    /// `None`: everything under the backing directory.
-    pub private: Option<PathBuf>,
     /// `QUOTAUGIDLIMIT`: 0 turns the second level off; `None` keeps what
     /// the state file has.
     pub ugid_limit: Option<u64>,
@@ -67,7 +67,6 @@ impl Default for Options {
         Options {
             passthrough: true,
             threads: 4,
-            private: None,
             ugid_limit: None,
             socket: None,
         }
@@ -115,6 +114,24 @@ fn open_dir(path: &Path) -> Result<OwnedFd, SimfsError> {
     })
 }
 
+/// Whether the file system at `path` is itself stacked on another
+/// (overlayfs, FUSE, eCryptfs), so that simfs passing its files through
+/// would stand two levels up.
+pub fn stacked(path: &Path) -> bool {
+    rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .is_ok_and(|fd| stacked_fd(&fd))
+}
+
+pub(crate) fn stacked_fd(fd: &impl std::os::fd::AsFd) -> bool {
+    const OVERLAYFS: i64 = 0x794c_7630;
+    const FUSE: i64 = 0x6573_5546;
+    const ECRYPTFS: i64 = 0xf15f;
+    // f_type is i64 on x86_64 but not on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let stacked = |s: rustix::fs::StatFs| [OVERLAYFS, FUSE, ECRYPTFS].contains(&(s.f_type as i64));
+    rustix::fs::fstatfs(fd).is_ok_and(stacked)
+}
+
 pub fn mount_with(
     backing: &Path,
     mountpoint: &Path,
@@ -135,11 +152,8 @@ pub fn mount_with(
         source: e.into(),
     })?;
 
-    let counted = options
-        .private
-        .clone()
-        .unwrap_or_else(|| backing.to_owned());
-    let private = open_dir(&counted)?;
+    // Everything under the backing directory is charged.
+    let counted = backing.to_owned();
     let saved = StateFile::load(state_file)?;
     let mut q = saved.as_ref().map(StateFile::to_quota).unwrap_or_default();
     q.set_limits(limits);
@@ -170,13 +184,12 @@ pub fn mount_with(
     state.clone().with_quota(&q, true).save(state_file)?;
     let quota = Arc::new(Mutex::new(q));
 
-    let fs =
-        fs::SimFs::new(root, Some(private), quota.clone(), options.passthrough).map_err(|e| {
-            SimfsError::Backing {
-                path: backing.to_owned(),
-                source: e,
-            }
-        })?;
+    let fs = fs::SimFs::new(root, quota.clone(), options.passthrough).map_err(|e| {
+        SimfsError::Backing {
+            path: backing.to_owned(),
+            source: e,
+        }
+    })?;
     let settling = fs.settling();
     let mut config = fuser::Config::default();
     config.mount_options = vec![

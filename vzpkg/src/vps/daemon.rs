@@ -1,5 +1,6 @@
 //! The simfs process of a mounted VPS. vzctl exits after each command, so
-//! the FUSE file system on `VE_ROOT` is served by a process of its own:
+//! simfs (the private area on `mnt/CTID`, under the VPS's overlay) is
+//! served by a process of its own:
 //! `vzctl __simfs CTID`, started by `mount` in a session of its own, stdio
 //! on `/dev/null` and a log (`run/CTID.simfs.log`). It runs in the host's
 //! namespaces, so a VPS's processes (in theirs) never see or signal it.
@@ -73,8 +74,8 @@ fn simfs_err(ctid: u32, why: impl Into<String>, log: &Path) -> VpsError {
     }
 }
 
-/// Start the simfs process for a VPS whose overlay is mounted at
-/// `cfg.overlay_mount()`, and wait until simfs is mounted on `VE_ROOT`.
+/// Start the simfs process for a VPS and wait until simfs shows its
+/// private area on `mnt/CTID` (the overlay goes on top after).
 pub fn spawn(vz: &Vz, cfg: &VpsConfig) -> Result<i32, VpsError> {
     let ctid = cfg.ctid;
     let log_path = vz.root.simfs_log(ctid);
@@ -345,7 +346,7 @@ pub fn serve(vz: &Vz, ctid: u32) -> i32 {
         .unwrap_or_default();
     eprintln!(
         "simfs {ctid}: mounted on {} (pid {}), usage {} KiB, {} inodes",
-        server.cfg.ve_root.display(),
+        server.vz.root.simfs_mount(ctid).display(),
         std::process::id(),
         u.blocks_1k(),
         u.inodes
@@ -397,10 +398,12 @@ impl Server {
             .map_err(|e| format!("{}: {e}", sock.display()))?;
         let options = simfs::Options {
             threads: THREADS,
-            private: Some(cfg.upper()),
+            // The overlay goes on top, and the kernel stacks at most two
+            // file systems on a disk's: simfs may pass its files through
+            // only when the private area is on the disk's own.
+            passthrough: !simfs::stacked(&cfg.ve_private),
             ugid_limit: Some(cfg.quotaugidlimit),
             socket: Some(sock.clone()),
-            ..simfs::Options::default()
         };
         let quota_file = vz.root.quota_file(ctid);
         if let Some(dir) = quota_file.parent() {
@@ -408,8 +411,8 @@ impl Server {
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let handle = simfs::mount_with(
-            &cfg.overlay_mount(),
-            &cfg.ve_root,
+            &cfg.ve_private,
+            &vz.root.simfs_mount(ctid),
             limits_of(&cfg),
             &quota_file,
             options,
@@ -507,7 +510,7 @@ impl Server {
     /// the root is busy; `Ok(Err)` when the state could not be saved clean.
     fn finish(&mut self) -> Result<Result<Usage, String>, String> {
         let ctid = self.cfg.ctid;
-        let root = &self.cfg.ve_root;
+        let root = &self.vz.root.simfs_mount(ctid);
         // Probe first: a failed unmount inside the FUSE library ends the
         // session without unmounting, so only try it when it will work.
         // MNT_EXPIRE fails with EAGAIN on a root nothing uses (and marks it).

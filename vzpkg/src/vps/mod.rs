@@ -7,12 +7,16 @@
 //! - the quota file (usage, limits, dirty flag), shared with `vzquota`:
 //!   `/var/vzquota/quota.CTID` for the VZ root `/vz`, else
 //!   `VZ_ROOT/vzquota/quota.CTID` (or `$VZQUOTA_DIR/quota.CTID`);
-//! - `private/CTID/mnt`: the overlay (the template's layer trees under the
-//!   private `fs/`), seen by the host only;
-//! - `root/CTID/`: the VPS's root: simfs over `mnt`, served by a process of
-//!   its own (see [`daemon`]), so `df` inside shows the quota and writes
-//!   past it fail with EDQUOT (`DISK_QUOTA="yes"`, the default). With `DISK_QUOTA="no"` the overlay is
-//!   mounted here directly and there is no simfs;
+//! - `mnt/CTID/`: simfs over the private area, seen by the host only and
+//!   served by a process of its own (see [`daemon`]): it charges every
+//!   change there to the quota and fails writes past it with EDQUOT
+//!   (`DISK_QUOTA="yes"`, the default);
+//! - `root/CTID/`: the VPS's root: the overlay of the template's layer
+//!   trees under the private `fs/`, taken through simfs (`mnt/CTID/fs`), so
+//!   `df` inside shows the quota. Template files are read by the overlay
+//!   straight from the layers, never through simfs: no daemon round trip
+//!   per open, one page cache for all VPSs. With `DISK_QUOTA="no"` the
+//!   overlay takes `fs/` directly and there is no simfs;
 //! - `run/CTID.pid`: the host pid of the running VPS's PID 1;
 //!   `run/CTID.simfs.{pid,sock,log}`: its simfs process;
 //!   `run/CTID.lock`: taken by every vzctl that changes the VPS.
@@ -95,6 +99,11 @@ impl VzRoot {
     pub fn simfs_log(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.simfs.log"))
     }
+    /// Where simfs shows the private area; outside it, so simfs never
+    /// walks into its own mount.
+    pub fn simfs_mount(&self, ctid: u32) -> PathBuf {
+        self.base.join("mnt").join(ctid.to_string())
+    }
     /// The quota file of `ctid`, shared with `vzquota` (see
     /// [`crate::quota::cli::quota_dir_for`]).
     pub fn quota_file(&self, ctid: u32) -> PathBuf {
@@ -132,20 +141,6 @@ impl VpsConfig {
     pub fn work(&self) -> PathBuf {
         self.ve_private.join("work")
     }
-    /// Where the overlay is mounted under simfs.
-    pub fn overlay_mount(&self) -> PathBuf {
-        self.ve_private.join("mnt")
-    }
-
-    /// Where the overlay goes: under simfs, or the root itself.
-    fn overlay_target(&self) -> PathBuf {
-        if self.disk_quota {
-            self.overlay_mount()
-        } else {
-            self.ve_root.clone()
-        }
-    }
-
     fn to_conf(&self, mut c: Conf) -> Conf {
         let pair = |(s, h): (u64, u64)| format!("{s}:{h}");
         c.set("OSTEMPLATE", &self.ostemplate);
@@ -310,6 +305,16 @@ impl Drop for CtLock {
 /// How long a lock let go by its holder may stay held by a child that
 /// inherited it (between `fork` and `exec`, or a namespace set-up).
 const LOCK_INHERITED_WAIT: Duration = Duration::from_secs(3);
+
+/// An unmount of `target` failed.
+fn umount_err(ctid: u32, target: &Path) -> impl FnOnce(std::io::Error) -> VpsError {
+    let target = target.to_path_buf();
+    move |source| VpsError::Umount {
+        ctid,
+        target,
+        source,
+    }
+}
 
 fn write_atomic(ctid: u32, path: &Path, bytes: &[u8]) -> Result<(), VpsError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
@@ -650,48 +655,74 @@ impl Vz {
         overlay::mounts_at(at).map_err(io_err(ctid, "read the mount table for", at))
     }
 
+    /// The overlay's upper and work dirs: the private area's `fs/` and
+    /// `work/`, through simfs when the quota is on.
+    fn upper_work(&self, cfg: &VpsConfig) -> (PathBuf, PathBuf) {
+        if cfg.disk_quota {
+            let at = self.root.simfs_mount(cfg.ctid);
+            (at.join("fs"), at.join("work"))
+        } else {
+            (cfg.upper(), cfg.work())
+        }
+    }
+
     /// What is mounted for the VPS, judged against what `mount` makes: the
-    /// overlay, and (with quota) simfs on the root with a live process.
+    /// overlay on the root, and (with quota) simfs under it with a live
+    /// process.
     fn mount_state(&self, cfg: &VpsConfig) -> Result<MountState, VpsError> {
         let ctid = cfg.ctid;
         let lowers = self.lowers(cfg).unwrap_or_default();
-        let target = cfg.overlay_target();
-        let ov = overlay::state(&target, &cfg.upper(), &lowers).map_err(io_err(
+        let (upper, _) = self.upper_work(cfg);
+        let ov = overlay::state(&cfg.ve_root, &upper, &lowers).map_err(io_err(
             ctid,
             "read the mount table for",
-            &target,
+            &cfg.ve_root,
         ))?;
+        let simfs_at = self.root.simfs_mount(ctid);
+        let under = self.mounts_at(ctid, &simfs_at)?;
         if !cfg.disk_quota {
-            if !self.mounts_at(ctid, &cfg.overlay_mount())?.is_empty() {
+            if !under.is_empty() {
                 return Ok(MountState::Stale(format!(
-                    "an overlay is left on {} (DISK_QUOTA was changed)",
-                    cfg.overlay_mount().display()
+                    "simfs is left on {} (DISK_QUOTA was changed)",
+                    simfs_at.display()
                 )));
             }
             return Ok(ov);
         }
-        let at_root = self.mounts_at(ctid, &cfg.ve_root)?;
         match ov {
-            MountState::Unmounted if at_root.is_empty() => return Ok(MountState::Unmounted),
+            MountState::Unmounted if under.is_empty() => return Ok(MountState::Unmounted),
             MountState::Unmounted => {
                 return Ok(MountState::Stale(format!(
-                    "a {} mount without its overlay",
-                    at_root.last().map_or("", |m| m.fs_type.as_str())
+                    "a {} mount on {} without the overlay",
+                    under.last().map_or("", |m| m.fs_type.as_str()),
+                    simfs_at.display()
                 )))
             }
             MountState::Stale(why) => return Ok(MountState::Stale(format!("its overlay: {why}"))),
             MountState::Mounted => {}
         }
-        match &at_root[..] {
+        match &under[..] {
             [] => return Ok(MountState::Stale("simfs is not mounted".into())),
             [m] if daemon::is_simfs(m) => {}
-            [m] => return Ok(MountState::Stale(format!("a {} mount", m.fs_type))),
-            more => return Ok(MountState::Stale(format!("{} mounts stacked", more.len()))),
+            [m] => {
+                return Ok(MountState::Stale(format!(
+                    "a {} mount on {}",
+                    m.fs_type,
+                    simfs_at.display()
+                )))
+            }
+            more => {
+                return Ok(MountState::Stale(format!(
+                    "{} mounts stacked on {}",
+                    more.len(),
+                    simfs_at.display()
+                )))
+            }
         }
         // A killed simfs process leaves ENOTCONN ("Transport endpoint is
         // not connected") behind. statfs always asks the process; a stat
         // may be answered from the kernel's attribute cache.
-        if let Err(e) = rustix::fs::statvfs(&cfg.ve_root) {
+        if let Err(e) = rustix::fs::statvfs(&simfs_at) {
             return Ok(MountState::Stale(format!(
                 "simfs: statfs fails: {}",
                 std::io::Error::from(e)
@@ -710,20 +741,18 @@ impl Vz {
         if let Some(pid) = self.running_pid(cfg) {
             return Err(VpsError::Running { ctid, pid });
         }
-        let umount_err = |target: &Path| {
-            let target = target.to_path_buf();
-            move |source| VpsError::Umount {
-                ctid,
-                target,
-                source,
-            }
-        };
-        // Detach first so a live simfs process can exit; its state stays
-        // dirty if it cannot save it, and the next mount rescans.
-        overlay::unmount_all(&cfg.ve_root, true).map_err(umount_err(&cfg.ve_root))?;
-        daemon::stop(self, ctid, Duration::from_secs(5)).map_err(umount_err(&cfg.ve_root))?;
-        let mnt = cfg.overlay_mount();
-        overlay::unmount_all(&mnt, true).map_err(umount_err(&mnt))?;
+        // The overlay first, detached, so a live simfs process can exit;
+        // its state stays dirty if it cannot save it, and the next mount
+        // rescans.
+        overlay::unmount_all(&cfg.ve_root, true).map_err(umount_err(ctid, &cfg.ve_root))?;
+        let simfs_at = self.root.simfs_mount(ctid);
+        daemon::stop(self, ctid, Duration::from_secs(5)).map_err(umount_err(ctid, &simfs_at))?;
+        overlay::unmount_all(&simfs_at, true).map_err(umount_err(ctid, &simfs_at))?;
+        // Earlier versions mounted the overlay inside the private area,
+        // which simfs now shows: it must not stay there.
+        let old = cfg.ve_private.join("mnt");
+        overlay::unmount_all(&old, true).map_err(umount_err(ctid, &old))?;
+        let _ = std::fs::remove_dir(&old);
         Ok(())
     }
 
@@ -749,25 +778,24 @@ impl Vz {
             });
         }
         let lowers = self.lowers(cfg)?;
-        let target = cfg.overlay_target();
-        for d in [&cfg.ve_root, &target] {
-            std::fs::create_dir_all(d).map_err(io_err(ctid, "create", d))?;
+        let simfs_at = self.root.simfs_mount(ctid);
+        std::fs::create_dir_all(&cfg.ve_root).map_err(io_err(ctid, "create", &cfg.ve_root))?;
+        if cfg.disk_quota {
+            std::fs::create_dir_all(&simfs_at).map_err(io_err(ctid, "create", &simfs_at))?;
+            daemon::spawn(self, cfg)?;
         }
-        overlay::mount(&target, &lowers, &cfg.upper(), &cfg.work()).map_err(|(step, source)| {
-            VpsError::Mount {
+        let (upper, work) = self.upper_work(cfg);
+        if let Err((step, source)) = overlay::mount(&cfg.ve_root, &lowers, &upper, &work) {
+            if cfg.disk_quota {
+                let _ = daemon::stop(self, ctid, Duration::from_secs(2));
+                let _ = overlay::unmount_all(&simfs_at, true);
+            }
+            return Err(VpsError::Mount {
                 ctid,
-                target: target.clone(),
+                target: cfg.ve_root.clone(),
                 step,
                 source,
-            }
-        })?;
-        if cfg.disk_quota {
-            if let Err(e) = daemon::spawn(self, cfg) {
-                let _ = overlay::unmount_all(&cfg.ve_root, true);
-                let _ = daemon::stop(self, ctid, Duration::from_secs(2));
-                let _ = overlay::unmount_all(&target, true);
-                return Err(e);
-            }
+            });
         }
         Ok(stale.map_or(Mounted::Fresh, Mounted::Replaced))
     }
@@ -786,32 +814,32 @@ impl Vz {
         self.umount_locked(&cfg)
     }
 
-    /// simfs first (its process then saves the quota state clean and
-    /// exits), then the overlay under it. A busy root is an error and
-    /// stays mounted.
+    /// The overlay first (a busy root is an error and stays mounted), then
+    /// simfs under it (its process then saves the quota state clean and
+    /// exits).
     fn umount_locked(&self, cfg: &VpsConfig) -> Result<bool, VpsError> {
         let ctid = cfg.ctid;
         if let Some(pid) = self.running_pid(cfg) {
             return Err(VpsError::Running { ctid, pid });
         }
-        let mnt = cfg.overlay_mount();
+        let simfs_at = self.root.simfs_mount(ctid);
         let was = !self.mounts_at(ctid, &cfg.ve_root)?.is_empty()
-            || !self.mounts_at(ctid, &mnt)?.is_empty();
-        let umount_err = |target: &Path| {
-            let target = target.to_path_buf();
-            move |source| VpsError::Umount {
-                ctid,
-                target,
-                source,
-            }
-        };
+            || !self.mounts_at(ctid, &simfs_at)?.is_empty();
+        overlay::unmount_all(&cfg.ve_root, false).map_err(umount_err(ctid, &cfg.ve_root))?;
         if cfg.disk_quota {
-            daemon::unmount(self, ctid, &cfg.ve_root)?;
+            if let Err(e) = daemon::unmount(self, ctid, &simfs_at) {
+                // Busy from the host side: put the overlay back, so the VPS
+                // is as it was.
+                if let Ok(lowers) = self.lowers(cfg) {
+                    let (upper, work) = self.upper_work(cfg);
+                    let _ = overlay::mount(&cfg.ve_root, &lowers, &upper, &work);
+                }
+                return Err(e);
+            }
         }
-        // What is left: the bare overlay, or a simfs whose process died.
-        overlay::unmount_all(&cfg.ve_root, false).map_err(umount_err(&cfg.ve_root))?;
-        daemon::stop(self, ctid, Duration::from_secs(5)).map_err(umount_err(&cfg.ve_root))?;
-        overlay::unmount_all(&mnt, false).map_err(umount_err(&mnt))?;
+        // What is left: a simfs whose process died.
+        daemon::stop(self, ctid, Duration::from_secs(5)).map_err(umount_err(ctid, &simfs_at))?;
+        overlay::unmount_all(&simfs_at, false).map_err(umount_err(ctid, &simfs_at))?;
         Ok(was)
     }
 
@@ -1123,6 +1151,7 @@ impl Vz {
         }
         // Only if empty: never delete files someone put there.
         let _ = std::fs::remove_dir(&cfg.ve_root);
+        let _ = std::fs::remove_dir(self.root.simfs_mount(ctid));
         let _ = std::fs::remove_file(self.root.lock_file(ctid));
         drop(lock);
         Ok(())

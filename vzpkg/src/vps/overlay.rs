@@ -168,6 +168,9 @@ pub fn mount(
         rustix::mount::fsconfig_set_string(&fs, "lowerdir", joined.as_str())
             .map_err(|e| ("fsconfig lowerdir", e.into()))?;
     }
+    // As OpenVZ's simfs shows a VPS's root, inside and out.
+    rustix::mount::fsconfig_set_string(&fs, "source", super::daemon::SOURCE)
+        .map_err(|e| ("fsconfig source", e.into()))?;
     rustix::mount::fsconfig_set_string(&fs, "upperdir", upper)
         .map_err(|e| ("fsconfig upperdir", e.into()))?;
     rustix::mount::fsconfig_set_string(&fs, "workdir", work)
