@@ -352,9 +352,6 @@ const DIR_BYTES: u64 = 4096;
 
 pub(crate) struct SimFs {
     root: OwnedFd,
-    /// The charged tree: the root itself, through an fd of its own that
-    /// the measuring looks go through.
-    private: OwnedFd,
     nodes: Mutex<Nodes>,
     dirs: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     handles: Mutex<HashMap<u64, Handle>>,
@@ -591,7 +588,6 @@ impl SimFs {
     ) -> std::io::Result<Self> {
         let st = rustix::fs::fstat(&root)?;
         let stack_depth = if super::stacked_fd(&root) { 2 } else { 1 };
-        let private = root.try_clone()?;
         let mut nodes = Nodes {
             map: HashMap::new(),
             by_key: HashMap::new(),
@@ -610,7 +606,6 @@ impl SimFs {
         nodes.by_key.insert(key(&st), 1);
         Ok(SimFs {
             root,
-            private,
             nodes: Mutex::new(nodes),
             dirs: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
@@ -904,16 +899,11 @@ impl SimFs {
         if st.st_nlink == 0 || (st.st_size as i64) <= SMALL {
             return;
         }
-        // The overlay passes no writeback request on (`sync_file_range` on
-        // its file does nothing): ask the private area's own file. Without
-        // one, or if writeback cannot start, the file is charged as it is
-        // now; most files keep that.
-        let real = self.real_file(ino, &st);
+        // Our open is of the backing file itself. If writeback cannot
+        // start, the file is charged as it is now; most files keep that.
         let range = |flags| {
-            real.as_ref().is_some_and(|real| {
-                // SAFETY: a valid fd and plain integers; rustix has no wrapper.
-                unsafe { libc::sync_file_range(real.as_raw_fd(), 0, 0, flags) == 0 }
-            })
+            // SAFETY: a valid fd and plain integers; rustix has no wrapper.
+            unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, flags) == 0 }
         };
         let started = range(libc::SYNC_FILE_RANGE_WRITE);
         // Blocks other than the data's own (an extent block, a hole) may
@@ -933,34 +923,6 @@ impl SimFs {
         {
             self.charge_settled(fd, ino);
         }
-    }
-
-    /// The private area's own file that a writing open of `ino` (seen as
-    /// `st` through the backing root) writes to, opened for reading. `None`
-    /// when its path names another file now (a rename raced us). The
-    /// overlay shows a copied-up file with the template's inode number, so
-    /// sameness is size, times and link count, which our open's writes
-    /// just set.
-    fn real_file(&self, ino: u64, st: &Stat) -> Option<OwnedFd> {
-        let rel = self.path(ino).ok()?;
-        let held = Self::open_under(&self.private, &rel, OFlags::PATH, Mode::empty()).ok()?;
-        let real = stat_fd(&held).ok()?;
-        let same = real.st_mode & libc::S_IFMT == libc::S_IFREG
-            && real.st_size == st.st_size
-            && real.st_nlink == st.st_nlink
-            && (real.st_mtime, real.st_mtime_nsec) == (st.st_mtime, st.st_mtime_nsec)
-            && (real.st_ctime, real.st_ctime_nsec) == (st.st_ctime, st.st_ctime_nsec);
-        if !same {
-            return None;
-        }
-        // An `O_PATH` fd takes no file operations; its `/proc` link reopens
-        // that very file, so nothing renamed in between gets opened.
-        rustix::fs::open(
-            proc_fd(&held),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
     }
 
     /// Charge what an open `ino` allocates once its writeback was started
@@ -1000,7 +962,7 @@ impl SimFs {
     /// What the private area has at `rel`; whiteouts and absent paths are
     /// nothing.
     fn private_obj(&self, rel: &Path) -> Option<Obj> {
-        Self::obj_under(&self.private, rel)
+        Self::obj_under(&self.root, rel)
     }
 
     fn obj_under(base: &OwnedFd, rel: &Path) -> Option<Obj> {

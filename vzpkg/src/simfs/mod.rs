@@ -118,18 +118,20 @@ fn open_dir(path: &Path) -> Result<OwnedFd, SimfsError> {
 /// (overlayfs, FUSE, eCryptfs), so that simfs passing its files through
 /// would stand two levels up.
 pub fn stacked(path: &Path) -> bool {
-    rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .is_ok_and(|fd| stacked_fd(&fd))
+    rustix::fs::statfs(path).is_ok_and(is_stacked)
 }
 
 pub(crate) fn stacked_fd(fd: &impl std::os::fd::AsFd) -> bool {
+    rustix::fs::fstatfs(fd).is_ok_and(is_stacked)
+}
+
+fn is_stacked(s: rustix::fs::StatFs) -> bool {
     const OVERLAYFS: i64 = 0x794c_7630;
     const FUSE: i64 = 0x6573_5546;
     const ECRYPTFS: i64 = 0xf15f;
     // f_type is i64 on x86_64 but not on every target.
     #[allow(clippy::unnecessary_cast)]
-    let stacked = |s: rustix::fs::StatFs| [OVERLAYFS, FUSE, ECRYPTFS].contains(&(s.f_type as i64));
-    rustix::fs::fstatfs(fd).is_ok_and(stacked)
+    [OVERLAYFS, FUSE, ECRYPTFS].contains(&(s.f_type as i64))
 }
 
 pub fn mount_with(
