@@ -209,6 +209,23 @@ fn quota_inside_a_vps_df_edquot_live_set_and_crash_recovery() {
     assert_eq!(df(&h, id).1, now.blocks_1k());
     h.ok(&["umount", id], 0);
     assert!(!state_dirty(&h, id));
+
+    // A hostname saved while the VPS is unmounted is charged like any
+    // change inside: its identity files replace a big /etc/hosts.
+    h.ok(&["exec", id, "head -c 40000 /dev/zero > /etc/hosts"], 0);
+    h.ok(&["set", id, "--hostname", "renamed.example", "--save"], 0);
+    assert_eq!(h.ok(&["status", id], 0), "CTID 201 exist unmounted down\n");
+    assert!(!state_dirty(&h, id));
+    let (_, used, _) = df(&h, id);
+    assert_eq!(
+        used,
+        scanned(&h, id).blocks_1k(),
+        "usage after set --hostname"
+    );
+    assert_eq!(
+        h.ok(&["exec", id, "cat /etc/hostname"], 0),
+        "renamed.example\n"
+    );
     h.ok(&["destroy", id], 0);
     assert!(!h.vz().join("run/201.simfs.pid").exists());
     assert!(!quota_file(&h, id).exists(), "destroy drops the quota file");

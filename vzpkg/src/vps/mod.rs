@@ -1101,16 +1101,25 @@ impl Vz {
         cfg.disk_quota = opts.disk_quota.unwrap_or(cfg.disk_quota);
         self.save_config(&cfg)?;
         if opts.hostname.is_some() {
-            // Through the mount when there is one (overlay copies up), else
-            // straight into the upper dir while no overlay uses it.
-            let top = if mounted {
+            // Through the mount (the overlay copies up, simfs charges the
+            // files); a VPS with quota is mounted for it, as its clean
+            // quota state would not see files written into the upper dir.
+            // Without quota, straight into the upper dir.
+            let mounted_here =
+                !mounted && cfg.disk_quota && self.mount_locked(&cfg)? != Mounted::Already;
+            let top = if mounted || mounted_here {
                 cfg.ve_root.clone()
             } else {
                 cfg.upper()
             };
             let etc = top.join("etc");
-            std::fs::create_dir_all(&etc).map_err(io_err(ctid, "create", &etc))?;
-            self.write_identity(&cfg, &top, false)?;
+            let written = std::fs::create_dir_all(&etc)
+                .map_err(io_err(ctid, "create", &etc))
+                .and_then(|()| self.write_identity(&cfg, &top, false));
+            if mounted_here {
+                self.umount_locked(&cfg)?;
+            }
+            written?;
         }
         Ok(live)
     }
