@@ -9,8 +9,9 @@
 #  3. unpacking 20 000 small files inside the VPS, then rm -rf of them;
 #     and the unpack once more with simfs and tar held on one CPU; what
 #     one call (futimens, open+close) costs, how many FUSE requests
-#     simfs gets per file in 2 and 3, and what waking a process costs on
-#     this machine (a FUSE request wakes two): together they bound both
+#     simfs gets per file in 2 and 3 and what its process spends on them
+#     (CPU, context switches), and what waking a process costs on this
+#     machine (a FUSE request wakes two): together they bound both
 #     figures;
 #  4. create + mount N simfs VPSs: time per VPS (the bare overlay's as the
 #     yardstick) and simfs memory (PSS, RSS) per VPS at 1, M and N mounted;
@@ -236,9 +237,21 @@ for round in 0 1; do
     x1=$(min "${x1:-$x}" "$x")
 done
 # What simfs is asked per file: one more unpack and its removal, untimed,
-# with the requests counted.
+# with the requests counted, and what simfs's process spends on them.
+simfs_cost() { # CTID: CPU seconds and context switches of its simfs threads
+    local pid t
+    pid=$(cat "$VZ_ROOT/run/$1.simfs.pid")
+    for t in "/proc/$pid"/task/*; do
+        # utime and stime follow the command name, which may hold spaces.
+        sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'
+        awk '/ctxt_switches/ { n += $2 } END { print "sw", n }' "$t/status"
+    done | awk -v hz="$(getconf CLK_TCK)" '$1 == "sw" { sw += $2; next } { cpu += $1 }
+        END { printf "%.3f %d\n", cpu / hz, sw }'
+}
 "$vz" vzctl exec $simfs 'mkdir /root/z' >&2
+read -r cpu0 sw0 < <(simfs_cost $simfs)
 untar_requests=$(fuse_requests $simfs "$vz" vzctl exec $simfs 'tar -xf /x.tar -C /root/z')
+read -r cpu1 sw1 < <(simfs_cost $simfs)
 sync
 rm_requests=$(fuse_requests $simfs "$vz" vzctl exec $simfs 'rm -rf /root/z')
 for round in 0 1; do
@@ -310,6 +323,9 @@ awk -v xb="$xb" -v rb="$rb" -v xs="$xs" -v rs="$rs" -v x1="$x1" 'BEGIN {
         xb, xs, xb / xs, rb, rs, rb / rs
     printf "tar -x of 20000 files, simfs and tar on one CPU: %.2fs, ratio %.2f against the bare overlay\n", x1, xb / x1 }'
 per_file "tar -x" 20000 "$untar_requests"
+awk -v c="$cpu1" -v c0="$cpu0" -v s="$sw1" -v s0="$sw0" -v xb="$xb" 'BEGIN {
+    printf "simfs during tar -x: %.0f us of CPU and %.1f context switches per file (the bare overlay unpacks a file in %.0f us)\n",
+        (c - c0) / 20000 * 1e6, (s - s0) / 20000, xb / 20000 * 1e6 }'
 per_file "rm -rf" 20000 "$rm_requests"
 
 # 4. Many simfs VPSs, measured as they are added (1, M, N mounted).
