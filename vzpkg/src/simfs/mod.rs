@@ -1,6 +1,6 @@
-//! simfs: the FUSE view of a VPS root. It passes operations through to a
-//! backing directory (the overlay mount), enforces the first-level quota and
-//! reports the quota as the file system's size, as OpenVZ's simfs did.
+//! simfs: the FUSE view of a VPS's private area. It passes operations
+//! through to a backing directory, enforces the quota and reports it as the
+//! file system's size, as OpenVZ's simfs did.
 //!
 //! On a VPS, simfs serves the private area (the overlay's upper and work
 //! dirs) and the overlay goes on top: everything simfs holds is charged,
@@ -154,8 +154,6 @@ pub fn mount_with(
         source: e.into(),
     })?;
 
-    // Everything under the backing directory is charged.
-    let counted = backing.to_owned();
     let saved = StateFile::load(state_file)?;
     let mut q = saved.as_ref().map(StateFile::to_quota).unwrap_or_default();
     q.set_limits(limits);
@@ -166,20 +164,21 @@ pub fn mount_with(
     }
     // A clean file left by an unmount is exact; anything else (no file, a
     // crash left it dirty, per-id usage unknown, another tree) is rescanned.
+    // Everything under the backing directory is charged.
     let exact = saved
         .as_ref()
-        .is_some_and(|s| !s.dirty && s.path.as_deref().is_none_or(|p| p == counted))
+        .is_some_and(|s| !s.dirty && s.path.as_deref().is_none_or(|p| p == backing))
         && !q.ugid.needs_scan();
     if !exact {
         let found =
-            quota::scan_tree(&counted, q.ugid.active()).map_err(|source| SimfsError::Scan {
-                path: counted.clone(),
+            quota::scan_tree(backing, q.ugid.active()).map_err(|source| SimfsError::Scan {
+                path: backing.to_owned(),
                 source,
             })?;
         q.load_scan(&found, quota::now_secs());
     }
     let mut state = saved.unwrap_or_default();
-    state.path = Some(counted.clone());
+    state.path = Some(backing.to_owned());
     state.running = true;
     state.socket = options.socket.clone();
     // Durable before anything changes: a crash from here on means rescan.
