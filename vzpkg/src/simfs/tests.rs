@@ -64,6 +64,21 @@ fn after_release(mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// A reader of the file at `path` that the kernel passes through, once the
+/// last writer's release has come (until then readers use the page cache):
+/// a read-write open beside it is refused as busy.
+fn passthrough_reader(path: &Path) -> fs::File {
+    let mut reader = None;
+    let engaged = after_release(|| {
+        let r = fs::File::open(path).unwrap();
+        let busy = busy(open_rw(path));
+        reader = busy.then_some(r);
+        busy
+    });
+    assert!(engaged, "no passthrough for a private file");
+    reader.expect("the reader that saw passthrough")
+}
+
 fn edquot(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EDQUOT)
 }
@@ -650,15 +665,7 @@ fn reads_pass_through_and_writers_beside_them_are_direct_or_wait() {
     // passthrough, once the writer's release (which the kernel sends after
     // `close` returns) has come: until then readers use the page cache.
     fs::write(ov.p("log"), b"1\n").unwrap();
-    let mut reader = None;
-    let engaged = after_release(|| {
-        let r = fs::File::open(ov.p("log")).unwrap();
-        let busy = busy(open_rw(&ov.p("log")));
-        reader = busy.then_some(r);
-        busy
-    });
-    assert!(engaged, "no passthrough for a private file");
-    let mut r = reader.expect("the reader that saw passthrough");
+    let mut r = passthrough_reader(&ov.p("log"));
     append(&ov.p("log"), b"2\n").unwrap();
     let mut got = String::new();
     r.read_to_string(&mut got).unwrap();
@@ -692,16 +699,7 @@ fn a_read_write_open_goes_ahead_when_the_reader_closes() {
     let h = ov.mount(Limits::none(), 0);
     let log = ov.p("log");
     fs::write(&log, b"1\n").unwrap();
-    // A reader through passthrough, once the writer's release has come.
-    let mut reader = None;
-    let engaged = after_release(|| {
-        let r = fs::File::open(&log).unwrap();
-        let busy = busy(open_rw(&log));
-        reader = busy.then_some(r);
-        busy
-    });
-    assert!(engaged, "no passthrough for a private file");
-    let reader = reader.expect("the reader that saw passthrough");
+    let reader = passthrough_reader(&log);
     let closer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
         drop(reader);
