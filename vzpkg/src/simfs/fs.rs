@@ -44,6 +44,7 @@ use fuser::{
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 
 use crate::quota::{now_secs, Exceeded, Owner, Quota};
+use crate::sys::fs::Writeback;
 
 /// How long the kernel may trust names and attributes we gave it. Every
 /// change to the tree while mounted goes through simfs (the layers are
@@ -505,21 +506,10 @@ fn drop_suidgid(fd: &OwnedFd) -> Result<(), Errno> {
 /// empty path (Linux 6.6), else through the fd's magic link, a walk of
 /// /proc that costs more than the change.
 fn chmod_fd(fd: &OwnedFd, mode: u32) -> Result<(), Errno> {
-    // SAFETY: a valid fd, a NUL-terminated empty path and plain integers;
-    // the kernel reads nothing else.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fchmodat2,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            mode,
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    if r == 0 {
+    let Err(e) = crate::sys::fs::chmod_empty_path(fd.as_fd(), mode) else {
         return Ok(());
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
+    };
+    match e.raw_os_error() {
         Some(libc::ENOSYS | libc::EINVAL) => {
             rustix::fs::chmod(proc_fd(fd), Mode::from_raw_mode(mode)).map_err(errno)
         }
@@ -901,11 +891,8 @@ impl SimFs {
         }
         // Our open is of the backing file itself. If writeback cannot
         // start, the file is charged as it is now; most files keep that.
-        let range = |flags| {
-            // SAFETY: a valid fd and plain integers; rustix has no wrapper.
-            unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, flags) == 0 }
-        };
-        let started = range(libc::SYNC_FILE_RANGE_WRITE);
+        let range = |how| crate::sys::fs::sync_file_range(fd.as_fd(), how);
+        let started = range(Writeback::Start);
         // Blocks other than the data's own (an extent block, a hole) may
         // still change when the writes complete: ext4 converts the extents
         // it wrote then, and may merge them back into the inode and free
@@ -913,14 +900,7 @@ impl SimFs {
         // and is measured again; a plain one not. The measurement that
         // decides is the one charged: a check before it could pass and the
         // writeback start allocating in between.
-        if !self.charge_settled(fd, ino)
-            && started
-            && range(
-                libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                    | libc::SYNC_FILE_RANGE_WRITE
-                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-            )
-        {
+        if !self.charge_settled(fd, ino) && started && range(Writeback::Complete) {
             self.charge_settled(fd, ino);
         }
     }

@@ -26,7 +26,6 @@
 //! against `/proc`), never remembered. A VPS keeps the template *id* it was
 //! created from, so re-tagging a name never swaps the layers under it.
 
-pub mod cli;
 pub mod conf;
 pub mod daemon;
 mod error;
@@ -105,9 +104,34 @@ impl VzRoot {
         self.base.join("mnt").join(ctid.to_string())
     }
     /// The quota file of `ctid`, shared with `vzquota` (see
-    /// [`crate::quota::cli::quota_dir_for`]).
+    /// [`crate::layout::quota_dir_for`]).
     pub fn quota_file(&self, ctid: u32) -> PathBuf {
-        crate::quota::cli::quota_dir_for(Some(&self.base)).join(format!("quota.{ctid}"))
+        crate::layout::quota_dir_for(Some(&self.base)).join(format!("quota.{ctid}"))
+    }
+    /// The host-wide config, `conf/vz.conf`.
+    pub fn global_conf_path(&self) -> PathBuf {
+        self.base.join(crate::layout::GLOBAL_CONF)
+    }
+    /// The host-wide config, parsed; a missing file is an empty config
+    /// (every key at its default).
+    pub fn global_conf(&self) -> Result<Conf, VpsError> {
+        let path = self.global_conf_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Conf::default()),
+            Err(source) => {
+                return Err(VpsError::HostIo {
+                    op: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        Conf::parse(&text).map_err(|e| VpsError::HostConf {
+            path,
+            line: e.line,
+            why: e.why,
+        })
     }
     fn lock_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.lock"))
@@ -350,23 +374,8 @@ fn hosts_file(hostname: &str) -> String {
 /// A fresh machine id: 128 random bits in hex, as systemd writes it.
 fn machine_id(ctid: u32) -> Result<String, VpsError> {
     let mut b = [0u8; 16];
-    let mut filled = 0;
-    while filled < b.len() {
-        // SAFETY: writing into the rest of a local buffer.
-        let n = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), b.len() - filled, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io_err(
-                    ctid,
-                    "get random bytes for",
-                    Path::new("etc/machine-id"),
-                )(e));
-            }
-            continue;
-        }
-        filled += n as usize;
-    }
+    crate::sys::rand::fill(&mut b)
+        .map_err(|e| io_err(ctid, "get random bytes for", Path::new("etc/machine-id"))(e))?;
     // Version 4, as systemd makes them.
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
