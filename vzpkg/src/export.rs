@@ -16,6 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::compress::{self, Integrity};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 
 /// Accepted cache name endings, for error messages.
@@ -88,78 +89,11 @@ pub enum ExportError {
     },
 }
 
-/// How a cache is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Bzip2,
-    Xz,
-    Zstd,
-}
-
-impl Compression {
-    /// From a cache's file name; `None` for a name OpenVZ would not accept.
-    pub fn from_path(path: &Path) -> Option<Compression> {
-        let name = path.file_name()?.as_bytes();
-        let table: [(&[u8], Compression); 6] = [
-            (b".tar", Compression::None),
-            (b".tar.gz", Compression::Gzip),
-            (b".tgz", Compression::Gzip),
-            (b".tar.bz2", Compression::Bzip2),
-            (b".tar.xz", Compression::Xz),
-            (b".tar.zst", Compression::Zstd),
-        ];
-        table
-            .iter()
-            .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(suffix))
-            .map(|(_, c)| *c)
-    }
-
-    /// From the first bytes of a file (at least 262 for plain tar).
-    pub fn from_magic(head: &[u8]) -> Option<Compression> {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Some(Compression::Gzip)
-        } else if head.starts_with(b"BZh") {
-            Some(Compression::Bzip2)
-        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Some(Compression::Xz)
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Some(Compression::Zstd)
-        } else if head.get(257..262) == Some(b"ustar") {
-            // POSIX ustar and GNU ("ustar  \0") headers alike.
-            Some(Compression::None)
-        } else {
-            None
-        }
-    }
-}
+pub use crate::compress::Compression;
 
 /// Compression settings. Output is a function of the tree and these levels
 /// only: the thread count never changes the bytes written.
-#[derive(Debug, Clone)]
-pub struct ExportOptions {
-    /// Worker threads for xz and zstd; `None` = all cores.
-    pub threads: Option<usize>,
-    pub zstd_level: i32,
-    /// 0..=9.
-    pub xz_preset: u32,
-    pub gzip_level: u32,
-    pub bzip2_level: u32,
-}
-
-impl Default for ExportOptions {
-    fn default() -> Self {
-        ExportOptions {
-            threads: None,
-            // zstd's own default: close to `tar | zstd -T0` in speed.
-            zstd_level: 3,
-            xz_preset: 6,
-            gzip_level: 6,
-            bzip2_level: 9,
-        }
-    }
-}
+pub type ExportOptions = crate::compress::EncodeOptions;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
@@ -194,111 +128,6 @@ impl<W: Write> Write for Counted<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-enum Encoder<W: Write> {
-    Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
-    Bzip2(bzip2::write::BzEncoder<W>),
-    Xz(liblzma::write::XzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Plain(w) => w.write(buf),
-            Encoder::Gzip(w) => w.write(buf),
-            Encoder::Bzip2(w) => w.write(buf),
-            Encoder::Xz(w) => w.write(buf),
-            Encoder::Zstd(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(w) => w.flush(),
-            Encoder::Bzip2(w) => w.flush(),
-            Encoder::Xz(w) => w.flush(),
-            Encoder::Zstd(w) => w.flush(),
-        }
-    }
-}
-
-impl<W: Write> Encoder<W> {
-    fn finish(self) -> io::Result<W> {
-        match self {
-            Encoder::Plain(w) => Ok(w),
-            Encoder::Gzip(w) => w.finish(),
-            Encoder::Bzip2(w) => w.finish(),
-            Encoder::Xz(w) => w.finish(),
-            Encoder::Zstd(w) => w.finish(),
-        }
-    }
-}
-
-/// xz block size for a preset: three times its dictionary, as `xz -T` uses.
-/// Fixing it makes the multithreaded output independent of the thread count.
-fn xz_block_size(preset: u32) -> u64 {
-    const DICT_MIB: [u64; 10] = [0, 1, 2, 4, 4, 8, 8, 16, 32, 64];
-    let dict = DICT_MIB[(preset as usize).min(9)];
-    (3 * dict).max(1) << 20
-}
-
-fn threads(opts: &ExportOptions) -> usize {
-    opts.threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1)
-}
-
-fn encoder<W: Write>(
-    kind: Compression,
-    w: W,
-    opts: &ExportOptions,
-    out: &Path,
-) -> Result<Encoder<W>, ExportError> {
-    let n = threads(opts);
-    let fail = |codec: &'static str, detail: String| ExportError::Compressor {
-        path: out.to_path_buf(),
-        codec,
-        detail,
-    };
-    Ok(match kind {
-        Compression::None => Encoder::Plain(w),
-        Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-            w,
-            flate2::Compression::new(opts.gzip_level.min(9)),
-        )),
-        Compression::Bzip2 => Encoder::Bzip2(bzip2::write::BzEncoder::new(
-            w,
-            bzip2::Compression::new(opts.bzip2_level.clamp(1, 9)),
-        )),
-        Compression::Xz => {
-            let preset = opts.xz_preset.min(9);
-            // The multithreaded encoder even for one thread: the single
-            // threaded one writes one block and so different bytes. Each
-            // thread needs several blocks of memory, hence the cap.
-            let stream = liblzma::stream::MtStreamBuilder::new()
-                .threads(n.min(16) as u32)
-                .block_size(xz_block_size(preset))
-                .preset(preset)
-                .check(liblzma::stream::Check::Crc64)
-                .encoder()
-                .map_err(|e| fail("xz", e.to_string()))?;
-            Encoder::Xz(liblzma::write::XzEncoder::new_stream(w, stream))
-        }
-        Compression::Zstd => {
-            let mut e = zstd::stream::write::Encoder::new(w, opts.zstd_level)
-                .map_err(|e| fail("zstd", e.to_string()))?;
-            // At least one worker: zstd's output is the same for any number
-            // of workers >= 1, but differs from the single-threaded mode (0).
-            e.multithread(n as u32)
-                .map_err(|e| fail("zstd", e.to_string()))?;
-            e.include_checksum(true)
-                .map_err(|e| fail("zstd", e.to_string()))?;
-            Encoder::Zstd(e)
-        }
-    })
 }
 
 /// Removes the temp file unless the cache was completed.
@@ -550,7 +379,11 @@ pub fn write_cache(
         n: 0,
     };
     let mut w = Counted {
-        inner: encoder(kind, compressed, opts, out)?,
+        inner: compress::writer(kind, compressed, opts).map_err(|e| ExportError::Compressor {
+            path: out.to_path_buf(),
+            codec: e.codec,
+            detail: e.detail,
+        })?,
         n: 0,
     };
     let mut first_link: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
@@ -1176,7 +1009,7 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
             n => got += n,
         }
     }
-    let compression = Compression::from_magic(&head[..got]).ok_or_else(|| {
+    let compression = Compression::from_tar_magic(&head[..got]).ok_or_else(|| {
         if got < 512 && got > 0 && head[..got].iter().all(|&b| b == 0) {
             ExportError::Corrupt {
                 path: cache.to_path_buf(),
@@ -1209,15 +1042,7 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
         detail: e.to_string(),
     };
     let buffered = BufReader::with_capacity(1 << 20, file);
-    let reader: Box<dyn Read> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
-        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buffered)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(corrupt)?)
-        }
-    };
+    let reader = compress::reader(compression, buffered, Integrity::Check).map_err(corrupt)?;
     let mut archive = tar::Archive::new(Tracker {
         inner: reader,
         eof: false,

@@ -1,6 +1,7 @@
 //! A Debian repository: `InRelease` (signature verified, `Valid-Until`
 //! honoured), then `Packages` indexes checked against its SHA256 list.
 
+use crate::compress::{self, Compression, Integrity};
 use crate::control::{parse_paragraphs, ControlError, Paragraph};
 use crate::http::{Http, HttpError};
 use crate::openpgp::{fmt_time, Keyring, OpenPgpError};
@@ -419,13 +420,6 @@ fn check_release(
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum Compression {
-    Xz,
-    Gz,
-    None,
-}
-
 /// The best Packages index the Release lists for a component.
 fn pick_index<'a>(
     release: &'a Release,
@@ -435,7 +429,7 @@ fn pick_index<'a>(
     let base = format!("{component}/binary-{arch}/Packages");
     [
         (".xz", Compression::Xz),
-        (".gz", Compression::Gz),
+        (".gz", Compression::Gzip),
         ("", Compression::None),
     ]
     .into_iter()
@@ -463,18 +457,15 @@ pub fn check_file(url: &str, data: &[u8], entry: &ReleaseFile) -> Result<(), Sou
 }
 
 fn decompress(url: &str, data: Vec<u8>, c: Compression) -> Result<String, SourceError> {
-    let mut out = Vec::with_capacity(data.len() * 6);
-    let res = match c {
-        Compression::Xz => {
-            liblzma::read::XzDecoder::new_multi_decoder(&data[..]).read_to_end(&mut out)
-        }
-        Compression::Gz => flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out),
-        Compression::None => {
-            out = data;
-            Ok(0)
-        }
+    let out = if c == Compression::None {
+        Ok(data)
+    } else {
+        let mut out = Vec::with_capacity(data.len() * 6);
+        compress::reader(c, &data[..], Integrity::Check)
+            .and_then(|mut r| r.read_to_end(&mut out))
+            .map(|_| out)
     };
-    res.map_err(|e| SourceError::Decompress {
+    let out = out.map_err(|e| SourceError::Decompress {
         url: url.to_string(),
         reason: e.to_string(),
     })?;

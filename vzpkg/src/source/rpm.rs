@@ -3,6 +3,7 @@
 //! against the checksum repomd lists before it is decompressed and parsed.
 //! `filelists.xml` is loaded only on demand.
 
+use crate::compress::{self, Compression, Integrity};
 use crate::http::{Http, HttpError};
 use crate::openpgp::{Keyring, OpenPgpError};
 use crate::progress::{Reporter, Stage};
@@ -952,31 +953,13 @@ pub fn parse_filelists<R: BufRead>(input: R) -> Result<Vec<RpmFileList>, RpmSour
 // ---------------------------------------------------------------------------
 // Loading
 
-/// A decompressing reader chosen by file suffix, else by magic bytes.
+/// A decompressing reader chosen by magic bytes, else by file suffix.
 fn decompressor<'a>(url: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, RpmSourceError> {
     let path = url.split(['?', '#']).next().unwrap_or(url);
-    let kind = if path.ends_with(".gz") || data.starts_with(&[0x1f, 0x8b]) {
-        "gz"
-    } else if path.ends_with(".xz") || data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        "xz"
-    } else if path.ends_with(".zst") || data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "zst"
-    } else if path.ends_with(".bz2") || data.starts_with(b"BZh") {
-        "bz2"
-    } else {
-        "plain"
-    };
-    Ok(match kind {
-        "gz" => Box::new(flate2::read::MultiGzDecoder::new(data)),
-        "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(data)),
-        "zst" => Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| {
-            RpmSourceError::Decompress {
-                url: url.to_string(),
-                reason: e.to_string(),
-            }
-        })?),
-        "bz2" => Box::new(bzip2::read::MultiBzDecoder::new(data)),
-        _ => Box::new(data),
+    let kind = Compression::detect(path.as_bytes(), data);
+    compress::reader(kind, data, Integrity::Check).map_err(|e| RpmSourceError::Decompress {
+        url: url.to_string(),
+        reason: e.to_string(),
     })
 }
 
