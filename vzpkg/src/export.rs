@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::compress::{self, Integrity};
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use crate::unpack::tree::{DirOutcome, Meta, NodeKind, Tree, TreeError};
+#[cfg(test)]
+use rustix::fs::{Timespec, Timestamps};
 
 /// Accepted cache name endings, for error messages.
 const SUFFIXES: &str = ".tar, .tar.gz, .tgz, .tar.bz2, .tar.xz or .tar.zst";
@@ -535,14 +536,13 @@ fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Hands a cache's members to the one safe extractor ([`Tree`]), with the
+/// cache's own reading rules (PAX and GNU long names, numeric owners).
 struct Extractor<'a> {
     cache: &'a Path,
-    dest: &'a Path,
-    root: OwnedFd,
-    /// Last parent directory opened, reused while members share it.
-    parent: Option<(Vec<Vec<u8>>, OwnedFd)>,
-    /// Directories whose mode and mtime are set last (children change them).
-    dirs: Vec<(Vec<Vec<u8>>, u32, i64)>,
+    tree: &'a Tree,
+    /// Directories whose metadata is set last (children change their mtimes).
+    dirs: Vec<(Vec<u8>, Meta)>,
 }
 
 /// Splits a member path into components. A leading `/` is dropped, as GNU
@@ -564,6 +564,7 @@ fn join(comps: &[Vec<u8>]) -> Vec<u8> {
     comps.join(&b'/')
 }
 
+#[cfg(test)]
 fn timestamps(mtime: i64) -> Timestamps {
     let t = Timespec {
         tv_sec: mtime,
@@ -576,19 +577,6 @@ fn timestamps(mtime: i64) -> Timestamps {
 }
 
 impl Extractor<'_> {
-    fn target(&self, comps: &[Vec<u8>]) -> PathBuf {
-        self.dest.join(OsStr::from_bytes(&join(comps)))
-    }
-
-    fn fail(&self, member: &[u8], comps: &[Vec<u8>], source: io::Error) -> ExportError {
-        ExportError::Extract {
-            cache: self.cache.to_path_buf(),
-            member: show(member),
-            target: self.target(comps),
-            source,
-        }
-    }
-
     fn unsafe_member(&self, member: &[u8], reason: String) -> ExportError {
         ExportError::Unsafe {
             path: self.cache.to_path_buf(),
@@ -597,58 +585,31 @@ impl Extractor<'_> {
         }
     }
 
-    /// Opens directory `comps` under the root without following any symlink;
-    /// missing directories are created (0755, root) when `create`.
-    fn walk(&self, comps: &[Vec<u8>], member: &[u8], create: bool) -> Result<OwnedFd, ExportError> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut cur = rustix::fs::openat(&self.root, ".", flags, Mode::empty())
-            .map_err(|e| self.fail(member, &[], e.into()))?;
-        for (i, c) in comps.iter().enumerate() {
-            let here = &comps[..=i];
-            let next = match rustix::fs::openat(&cur, c.as_slice(), flags, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) if create => {
-                    rustix::fs::mkdirat(&cur, c.as_slice(), Mode::from_raw_mode(0o755))
-                        .map_err(|e| self.fail(member, here, e.into()))?;
-                    rustix::fs::openat(&cur, c.as_slice(), flags, Mode::empty())
-                        .map_err(|e| self.fail(member, here, e.into()))?
-                }
-                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                    let st = rustix::fs::statat(&cur, c.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| self.fail(member, here, e.into()))?;
-                    let what = if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                        == rustix::fs::FileType::Symlink
-                    {
-                        "a symlink, which could lead outside the tree"
-                    } else {
-                        "not a directory"
-                    };
-                    return Err(self.unsafe_member(
-                        member,
-                        format!("goes through {}, which is {what}", show(&join(here))),
-                    ));
-                }
-                Err(e) => return Err(self.fail(member, here, e.into())),
-            };
-            cur = next;
-        }
-        Ok(cur)
-    }
-
-    fn parent_fd(
-        &mut self,
-        comps: &[Vec<u8>],
-        member: &[u8],
-    ) -> Result<BorrowedFd<'_>, ExportError> {
-        let dir = &comps[..comps.len() - 1];
-        let hit = matches!(&self.parent, Some((p, _)) if p.as_slice() == dir);
-        if !hit {
-            let fd = self.walk(dir, member, true)?;
-            self.parent = Some((dir.to_vec(), fd));
-        }
-        match &self.parent {
-            Some((_, fd)) => Ok(fd.as_fd()),
-            None => Err(self.fail(member, dir, io::Error::other("parent directory not open"))),
+    /// The extractor's errors in the terms of a cache.
+    fn tree_error(&self, member: &[u8], e: TreeError) -> ExportError {
+        let cache = self.cache.to_path_buf();
+        match e {
+            TreeError::Escape { reason, .. } => self.unsafe_member(member, reason),
+            TreeError::Conflict { detail, .. } => ExportError::Unsupported {
+                path: cache,
+                member: show(member),
+                kind: detail,
+            },
+            TreeError::MissingLinkTarget { target, .. } => ExportError::Unsupported {
+                path: cache,
+                member: show(member),
+                kind: format!("hardlink to {target}, which is not earlier in the archive"),
+            },
+            TreeError::Read { source, .. } => ExportError::Corrupt {
+                path: cache,
+                detail: format!("reading member {}: {source}", show(member)),
+            },
+            TreeError::Io { op, path, source } => ExportError::Extract {
+                cache,
+                member: show(member),
+                target: path,
+                source: io::Error::new(source.kind(), format!("{op}: {source}")),
+            },
         }
     }
 
@@ -656,7 +617,6 @@ impl Extractor<'_> {
         &mut self,
         entry: &mut tar::Entry<R>,
         pending: Pending,
-        buf: &mut [u8],
     ) -> Result<u64, ExportError> {
         let corrupt = |e: io::Error| ExportError::Corrupt {
             path: self.cache.to_path_buf(),
@@ -668,7 +628,7 @@ impl Extractor<'_> {
         let mut link = pending
             .long_link
             .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()));
-        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
         let (mut uid, mut gid, mut mtime) = {
             let h = entry.header();
             (
@@ -701,13 +661,20 @@ impl Extractor<'_> {
                 }
                 _ => {
                     if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                        xattrs.push((name.to_vec(), v));
+                        let Ok(name) = String::from_utf8(name.to_vec()) else {
+                            return Err(ExportError::Unsupported {
+                                path: self.cache.to_path_buf(),
+                                member: show(&member),
+                                kind: format!("an extended attribute named {}", show(name)),
+                            });
+                        };
+                        xattrs.push((name, v));
                     }
                 }
             }
         }
         let (uid, gid) = match (u32::try_from(uid), u32::try_from(gid)) {
-            (Ok(u), Ok(g)) => (rustix::fs::Uid::from_raw(u), rustix::fs::Gid::from_raw(g)),
+            (Ok(u), Ok(g)) => (u, g),
             _ => {
                 return Err(ExportError::Corrupt {
                     path: self.cache.to_path_buf(),
@@ -730,229 +697,87 @@ impl Extractor<'_> {
         } else {
             (0, 0)
         };
+        let meta = Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        };
         let comps = components(&member).map_err(|r| self.unsafe_member(&member, r))?;
+        let rel = join(&comps);
+        let tree = self.tree;
+        let mut w = tree.writer();
 
         use tar::EntryType as T;
-        if comps.is_empty() {
-            if kind != T::Directory {
-                return Err(
-                    self.unsafe_member(&member, "names the root but is not a directory".into())
-                );
-            }
-            rustix::fs::fchown(&self.root, Some(uid), Some(gid))
-                .map_err(|e| self.fail(&member, &[], e.into()))?;
-            self.set_xattrs_fd(self.root.as_fd(), &xattrs, &member, &comps)?;
-            self.dirs.push((comps, mode, mtime));
-            return Ok(0);
+        if comps.is_empty() && kind != T::Directory {
+            return Err(self.unsafe_member(&member, "names the root but is not a directory".into()));
         }
-        let Some(name) = comps.last().cloned() else {
-            return Ok(0);
-        };
-        // A hardlink's target is resolved before anything is created.
-        let link_src = if kind == T::Link {
-            let raw = link.clone().unwrap_or_default();
-            let t = components(&raw).map_err(|r| {
-                self.unsafe_member(&member, format!("is a hardlink whose target {r}"))
-            })?;
-            if t.is_empty() {
-                return Err(
-                    self.unsafe_member(&member, "is a hardlink to the root directory".into())
-                );
-            }
-            let fd = self.walk(&t[..t.len() - 1], &member, false)?;
-            Some((fd, t))
-        } else {
-            None
-        };
-        let cache = self.cache.to_path_buf();
-        let dest = self.dest.to_path_buf();
-        let parent = self.parent_fd(&comps, &member)?;
-        let fail = |source: io::Error| ExportError::Extract {
-            cache: cache.clone(),
-            member: show(&member),
-            target: dest.join(OsStr::from_bytes(&join(&comps))),
-            source,
-        };
-        let n = name.as_slice();
-        let nofollow = AtFlags::SYMLINK_NOFOLLOW;
-        let mut written = 0u64;
-        // Whatever a member replaces goes first (GNU tar does the same), but
-        // a directory is never replaced: its contents came from the cache.
-        let existing = rustix::fs::statat(parent, n, nofollow).ok();
-        let is_dir = existing.as_ref().is_some_and(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-        });
-        if kind == T::Directory {
-            if existing.is_some() && !is_dir {
-                rustix::fs::unlinkat(parent, n, AtFlags::empty()).map_err(|e| fail(e.into()))?;
-            }
-            if !is_dir {
-                rustix::fs::mkdirat(parent, n, Mode::from_raw_mode(0o700))
-                    .map_err(|e| fail(e.into()))?;
-            }
-            let fd = rustix::fs::openat(
-                parent,
-                n,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| fail(e.into()))?;
-            rustix::fs::fchown(&fd, Some(uid), Some(gid)).map_err(|e| fail(e.into()))?;
-            for (k, v) in &xattrs {
-                rustix::fs::fsetxattr(&fd, k.as_slice(), v, XattrFlags::empty())
-                    .map_err(|e| fail(xattr_error(k, e)))?;
-            }
-            self.dirs.push((comps, mode, mtime));
-            return Ok(0);
-        }
-        if is_dir {
-            return Err(ExportError::Unsupported {
-                path: cache,
-                member: show(&member),
-                kind: format!("{kind:?} over an earlier directory of the same name"),
-            });
-        }
-        if existing.is_some() {
-            rustix::fs::unlinkat(parent, n, AtFlags::empty()).map_err(|e| fail(e.into()))?;
-        }
-        let proc_path = || {
-            let mut p = format!("/proc/self/fd/{}/", parent.as_raw_fd()).into_bytes();
-            p.extend_from_slice(n);
-            PathBuf::from(OsStr::from_bytes(&p))
-        };
-        match kind {
+        let done = match kind {
+            T::Directory => w.dir(&rel).map(|outcome| match outcome {
+                DirOutcome::Root => self.dirs.push((Vec::new(), meta)),
+                DirOutcome::Dir(real) => self.dirs.push((real, meta)),
+                DirOutcome::KeptSymlink => {}
+            }),
             T::Regular | T::Continuous => {
-                let fd = rustix::fs::openat(
-                    parent,
-                    n,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| fail(e.into()))?;
-                let mut f = File::from(fd);
                 let size = entry.size();
-                loop {
-                    let got = entry.read(buf).map_err(|e| ExportError::Corrupt {
-                        path: cache.clone(),
-                        detail: format!("reading member {}: {e}", show(&member)),
-                    })?;
-                    if got == 0 {
-                        break;
-                    }
-                    f.write_all(&buf[..got]).map_err(fail)?;
-                    written += got as u64;
-                }
+                let written = w
+                    .file(&rel, &meta, entry, None)
+                    .map_err(|e| self.tree_error(&member, e))?;
                 if written != size {
                     return Err(ExportError::Corrupt {
-                        path: cache,
+                        path: self.cache.to_path_buf(),
                         detail: format!(
                             "member {} ends after {written} of its {size} bytes",
                             show(&member)
                         ),
                     });
                 }
-                rustix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| fail(e.into()))?;
-                // After chown, which clears setuid/setgid.
-                rustix::fs::fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| fail(e.into()))?;
-                for (k, v) in &xattrs {
-                    rustix::fs::fsetxattr(&f, k.as_slice(), v, XattrFlags::empty())
-                        .map_err(|e| fail(xattr_error(k, e)))?;
-                }
-                rustix::fs::futimens(&f, &timestamps(mtime)).map_err(|e| fail(e.into()))?;
                 return Ok(written);
             }
             T::Link => {
-                if let Some((fd, t)) = &link_src {
-                    let tn = t[t.len() - 1].as_slice();
-                    rustix::fs::linkat(fd, tn, parent, n, AtFlags::empty()).map_err(|e| {
-                        if e == rustix::io::Errno::NOENT {
-                            ExportError::Unsupported {
-                                path: cache.clone(),
-                                member: show(&member),
-                                kind: format!(
-                                    "hardlink to {}, which is not earlier in the archive",
-                                    show(&join(t))
-                                ),
-                            }
-                        } else {
-                            fail(e.into())
-                        }
-                    })?;
+                let raw = link.unwrap_or_default();
+                let t = components(&raw).map_err(|r| {
+                    self.unsafe_member(&member, format!("is a hardlink whose target {r}"))
+                })?;
+                if t.is_empty() {
+                    return Err(
+                        self.unsafe_member(&member, "is a hardlink to the root directory".into())
+                    );
                 }
-                return Ok(0);
+                w.hardlink(&rel, &join(&t))
             }
-            T::Symlink => {
-                let target = link.unwrap_or_default();
-                rustix::fs::symlinkat(target.as_slice(), parent, n).map_err(|e| fail(e.into()))?;
-            }
+            T::Symlink => w.symlink(&rel, &link.unwrap_or_default(), &meta),
             T::Char | T::Block | T::Fifo => {
-                let ft = match kind {
-                    T::Char => rustix::fs::FileType::CharacterDevice,
-                    T::Block => rustix::fs::FileType::BlockDevice,
-                    _ => rustix::fs::FileType::Fifo,
+                let node = match kind {
+                    T::Char => NodeKind::Char,
+                    T::Block => NodeKind::Block,
+                    _ => NodeKind::Fifo,
                 };
-                rustix::fs::mknodat(
-                    parent,
-                    n,
-                    ft,
-                    Mode::from_raw_mode(0o600),
-                    rustix::fs::makedev(dev.0, dev.1),
-                )
-                .map_err(|e| fail(e.into()))?;
+                w.node(&rel, node, dev.0, dev.1, &meta)
             }
             other => {
                 return Err(ExportError::Unsupported {
-                    path: cache,
+                    path: self.cache.to_path_buf(),
                     member: show(&member),
                     kind: format!("{other:?}"),
                 })
             }
-        }
-        // Symlinks, devices and fifos: by name, never following or opening.
-        rustix::fs::chownat(parent, n, Some(uid), Some(gid), nofollow)
-            .map_err(|e| fail(e.into()))?;
-        if kind != T::Symlink {
-            rustix::fs::chmodat(parent, n, Mode::from_raw_mode(mode), AtFlags::empty())
-                .map_err(|e| fail(e.into()))?;
-        }
-        for (k, v) in &xattrs {
-            rustix::fs::lsetxattr(proc_path(), k.as_slice(), v, XattrFlags::empty())
-                .map_err(|e| fail(xattr_error(k, e)))?;
-        }
-        rustix::fs::utimensat(parent, n, &timestamps(mtime), nofollow)
-            .map_err(|e| fail(e.into()))?;
-        Ok(written)
+        };
+        done.map_err(|e| self.tree_error(&member, e))?;
+        Ok(0)
     }
 
-    fn set_xattrs_fd(
-        &self,
-        fd: BorrowedFd<'_>,
-        xattrs: &[(Vec<u8>, Vec<u8>)],
-        member: &[u8],
-        comps: &[Vec<u8>],
-    ) -> Result<(), ExportError> {
-        for (k, v) in xattrs {
-            rustix::fs::fsetxattr(fd, k.as_slice(), v, XattrFlags::empty())
-                .map_err(|e| self.fail(member, comps, xattr_error(k, e)))?;
-        }
-        Ok(())
-    }
-
-    /// Directory modes and mtimes, deepest first.
+    /// Directory metadata, deepest first.
     fn finish_dirs(&mut self) -> Result<(), ExportError> {
         let mut dirs = std::mem::take(&mut self.dirs);
-        dirs.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.len()));
-        for (comps, mode, mtime) in dirs {
-            let member = join(&comps);
-            let fd = self.walk(&comps, &member, false)?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
-                .map_err(|e| self.fail(&member, &comps, e.into()))?;
-            rustix::fs::futimens(&fd, &timestamps(mtime))
-                .map_err(|e| self.fail(&member, &comps, e.into()))?;
+        dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.split(|&b| b == b'/').count()));
+        // The root sorts with one-component paths; it must come last.
+        dirs.sort_by_key(|(rel, _)| rel.is_empty());
+        for (rel, meta) in dirs {
+            self.tree
+                .apply_dir_meta(&rel, &meta)
+                .map_err(|e| self.tree_error(&rel, e))?;
         }
         Ok(())
     }
@@ -984,13 +809,6 @@ fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         data = &data[len..];
     }
     Some(out)
-}
-
-fn xattr_error(name: &[u8], e: rustix::io::Errno) -> io::Error {
-    io::Error::new(
-        io::Error::from(e).kind(),
-        format!("setting xattr {}: {e}", show(name)),
-    )
 }
 
 /// Extracts the cache `cache` into the empty directory `dest`, keeping
@@ -1030,12 +848,7 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
     if listing.next().is_some() {
         return Err(not_empty());
     }
-    let root = rustix::fs::open(
-        dest,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|_| not_empty())?;
+    let tree = Tree::open_no_symlinks(dest).map_err(|_| not_empty())?;
 
     let corrupt = |e: io::Error| ExportError::Corrupt {
         path: cache.to_path_buf(),
@@ -1049,9 +862,7 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
     });
     let mut ex = Extractor {
         cache,
-        dest,
-        root,
-        parent: None,
+        tree: &tree,
         dirs: Vec::new(),
     };
     let mut summary = ImportSummary {
@@ -1059,7 +870,6 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
         entries: 0,
         bytes: 0,
     };
-    let mut buf = vec![0u8; 1 << 20];
     // Raw entries: the tar crate's own PAX parser splits records at
     // newlines, which binary xattr values (security.capability) contain.
     let entries = archive.entries().map_err(corrupt)?.raw(true);
@@ -1113,7 +923,7 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
             }
             _ => {
                 let this = std::mem::take(&mut pending);
-                summary.bytes += ex.extract(&mut entry, this, &mut buf)?;
+                summary.bytes += ex.extract(&mut entry, this)?;
                 summary.entries += 1;
             }
         }
@@ -1134,6 +944,7 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::{AtFlags, Mode};
     use sha2::{Digest, Sha256};
     use std::collections::BTreeMap;
     use std::os::unix::fs::symlink;
