@@ -2,14 +2,15 @@
 //!
 //! The flow runs one way: `recipe` → `source` → `resolve` → `fetch` →
 //! `unpack` → `configure` → `store`. Each stage takes a plain value and hands
-//! the next one a plain value; `build` strings them together.
+//! the next one a plain value; `create` strings them together.
 
-pub mod build;
 pub mod cache;
 pub mod cancel;
+pub mod checksum;
 pub mod compress;
 pub mod configure;
 pub mod control;
+pub mod create;
 pub mod debversion;
 pub mod error;
 pub mod export;
@@ -24,12 +25,17 @@ pub mod quota;
 pub mod rebuild;
 pub mod recipe;
 pub mod resolve;
+pub mod rpmversion;
 pub mod sandbox;
 pub mod simfs;
 pub mod source;
 pub mod store;
+pub mod sys;
 pub mod terminal;
 pub mod unpack;
 pub mod vps;
 
 pub use error::Error;
+
+/// The old name of [`create`], kept while the front doors move to it.
+pub use create as build;

@@ -1,7 +1,10 @@
-//! The build pipeline: recipe → index → resolve → download → unpack →
-//! configure → commit. Each stage gets plain values from the one before; the
-//! staging tree is removed on every way out except a finished commit.
+//! Creating a template: recipe → index → resolve → download → unpack →
+//! configure → commit. The recipe's kind is read once, into a [`Plan`]
+//! (`deb` or `rpm`); the stages they share (download, staging, the commit)
+//! are here. Each stage gets plain values from the one before; the staging
+//! tree is removed on every way out except a finished commit.
 
+pub mod deb;
 pub mod rpm;
 
 use crate::configure::deb::ConfigureOptions;
@@ -9,14 +12,12 @@ use crate::fetch::{FetchItem, FetchSummary, PackageCache};
 use crate::http::Http;
 use crate::lock::{Lock, Snapshot};
 use crate::progress::{Reporter, Stage};
-use crate::recipe::{DebSource, Recipe};
-use crate::resolve::deb::DebRequest;
-use crate::source::deb::DebRepo;
+use crate::recipe::{DebSource, Recipe, Source};
 use crate::store::{LockedPackage, Store, TemplateMeta};
 use crate::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// Where a build keeps its state.
 #[derive(Debug, Clone)]
@@ -89,83 +90,62 @@ pub struct BuildResult {
     pub total_seconds: f64,
 }
 
-/// Pick the mirror: `--mirror`, else the recipe's, else the host's apt sources.
-pub fn choose_mirror(recipe: &Recipe, options: &BuildOptions) -> Result<String, Error> {
-    if let Some(m) = options
-        .mirror
-        .as_ref()
-        .or(deb_source(recipe)?.mirror.as_ref())
-    {
-        return Ok(m.trim_end_matches('/').to_string());
-    }
-    let sources = crate::source::apt::host_sources(&options.etc_apt)?;
-    crate::source::apt::pick_mirror(&sources, &deb_source(recipe)?.suite)
-        .map(|m| m.trim_end_matches('/').to_string())
-        .ok_or_else(|| Error::NoMirror {
-            etc_apt: options.etc_apt.clone(),
+/// What a build will install, chosen once from the recipe's kind: the
+/// verified index and the exact package set, in install order. Cheap next to
+/// a build (no package is downloaded), which is what makes `rebuild
+/// --if-changed` a no-op.
+pub enum Plan {
+    Deb(deb::DebPlan, DebSource),
+    Rpm(rpm::RpmPlan),
+}
+
+impl Plan {
+    /// Read and verify the index, then resolve the request (or take the lock).
+    pub fn new(
+        recipe: &Recipe,
+        paths: &Paths,
+        options: &BuildOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Plan, Error> {
+        Ok(match &recipe.source {
+            Source::Deb(src) => Plan::Deb(deb::plan(recipe, src, options, reporter)?, src.clone()),
+            Source::Rpm(src) => Plan::Rpm(rpm::plan(recipe, src, paths, options, reporter)?),
         })
+    }
+
+    /// The package set as the lock file pins it.
+    pub fn locked(&self) -> Vec<LockedPackage> {
+        match self {
+            Plan::Deb(p, _) => p.order.iter().map(crate::lock::locked).collect(),
+            Plan::Rpm(p) => p.order.iter().map(rpm::locked).collect(),
+        }
+    }
+
+    /// Download, unpack, configure and commit what the plan chose.
+    pub fn build(
+        self,
+        recipe: &Recipe,
+        paths: &Paths,
+        options: &BuildOptions,
+        started: Instant,
+        reporter: &dyn Reporter,
+    ) -> Result<BuildResult, Error> {
+        match self {
+            Plan::Deb(p, src) => {
+                deb::build_plan(recipe, &src, paths, options, p, started, reporter)
+            }
+            Plan::Rpm(p) => rpm::build_plan(recipe, paths, options, p, reporter),
+        }
+    }
 }
 
-/// What a build will install: the verified index it read and the exact
-/// package set, in install order. Cheap next to a build (no package is
-/// downloaded), which is what makes `rebuild --if-changed` a no-op.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub mirror: String,
-    pub index: crate::source::deb::DebIndex,
-    pub order: Vec<crate::package::DebPackage>,
-    pub seconds: BTreeMap<&'static str, f64>,
-}
-
-/// Read and verify the index, then resolve the request (or take the lock).
-pub fn plan(
-    recipe: &Recipe,
-    options: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<Plan, Error> {
-    let mut seconds = BTreeMap::new();
-    let mirror = choose_mirror(recipe, options)?;
-    let http = Http::new()?;
-
-    let t = Instant::now();
-    let repo = deb_repo(recipe, &mirror)?;
-    let cache = options
-        .index_cache
-        .as_deref()
-        .map(crate::source::index_cache::IndexCache::new);
-    let index = crate::source::deb::load_index_cached(
-        &http,
-        &repo,
-        SystemTime::now(),
-        cache.as_ref(),
-        reporter,
-    )?;
-    seconds.insert(Stage::Index.name(), t.elapsed().as_secs_f64());
-    crate::cancel::check()?;
-
-    let t = Instant::now();
-    reporter.stage_start(Stage::Resolve, 1);
-    let request = DebRequest {
-        base: recipe.base(),
-        include: recipe.packages.include.clone(),
-        exclude: recipe.packages.exclude.clone(),
-        architecture: recipe.architecture.clone(),
-    };
-    let order = if options.locked {
-        Lock::required(&recipe.path)?.select(&index.packages)?
-    } else {
-        crate::resolve::deb::resolve(&index.packages, &request)?
-    };
-    reporter.advance(Stage::Resolve, 1, &format!("{} packages", order.len()));
-    reporter.stage_end(Stage::Resolve);
-    seconds.insert(Stage::Resolve.name(), t.elapsed().as_secs_f64());
-    crate::cancel::check()?;
-    Ok(Plan {
-        mirror,
-        index,
-        order,
-        seconds,
-    })
+/// The snapshot id of the recipe's signed index (Debian's InRelease, every
+/// RPM repository's repomd.xml) as the mirror serves it now.
+pub fn snapshot_now(recipe: &Recipe, options: &BuildOptions) -> Result<String, Error> {
+    match &recipe.source {
+        Source::Deb(src) => deb::snapshot_now(recipe, src, options),
+        Source::Rpm(src) => rpm::snapshot_now(recipe, src, options),
+    }
 }
 
 pub fn build(
@@ -175,111 +155,13 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildResult, Error> {
     let started = Instant::now();
-    if let crate::recipe::Source::Rpm(src) = &recipe.source {
-        return rpm::build(recipe, src, paths, options, reporter);
-    }
     let mut options = options.clone();
-    options
-        .index_cache
-        .get_or_insert_with(|| paths.index_cache());
-    let plan = plan(recipe, &options, reporter)?;
-    build_plan(recipe, paths, &options, plan, started, reporter)
-}
-
-/// Download, unpack, configure and commit what `plan` chose.
-pub fn build_plan(
-    recipe: &Recipe,
-    paths: &Paths,
-    options: &BuildOptions,
-    plan: Plan,
-    started: Instant,
-    reporter: &dyn Reporter,
-) -> Result<BuildResult, Error> {
-    let Plan {
-        mirror,
-        index,
-        order,
-        seconds,
-    } = plan;
-    // Only the snapshot is needed from here on. The whole suite's parsed
-    // index is a few hundred MB that every maintainer script's fork would
-    // otherwise copy the page tables of.
-    let crate::source::deb::DebIndex {
-        packages,
-        inrelease_sha256,
-        date,
-        ..
-    } = index;
-    drop(packages);
-    release_free_memory();
-    let mut timings = Timings { started, seconds };
-    let http = Http::new()?;
-    let items: Vec<FetchItem> = order
-        .iter()
-        .map(|p| FetchItem {
-            name: p.id(),
-            url: format!("{}/{}", mirror, p.filename),
-            digest: p.sha256.clone(),
-            algo: crate::source::rpm::ChecksumKind::Sha256,
-            size: p.size,
-        })
-        .collect();
-    let (files, download) = download(&http, paths, options, &items, &mut timings, reporter)?;
-
-    let (store, staging) = open_staging(paths)?;
-    let epoch = timings.stage(Stage::Unpack, || {
-        let debs: Vec<_> = order.iter().cloned().zip(files).collect();
-        crate::unpack::deb::unpack_all(
-            &staging.0,
-            &debs,
-            crate::unpack::deb::UnpackOptions {
-                merged_usr: deb_source(recipe)?.merged_usr,
-            },
-            reporter,
-        )?;
-        let epoch = tree_epoch(&staging.0)?;
-        write_apt_sources(&staging.0, &mirror, recipe)?;
-        Ok(epoch)
-    })?;
-    crate::cancel::check()?;
-
-    let suite = deb_source(recipe)?.suite.clone();
-    let mut facts = BTreeMap::new();
-    facts.insert("mirror".to_string(), mirror.clone());
-    facts.insert("suite".to_string(), suite.clone());
-    facts.insert("index".to_string(), inrelease_sha256.clone());
-    let done = Finish {
-        epoch,
-        volatile: recipe.post.volatile.clone(),
-        facts,
-        packages: order.iter().map(crate::lock::locked).collect(),
-        index: Snapshot {
-            suite,
-            inrelease_sha256,
-            date,
-        },
-        // Under `--locked` the lock is the input, not an output.
-        write_lock: !options.locked,
-        mirror,
-        package_bytes: order.iter().map(|p| p.size).sum(),
-        download,
-    };
-    let configure = |root: &Path, opts: &ConfigureOptions| {
-        crate::configure::deb::configure(root, &order, opts, reporter)?;
-        Ok(())
-    };
-    finish(recipe, &store, &staging, timings, done, configure, reporter)
-}
-
-/// Hand freed heap pages back to the kernel, so forks stop copying their
-/// page tables (the allocator keeps small freed blocks mapped otherwise).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused pages of the allocator's own
-    // heaps; it takes no pointers and is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
+    if let Source::Deb(_) = recipe.source {
+        options
+            .index_cache
+            .get_or_insert_with(|| paths.index_cache());
     }
+    Plan::new(recipe, paths, &options, reporter)?.build(recipe, paths, &options, started, reporter)
 }
 
 /// Seconds per stage, and when the whole build began.
@@ -421,43 +303,6 @@ fn finish(
         seconds: timings.seconds,
         total_seconds: timings.started.elapsed().as_secs_f64(),
     })
-}
-
-/// Where a Debian recipe's index lives.
-pub fn deb_repo(recipe: &Recipe, mirror: &str) -> Result<DebRepo, Error> {
-    let src = deb_source(recipe)?;
-    Ok(DebRepo {
-        mirror: mirror.to_string(),
-        suite: src.suite.clone(),
-        components: src.components.clone(),
-        architecture: recipe.architecture.clone(),
-        keyring: src.keyring.clone(),
-    })
-}
-
-/// The Debian half of a recipe; RPM recipes take the RPM path.
-fn deb_source(recipe: &Recipe) -> Result<&DebSource, Error> {
-    recipe.source.deb().ok_or_else(|| Error::Unsupported {
-        recipe: recipe.path.clone(),
-        kind: recipe.source.kind(),
-    })
-}
-
-/// apt inside the template points at the mirror it was built from.
-fn write_apt_sources(root: &Path, mirror: &str, recipe: &Recipe) -> Result<(), Error> {
-    let dir = root.join("etc/apt");
-    let io = |source| Error::Staging {
-        path: dir.clone(),
-        source,
-    };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let line = format!(
-        "deb {} {} {}\n",
-        mirror,
-        deb_source(recipe)?.suite,
-        deb_source(recipe)?.components.join(" ")
-    );
-    std::fs::write(dir.join("sources.list"), line).map_err(io)
 }
 
 /// Removes the staging tree unless the commit consumed it.

@@ -1,19 +1,12 @@
 //! Reading a template cache into an empty directory.
 
 use super::{show, Compression, ExportError, ImportSummary};
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::fs::{File, Metadata};
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
+use std::path::Path;
 
 use crate::compress::{self, Integrity};
 use crate::unpack::tree::{DirOutcome, Meta, NodeKind, Tree, TreeError};
-#[cfg(test)]
-use rustix::fs::{Timespec, Timestamps};
-
 
 /// Notes whether the reader ran dry, to tell a missing end-of-archive
 /// marker (truncation at a block boundary) from a proper end.
@@ -31,7 +24,6 @@ impl<R: Read> Read for Tracker<R> {
         Ok(n)
     }
 }
-
 
 /// Hands a cache's members to the one safe extractor ([`Tree`]), with the
 /// cache's own reading rules (PAX and GNU long names, numeric owners).
@@ -60,7 +52,6 @@ fn components(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 fn join(comps: &[Vec<u8>]) -> Vec<u8> {
     comps.join(&b'/')
 }
-
 
 impl Extractor<'_> {
     fn unsafe_member(&self, member: &[u8], reason: String) -> ExportError {
@@ -426,4 +417,3 @@ pub fn read_cache(cache: &Path, dest: &Path) -> Result<ImportSummary, ExportErro
     ex.finish_dirs()?;
     Ok(summary)
 }
-

@@ -13,16 +13,9 @@ mod write;
 pub use import::read_cache;
 pub use write::write_cache;
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::fs::{File, Metadata};
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
-use crate::compress::{self, Integrity};
-use crate::unpack::tree::{DirOutcome, Meta, NodeKind, Tree, TreeError};
 #[cfg(test)]
 use rustix::fs::{Timespec, Timestamps};
 

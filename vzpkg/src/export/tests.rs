@@ -1,8 +1,10 @@
 use super::*;
 use rustix::fs::{AtFlags, Mode};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::symlink;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const CAP_NET_RAW: [u8; 20] = [

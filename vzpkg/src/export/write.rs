@@ -4,16 +4,12 @@ use super::{Compression, ExportError, ExportOptions, ExportSummary};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::compress::{self, Integrity};
-use crate::unpack::tree::{DirOutcome, Meta, NodeKind, Tree, TreeError};
-#[cfg(test)]
-use rustix::fs::{Timespec, Timestamps};
-
+use crate::compress;
 
 struct Counted<W> {
     inner: W,
@@ -418,4 +414,3 @@ pub fn write_cache(
         compressed_bytes,
     })
 }
-

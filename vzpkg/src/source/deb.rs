@@ -730,10 +730,10 @@ pub fn load_index_cached(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openpgp::testkey::TestKey;
     use crate::progress::Silent;
     use std::io::Write;
     use std::path::Path;
+    use vzpkg_testkit::signing::TestKey;
 
     const PACKAGES: &str = "\
 Package: base-files
@@ -836,7 +836,7 @@ Description: example package based on GNU hello
             )
             .unwrap();
         }
-        std::fs::write(dir.path().join("ring.gpg"), key.public_binary()).unwrap();
+        std::fs::write(dir.path().join("ring.gpg"), key.public_keyring()).unwrap();
         Repo { dir, key }
     }
 
@@ -1046,7 +1046,7 @@ SHA256:\n 515e692f2c4121c6fcec444ef100cc18f79a991910615f3a88c8b7becfc94d2f 50060
 
         std::fs::write(&path, &orig).unwrap();
         let other = TestKey::generate("Other <other@example.org>");
-        std::fs::write(r.dir.path().join("ring.gpg"), other.public_binary()).unwrap();
+        std::fs::write(r.dir.path().join("ring.gpg"), other.public_keyring()).unwrap();
         let err = load(&r, &repo_for(&r, "bookworm")).unwrap_err();
         assert!(err.is_verification(), "{err}");
         assert!(err.to_string().contains("ring.gpg"), "{err}");

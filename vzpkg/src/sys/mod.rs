@@ -1,0 +1,3 @@
+//! System calls: the one place for `unsafe` outside simfs's FUSE glue.
+
+pub mod mem;
