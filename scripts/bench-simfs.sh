@@ -35,8 +35,8 @@ trace=/sys/kernel/tracing/instances/vzpkg-bench.$$ # see fuse_requests
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
 bare=900 simfs=901 # the VPS pair for figures 1-3
 ids=()
-# shellcheck source=scripts/vps-bench.sh
-. scripts/vps-bench.sh
+# shellcheck source=scripts/lib-bench-vps.sh
+. scripts/lib-bench-vps.sh
 trap '{ rmdir "$trace" 2> /dev/null || true; }; finish "${ids[@]}"' EXIT
 memcg_enter
 # Room for the template, 1 GiB written and 20 000 files.

@@ -4,7 +4,7 @@
 #  - the same job done the OpenVZ-cache way (a full copy of the tree per VPS),
 #    measured on fewer copies and scaled;
 #  - page cache after reading /usr in 1 VPS and in 50 (counted in a memory
-#    cgroup of the benchmark's own, see scripts/vps-bench.sh);
+#    cgroup of the benchmark's own, see scripts/lib-bench-vps.sh);
 #  - start 50 VPSs and `exec true` in each: time and host memory per VPS.
 #
 #   scripts/bench-vps.sh [N=200] [MIRROR_URL]
@@ -18,8 +18,8 @@ cargo build --release --quiet --bin vzpkg
 vz=$PWD/target/release/vzpkg
 work=$(mktemp -d /var/tmp/vzpkg-vps-bench.XXXXXX)
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
-# shellcheck source=scripts/vps-bench.sh
-. scripts/vps-bench.sh
+# shellcheck source=scripts/lib-bench-vps.sh
+. scripts/lib-bench-vps.sh
 trap 'finish $(seq 1000 $((1000 + n - 1)))' EXIT
 memcg_enter
 

@@ -30,6 +30,26 @@ pub fn is_root() -> bool {
     rustix_uid() == 0
 }
 
+/// Skips the test (returning `$ret`, or `()`) with `skipped: WHY` on stderr
+/// unless it runs as root.
+#[macro_export]
+macro_rules! need_root {
+    ($why:expr) => {
+        $crate::need_root!($why, ())
+    };
+    ($why:expr, $ret:expr) => {
+        if !$crate::fixture::is_root() {
+            eprintln!("skipped: {}", $why);
+            return $ret;
+        }
+    };
+}
+
+/// The JSON a command printed on stdout; panics with its output otherwise.
+pub fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
 fn rustix_uid() -> u32 {
     // SAFETY: getuid cannot fail.
     unsafe { libc::getuid() }

@@ -5,18 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 use vzpkg_tests::debfile::DebBuilder;
-use vzpkg_tests::fixture::{is_root, package, shell_package, text, Fixture};
+use vzpkg_tests::fixture::{json, package, shell_package, text, Fixture};
 use vzpkg_tests::mirror::{MirrorSpec, Published};
+use vzpkg_tests::need_root;
 use vzpkg_tests::signing::TestKey;
 
-macro_rules! need_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: needs root (namespaces and chroot for maintainer scripts)");
-            return;
-        }
-    };
-}
+/// Every test here runs maintainer scripts.
+const NEEDS_ROOT: &str = "needs root (namespaces and chroot for maintainer scripts)";
 
 /// A small distribution: a shell, a base package with a conffile and
 /// maintainer scripts, a library in two versions, a virtual package, an
@@ -88,13 +83,9 @@ fn distribution() -> Vec<Published> {
     ]
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
-}
-
 #[test]
 fn builds_a_configured_tree_and_a_second_build_downloads_nothing() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let recipe = fx.recipe("fixture", "minbase", &["tool"], "");
     let out = fx.create(&recipe);
@@ -185,7 +176,7 @@ fn index_requests(fx: &Fixture) -> Vec<String> {
 
 #[test]
 fn the_index_comes_from_the_cache_while_the_signed_release_names_it() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let recipe = fx.recipe("fixture", "minbase", &["tool"], "");
     let out = fx.create(&recipe);
@@ -265,7 +256,7 @@ fn fails(fx: &Fixture, recipe: &Path, code: i32, words: &[&str]) {
 
 #[test]
 fn a_tampered_package_is_refused() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let debs = fx.republish(&distribution(), &fx.key, &fx.spec);
     // Flip a byte of editor-a after the index was signed.
@@ -291,7 +282,7 @@ fn a_tampered_package_is_refused() {
 
 #[test]
 fn a_bad_signature_is_refused() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let stranger = TestKey::generate("someone else <x@test.invalid>");
     fx.republish(&distribution(), &stranger, &fx.spec);
@@ -302,7 +293,7 @@ fn a_bad_signature_is_refused() {
 
 #[test]
 fn an_expired_release_is_refused() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let spec = MirrorSpec {
         valid_for: -3600,
@@ -315,7 +306,7 @@ fn an_expired_release_is_refused() {
 
 #[test]
 fn a_missing_package_is_named() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let recipe = fx.recipe("fixture", "minbase", &["no-such-package"], "");
     fails(&fx, &recipe, 5, &["no-such-package"]);
@@ -323,7 +314,7 @@ fn a_missing_package_is_named() {
 
 #[test]
 fn an_unsatisfiable_dependency_names_who_needs_what() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let mut dist = distribution();
     dist.push(package(
         "needy",
@@ -338,7 +329,7 @@ fn an_unsatisfiable_dependency_names_who_needs_what() {
 
 #[test]
 fn a_path_escaping_the_tree_is_refused() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let mut dist = distribution();
     dist.push(package(
         "evil",
@@ -377,7 +368,7 @@ fn a_dead_mirror_is_a_network_error() {
 
 #[test]
 fn a_failing_maintainer_script_fails_the_build_and_keeps_the_store() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let mut dist = distribution();
     dist.push(package(
         "broken",
@@ -411,7 +402,7 @@ fn a_bad_recipe_names_the_line() {
 
 #[test]
 fn ctrl_c_mid_build_leaves_the_store_as_it_was() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     let recipe = fx.recipe("fixture", "minbase", &["tool"], "");
     fx.server.set_deb_delay(Duration::from_millis(1500));
@@ -468,7 +459,7 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_full_disk_is_its_own_error_and_leaves_nothing_half_written() {
-    need_root!();
+    need_root!(NEEDS_ROOT);
     let fx = Fixture::new(&distribution());
     // The whole vzpkg root on a file system far too small for the build.
     let root = fx.root();

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
+use vzpkg_tests::fixture::{text, vzpkg_bin};
+use vzpkg_tests::need_root;
 use vzpkg_tests::rpmtree::{host_rpm_package, RpmFixture, Script, HOST_RPM_PACKAGE};
 use vzpkg_tests::server::Server;
 use vzpkg_tests::signing::TestKey;
@@ -70,10 +71,7 @@ impl Repo {
 /// The packages, `createrepo_c`, and a signature over repomd.xml. `None`
 /// (with the reason printed) when this machine cannot make them.
 fn repo(extra: impl FnOnce(&Path)) -> Option<Repo> {
-    if !is_root() {
-        eprintln!("skipped: needs root (namespaces and chroot for scriptlets)");
-        return None;
-    }
+    need_root!("needs root (namespaces and chroot for scriptlets)", None);
     if Command::new("createrepo_c")
         .arg("--version")
         .output()

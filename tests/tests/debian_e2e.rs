@@ -3,7 +3,8 @@
 //! tree. Skips (saying why) when the mirror cannot be reached.
 
 use std::process::Command;
-use vzpkg_tests::fixture::{is_root, text, vzpkg_bin};
+use vzpkg_tests::fixture::{text, vzpkg_bin};
+use vzpkg_tests::need_root;
 
 fn chroot(tree: &std::path::Path, cmd: &[&str]) -> std::process::Output {
     Command::new("chroot")
@@ -18,10 +19,7 @@ fn chroot(tree: &std::path::Path, cmd: &[&str]) -> std::process::Output {
 
 #[test]
 fn debian_12_from_the_host_mirror_is_a_working_system() {
-    if !is_root() {
-        eprintln!("skipped: needs root (namespaces and chroot)");
-        return;
-    }
+    need_root!("needs root (namespaces and chroot)");
     let dir = tempfile::Builder::new()
         .prefix("vzpkg-e2e")
         .tempdir_in("/var/tmp")

@@ -2,8 +2,9 @@
 //! packages change between runs.
 
 use vzpkg_tests::debfile::DebBuilder;
-use vzpkg_tests::fixture::{is_root, package, shell_package, text, Fixture};
+use vzpkg_tests::fixture::{json, package, shell_package, text, Fixture};
 use vzpkg_tests::mirror::Published;
+use vzpkg_tests::need_root;
 
 fn dist(tool_version: &str) -> Vec<Published> {
     vec![
@@ -21,16 +22,9 @@ fn dist(tool_version: &str) -> Vec<Published> {
     ]
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
-}
-
 #[test]
 fn nightly_rebuild_is_a_no_op_until_upstream_changes() {
-    if !is_root() {
-        eprintln!("skipped: needs root (namespaces and chroot for maintainer scripts)");
-        return;
-    }
+    need_root!("needs root (namespaces and chroot for maintainer scripts)");
     let fx = Fixture::new(&dist("1.0"));
     let recipe = fx.recipe("nightly", "minbase", &[], "");
     let out = fx.create(&recipe);
@@ -101,10 +95,7 @@ fn nightly_rebuild_is_a_no_op_until_upstream_changes() {
 
 #[test]
 fn a_locked_build_in_another_store_gives_the_same_template() {
-    if !is_root() {
-        eprintln!("skipped: needs root (namespaces and chroot for maintainer scripts)");
-        return;
-    }
+    need_root!("needs root (namespaces and chroot for maintainer scripts)");
     let fx = Fixture::new(&dist("2.0"));
     let recipe = fx.recipe("locked", "minbase", &[], "");
     let out = fx.create(&recipe);

@@ -4,8 +4,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use vzpkg_tests::debfile::DebBuilder;
-use vzpkg_tests::fixture::{is_root, package, shell_package, text, Fixture};
+use vzpkg_tests::fixture::{json, package, shell_package, text, Fixture};
 use vzpkg_tests::mirror::Published;
+use vzpkg_tests::need_root;
 
 fn dist() -> Vec<Published> {
     vec![
@@ -25,10 +26,6 @@ fn dist() -> Vec<Published> {
             DebBuilder::new("extra", "1.0", "amd64").file("usr/bin/extra", b"#!/bin/sh\n", 0o755),
         ),
     ]
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
 
 /// The on-disk path of `rel` in template `name`'s layers (topmost first).
@@ -65,10 +62,7 @@ fn build_two(fx: &Fixture) -> (String, String) {
 
 #[test]
 fn two_templates_share_one_inode_per_file_and_gc_keeps_what_is_named() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root!("needs root");
     let fx = Fixture::new(&dist());
     let (a, b) = build_two(&fx);
     assert_ne!(a, b);
@@ -100,10 +94,7 @@ fn two_templates_share_one_inode_per_file_and_gc_keeps_what_is_named() {
 
 #[test]
 fn export_then_import_gives_the_same_template() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root!("needs root");
     let fx = Fixture::new(&dist());
     let (_, id) = build_two(&fx);
     for suffix in ["tar.zst", "tar.gz", "tar.xz", "tar"] {
@@ -149,10 +140,7 @@ fn export_then_import_gives_the_same_template() {
 
 #[test]
 fn a_corrupt_object_and_a_truncated_cache_are_caught() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root!("needs root");
     let fx = Fixture::new(&dist());
     build_two(&fx);
     // A truncated cache: refused, store as it was, fsck clean.
@@ -190,10 +178,7 @@ fn a_corrupt_object_and_a_truncated_cache_are_caught() {
 
 #[test]
 fn a_recipe_can_choose_its_layers() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    need_root!("needs root");
     let fx = Fixture::new(&dist());
     let recipe = fx.recipe("split", "minbase", &[], "");
     let body = std::fs::read_to_string(&recipe).unwrap();

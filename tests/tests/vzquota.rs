@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use vzpkg::cli::vzquota::exit;
 use vzpkg::quota::{IdKind, IdLimits, StateFile};
-use vzpkg_tests::fixture::is_root;
+use vzpkg_tests::need_root;
 
 struct Ran {
     code: i32,
@@ -222,10 +222,7 @@ fn tree(top: &Path) -> (PathBuf, Vec<PathBuf>, Option<Bind>) {
 
 #[test]
 fn init_counts_like_du_and_stat_shows_it() {
-    if !is_root() {
-        eprintln!("skipped: files of other uids need root to chown");
-        return;
-    }
+    need_root!("files of other uids need root to chown");
     let top = tempfile::tempdir().unwrap();
     let qd = top.path().join("vzquota");
     let (root, mounts, _bind) = tree(top.path());

@@ -4,9 +4,9 @@
 //! index, and only by an atomic rename, so whatever the cache holds is good
 //! and any build may use it without downloading again.
 
+use crate::checksum::ChecksumKind;
 use crate::http::{Http, HttpError};
 use crate::progress::{Reporter, Stage};
-use crate::source::rpm::ChecksumKind;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,14 +2,16 @@
 //!
 //! The flow runs one way: `recipe` → `source` → `resolve` → `fetch` →
 //! `unpack` → `configure` → `store`. Each stage takes a plain value and hands
-//! the next one a plain value; `build` strings them together.
+//! the next one a plain value; `create` strings them together.
 
-pub mod build;
 pub mod cache;
 pub mod cancel;
+pub mod checksum;
 pub mod cli;
+pub mod compress;
 pub mod configure;
 pub mod control;
+pub mod create;
 pub mod debversion;
 pub mod error;
 pub mod export;
@@ -25,6 +27,7 @@ pub mod quota;
 pub mod rebuild;
 pub mod recipe;
 pub mod resolve;
+pub mod rpmversion;
 pub mod sandbox;
 pub mod simfs;
 pub mod source;

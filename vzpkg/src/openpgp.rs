@@ -561,163 +561,9 @@ pub(crate) fn fmt_time(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod testkey {
-    //! Real OpenPGP keys and signatures made in tests (the integration-test
-    //! crate has the full fixture; this crate cannot depend on it).
-
-    use pgp::composed::{
-        ArmorOptions, CleartextSignedMessage, DetachedSignature, KeyType, SecretKeyParamsBuilder,
-        SignedPublicKey, SignedSecretKey,
-    };
-    use pgp::crypto::hash::HashAlgorithm;
-    use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
-    use pgp::ser::Serialize;
-    use pgp::types::{KeyDetails, Password, Tag, Timestamp};
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    pub struct TestKey {
-        pub secret: SignedSecretKey,
-    }
-
-    fn ts(t: SystemTime) -> Timestamp {
-        Timestamp::from_secs(t.duration_since(UNIX_EPOCH).unwrap().as_secs() as u32)
-    }
-
-    impl TestKey {
-        pub fn generate(uid: &str) -> TestKey {
-            Self::generate_at(uid, SystemTime::now() - Duration::from_secs(3600))
-        }
-
-        pub fn generate_at(uid: &str, created: SystemTime) -> TestKey {
-            let params = SecretKeyParamsBuilder::default()
-                .key_type(KeyType::Ed25519Legacy)
-                .can_certify(true)
-                .can_sign(true)
-                .created_at(ts(created))
-                .primary_user_id(uid.into())
-                .build()
-                .unwrap();
-            let secret = params.generate(rand::thread_rng()).unwrap();
-            TestKey { secret }
-        }
-
-        /// A key made two days ago whose self-signature says it lived one day.
-        pub fn generate_expired(uid: &str) -> TestKey {
-            let created = SystemTime::now() - Duration::from_secs(2 * 86400);
-            let mut k = Self::generate_at(uid, created);
-            k.resign_user(created, Some(86400), true);
-            k
-        }
-
-        /// Replace the user id self-signature: new creation time, optional
-        /// expiry, and the signing flag on or off.
-        pub fn resign_user(&mut self, created: SystemTime, expiry_secs: Option<u32>, sign: bool) {
-            let key = &self.secret.primary_key;
-            let mut flags = pgp::packet::KeyFlags::default();
-            flags.set_certify(true);
-            flags.set_sign(sign);
-            let mut cfg =
-                SignatureConfig::from_key(rand::thread_rng(), key, SignatureType::CertPositive)
-                    .unwrap();
-            cfg.hashed_subpackets = vec![
-                Subpacket::regular(SubpacketData::SignatureCreationTime(ts(created))).unwrap(),
-                Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).unwrap(),
-                Subpacket::regular(SubpacketData::KeyFlags(flags)).unwrap(),
-                Subpacket::regular(SubpacketData::IsPrimary(true)).unwrap(),
-            ];
-            if let Some(e) = expiry_secs {
-                cfg.hashed_subpackets.push(
-                    Subpacket::regular(SubpacketData::KeyExpirationTime(
-                        pgp::types::Duration::try_from(Duration::from_secs(u64::from(e))).unwrap(),
-                    ))
-                    .unwrap(),
-                );
-            }
-            let user = &mut self.secret.details.users[0];
-            let sig = cfg
-                .sign_certification(
-                    key,
-                    key.public_key(),
-                    &Password::empty(),
-                    Tag::UserId,
-                    &user.id,
-                )
-                .unwrap();
-            user.signatures = vec![sig];
-        }
-
-        /// Add a key revocation signature.
-        pub fn revoke(&mut self) {
-            let key = &self.secret.primary_key;
-            let mut cfg =
-                SignatureConfig::from_key(rand::thread_rng(), key, SignatureType::KeyRevocation)
-                    .unwrap();
-            cfg.hashed_subpackets = vec![
-                Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).unwrap(),
-                Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).unwrap(),
-            ];
-            let sig = cfg
-                .sign_key(key, &Password::empty(), key.public_key())
-                .unwrap();
-            self.secret.details.revocation_signatures.push(sig);
-        }
-
-        pub fn public(&self) -> SignedPublicKey {
-            self.secret.to_public_key()
-        }
-
-        pub fn public_binary(&self) -> Vec<u8> {
-            self.public().to_bytes().unwrap()
-        }
-
-        pub fn public_armored(&self) -> String {
-            self.public()
-                .to_armored_string(ArmorOptions::default())
-                .unwrap()
-        }
-
-        fn data_config(&self, typ: SignatureType, created: SystemTime) -> SignatureConfig {
-            let key = &self.secret.primary_key;
-            let mut cfg = SignatureConfig::from_key(rand::thread_rng(), key, typ).unwrap();
-            cfg.hash_alg = HashAlgorithm::Sha512;
-            cfg.hashed_subpackets = vec![
-                Subpacket::regular(SubpacketData::SignatureCreationTime(ts(created))).unwrap(),
-                Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).unwrap(),
-            ];
-            cfg.unhashed_subpackets =
-                vec![Subpacket::regular(SubpacketData::IssuerKeyId(key.legacy_key_id())).unwrap()];
-            cfg
-        }
-
-        pub fn clearsign(&self, text: &str) -> String {
-            self.clearsign_at(text, SystemTime::now() - Duration::from_secs(60))
-        }
-
-        pub fn clearsign_at(&self, text: &str, created: SystemTime) -> String {
-            let cfg = self.data_config(SignatureType::Text, created);
-            CleartextSignedMessage::new(text, cfg, &self.secret.primary_key, &Password::empty())
-                .unwrap()
-                .to_armored_string(ArmorOptions::default())
-                .unwrap()
-        }
-
-        /// Armoured detached signature.
-        pub fn sign_detached(&self, data: &[u8]) -> Vec<u8> {
-            let cfg = self.data_config(SignatureType::Binary, SystemTime::now());
-            let sig = cfg
-                .sign(&self.secret.primary_key, &Password::empty(), data)
-                .unwrap();
-            DetachedSignature::new(sig)
-                .to_armored_bytes(ArmorOptions::default())
-                .unwrap()
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::testkey::TestKey;
     use super::*;
+    use vzpkg_testkit::signing::TestKey;
 
     const RELEASE: &str = "Origin: Test\nSuite: stable\nCodename: test\n";
 
@@ -726,7 +572,7 @@ mod tests {
         let path = dir.path().join("ring.gpg");
         let mut bytes = Vec::new();
         for k in keys {
-            bytes.extend(k.public_binary());
+            bytes.extend(k.public_keyring());
         }
         std::fs::write(&path, bytes).unwrap();
         let ring = Keyring::load(&path).unwrap();
@@ -752,7 +598,11 @@ mod tests {
         let path = dir.path().join("ring.asc");
         std::fs::write(
             &path,
-            format!("{}\n{}", a.public_armored(), b.public_armored()),
+            format!(
+                "{}\n{}",
+                a.public_keyring_armored(),
+                b.public_keyring_armored()
+            ),
         )
         .unwrap();
         let ring = Keyring::load(&path).unwrap();
@@ -816,7 +666,7 @@ mod tests {
 
     #[test]
     fn expired_key_is_rejected() {
-        let k = TestKey::generate_expired("Old <old@example.org>");
+        let k = TestKey::expired("Old <old@example.org>");
         let (_d, ring) = ring(&[&k]);
         // Signed while the key was still valid, checked now.
         let signed = k.clearsign_at(
@@ -848,7 +698,7 @@ mod tests {
     #[test]
     fn key_without_signing_flag_is_rejected() {
         let mut k = TestKey::generate("Certify <c@example.org>");
-        k.resign_user(SystemTime::now() - Duration::from_secs(600), None, false);
+        k.resign(SystemTime::now() - Duration::from_secs(600), None, false);
         let (_d, ring) = ring(&[&k]);
         let err = ring
             .verify_cleartext(&k.clearsign(RELEASE), SystemTime::now())

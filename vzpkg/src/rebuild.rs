@@ -2,14 +2,14 @@
 //! the package set equals the lock and the template is in the store, do
 //! nothing. Otherwise build, write the new lock, and report what changed.
 
-use crate::build::{BuildOptions, Paths};
+use crate::create::{BuildOptions, Paths, Plan};
 use crate::lock::Lock;
 use crate::progress::Reporter;
-use crate::recipe::{Recipe, Source};
+use crate::recipe::Recipe;
 use crate::store::{LockedPackage, Store};
 use crate::Error;
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,19 +109,7 @@ fn rebuild_inner(
     };
     // The cheapest no-op: the signed index is byte for byte the one the lock
     // was resolved from, so nothing below it changed either.
-    let snapshot_now = || match &recipe.source {
-        Source::Rpm(src) => crate::build::rpm::snapshot_now(recipe, src, options),
-        Source::Deb(_) => {
-            let mirror = crate::build::choose_mirror(recipe, options)?;
-            let repo = crate::build::deb_repo(recipe, &mirror)?;
-            let http = crate::http::Http::new()?;
-            Ok(crate::source::deb::release_snapshot(
-                &http,
-                &repo,
-                SystemTime::now(),
-            )?)
-        }
-    };
+    let snapshot_now = || crate::create::snapshot_now(recipe, options);
     if let (true, Some(locked_index)) = (fresh, &locked_index) {
         if snapshot_now()? == *locked_index {
             report.outcome = Outcome::Unchanged;
@@ -139,25 +127,11 @@ fn rebuild_inner(
         }
         same
     };
-    let result = match &recipe.source {
-        Source::Rpm(src) => {
-            let plan = crate::build::rpm::plan(recipe, src, paths, options, reporter)?;
-            let now: Vec<LockedPackage> =
-                plan.order.iter().map(crate::build::rpm::locked).collect();
-            if unchanged(&now, report) {
-                return Ok(());
-            }
-            crate::build::rpm::build_plan(recipe, paths, options, plan, reporter)?
-        }
-        Source::Deb(_) => {
-            let plan = crate::build::plan(recipe, options, reporter)?;
-            let now: Vec<LockedPackage> = plan.order.iter().map(crate::lock::locked).collect();
-            if unchanged(&now, report) {
-                return Ok(());
-            }
-            crate::build::build_plan(recipe, paths, options, plan, started, reporter)?
-        }
-    };
+    let plan = Plan::new(recipe, paths, options, reporter)?;
+    if unchanged(&plan.locked(), report) {
+        return Ok(());
+    }
+    let result = plan.build(recipe, paths, options, started, reporter)?;
     report.new_id = Some(result.template_id);
     report.outcome = Outcome::Rebuilt;
     Ok(())

@@ -1,10 +1,22 @@
 //! Recipes (`recipes/NAME.toml`): what to build. Parsing is a pure function of
 //! the text; every mistake is reported with the file, the line and the fix.
 
-use crate::resolve::deb::BaseSet;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// Which packages to start from before includes and excludes (`[packages]
+/// base`; Debian recipes only, RPM ones start from none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseSet {
+    /// `Essential: yes` and `Priority: required`, plus `apt` (mmdebstrap's minbase).
+    Minbase,
+    /// `Essential: yes` only.
+    Essential,
+    /// Only what `include` names.
+    None,
+}
 
 #[derive(Debug, Error)]
 #[non_exhaustive]

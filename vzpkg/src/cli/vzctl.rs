@@ -182,7 +182,7 @@ pub fn vzctl_main_with(args: Vec<OsString>, vzpkg_root: Option<PathBuf>) -> i32 
         .clone()
         .or(vzpkg_root)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_VZPKG_ROOT));
-    let vz = Vz::new(&cli.vzroot, crate::build::Paths::under(&root).store);
+    let vz = Vz::new(&cli.vzroot, crate::create::Paths::under(&root).store);
     match run(&vz, cli.json, cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -2,7 +2,7 @@
 //! calls the library, prints what it returns and maps errors to vzpkg's
 //! exit codes ([`crate::error::exit`]).
 
-use crate::build::{BuildOptions, Paths};
+use crate::create::{BuildOptions, Paths};
 use crate::error::exit;
 use crate::progress::{Reporter, Silent};
 use crate::recipe::Recipe;
@@ -161,7 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 ..BuildOptions::default()
             };
             let reporter = reporter_for(cli.json);
-            let result = crate::build::build(&recipe, &paths, &options, reporter.as_ref())
+            let result = crate::create::build(&recipe, &paths, &options, reporter.as_ref())
                 .map_err(|e| {
                     if crate::cancel::is_requested() {
                         crate::Error::Cancelled(crate::cancel::Cancelled)

@@ -18,8 +18,8 @@
 use super::common::{self, exit_text, ConfigureOptions, Failure, TAIL_LINES};
 use crate::cancel::Cancelled;
 use crate::progress::{Reporter, Stage};
+use crate::rpmversion::compare_evr;
 use crate::sandbox::{RunOptions, RunOutput, Sandbox, SandboxError, DEFAULT_PATH};
-use crate::source::rpm::compare_evr;
 use crate::unpack::rpm::{RpmScript, RpmTrigger, RpmUnpacked, TriggerKind};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::cmp::Ordering;
@@ -746,11 +746,8 @@ impl Drop for TempArea {
     }
 }
 
-// The fixture serves the integration tests too; not all of it is used here.
 #[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../../tests/src/rpmtree.rs"]
-mod rpmtree;
+use vzpkg_testkit::rpmtree;
 
 #[cfg(test)]
 mod tests {

@@ -62,17 +62,7 @@ pub enum ResolveError {
     Unsatisfiable { explanation: String },
 }
 
-/// Which packages to start from before includes and excludes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BaseSet {
-    /// `Essential: yes` and `Priority: required`, plus `apt` (mmdebstrap's minbase).
-    Minbase,
-    /// `Essential: yes` only.
-    Essential,
-    /// Only what `include` names.
-    None,
-}
+pub use crate::recipe::BaseSet;
 
 #[derive(Debug, Clone)]
 pub struct DebRequest {

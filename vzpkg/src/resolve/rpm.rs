@@ -15,8 +15,9 @@
 //! negated atoms become the condition of its requirement.
 
 use super::order::{Graph, Strength};
+use crate::rpmversion::{parse_evr, rpmvercmp};
 use crate::source::comps::Comps;
-use crate::source::rpm::{parse_evr, rpmvercmp, DepFlags, RpmDep, RpmFileList, RpmPackage};
+use crate::source::rpm::{DepFlags, RpmDep, RpmFileList, RpmPackage};
 use resolvo::utils::{Pool, VersionSet};
 use resolvo::{
     Candidates, Condition, ConditionId, ConditionalRequirement, Dependencies, DependencyProvider,

@@ -1,6 +1,7 @@
 //! A Debian repository: `InRelease` (signature verified, `Valid-Until`
 //! honoured), then `Packages` indexes checked against its SHA256 list.
 
+use crate::compress::{self, Compression, Integrity};
 use crate::control::{parse_paragraphs, ControlError, Paragraph};
 use crate::http::{Http, HttpError};
 use crate::openpgp::{fmt_time, Keyring, OpenPgpError};
@@ -419,13 +420,6 @@ fn check_release(
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum Compression {
-    Xz,
-    Gz,
-    None,
-}
-
 /// The best Packages index the Release lists for a component.
 fn pick_index<'a>(
     release: &'a Release,
@@ -435,7 +429,7 @@ fn pick_index<'a>(
     let base = format!("{component}/binary-{arch}/Packages");
     [
         (".xz", Compression::Xz),
-        (".gz", Compression::Gz),
+        (".gz", Compression::Gzip),
         ("", Compression::None),
     ]
     .into_iter()
@@ -463,18 +457,15 @@ pub fn check_file(url: &str, data: &[u8], entry: &ReleaseFile) -> Result<(), Sou
 }
 
 fn decompress(url: &str, data: Vec<u8>, c: Compression) -> Result<String, SourceError> {
-    let mut out = Vec::with_capacity(data.len() * 6);
-    let res = match c {
-        Compression::Xz => {
-            liblzma::read::XzDecoder::new_multi_decoder(&data[..]).read_to_end(&mut out)
-        }
-        Compression::Gz => flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out),
-        Compression::None => {
-            out = data;
-            Ok(0)
-        }
+    let out = if c == Compression::None {
+        Ok(data)
+    } else {
+        let mut out = Vec::with_capacity(data.len() * 6);
+        compress::reader(c, &data[..], Integrity::Check)
+            .and_then(|mut r| r.read_to_end(&mut out))
+            .map(|_| out)
     };
-    res.map_err(|e| SourceError::Decompress {
+    let out = out.map_err(|e| SourceError::Decompress {
         url: url.to_string(),
         reason: e.to_string(),
     })?;
@@ -739,10 +730,10 @@ pub fn load_index_cached(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openpgp::testkey::TestKey;
     use crate::progress::Silent;
     use std::io::Write;
     use std::path::Path;
+    use vzpkg_testkit::signing::TestKey;
 
     const PACKAGES: &str = "\
 Package: base-files
@@ -845,7 +836,7 @@ Description: example package based on GNU hello
             )
             .unwrap();
         }
-        std::fs::write(dir.path().join("ring.gpg"), key.public_binary()).unwrap();
+        std::fs::write(dir.path().join("ring.gpg"), key.public_keyring()).unwrap();
         Repo { dir, key }
     }
 
@@ -1055,7 +1046,7 @@ SHA256:\n 515e692f2c4121c6fcec444ef100cc18f79a991910615f3a88c8b7becfc94d2f 50060
 
         std::fs::write(&path, &orig).unwrap();
         let other = TestKey::generate("Other <other@example.org>");
-        std::fs::write(r.dir.path().join("ring.gpg"), other.public_binary()).unwrap();
+        std::fs::write(r.dir.path().join("ring.gpg"), other.public_keyring()).unwrap();
         let err = load(&r, &repo_for(&r, "bookworm")).unwrap_err();
         assert!(err.is_verification(), "{err}");
         assert!(err.to_string().contains("ring.gpg"), "{err}");

@@ -3,11 +3,13 @@
 //! against the checksum repomd lists before it is decompressed and parsed.
 //! `filelists.xml` is loaded only on demand.
 
+pub use crate::checksum::ChecksumKind;
+use crate::compress::{self, Compression, Integrity};
 use crate::http::{Http, HttpError};
 use crate::openpgp::{Keyring, OpenPgpError};
 use crate::progress::{Reporter, Stage};
+pub use crate::rpmversion::{compare_evr, parse_evr, rpmvercmp};
 use quick_xml::events::{BytesStart, Event};
-use sha2::digest::DynDigest;
 use std::cmp::Ordering;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -145,72 +147,6 @@ pub struct RpmDep {
     pub release: Option<String>,
     /// `Requires(pre)`-style: needed before the package's scriptlets run.
     pub pre: bool,
-}
-
-/// Digest algorithms repository metadata uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChecksumKind {
-    Md5,
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl ChecksumKind {
-    pub fn parse(s: &str) -> Option<ChecksumKind> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "md5" => ChecksumKind::Md5,
-            // CentOS 4-era createrepo wrote `sha` for SHA-1.
-            "sha" | "sha1" => ChecksumKind::Sha1,
-            "sha224" => ChecksumKind::Sha224,
-            "sha256" => ChecksumKind::Sha256,
-            "sha384" => ChecksumKind::Sha384,
-            "sha512" => ChecksumKind::Sha512,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ChecksumKind::Md5 => "md5",
-            ChecksumKind::Sha1 => "sha1",
-            ChecksumKind::Sha224 => "sha224",
-            ChecksumKind::Sha256 => "sha256",
-            ChecksumKind::Sha384 => "sha384",
-            ChecksumKind::Sha512 => "sha512",
-        }
-    }
-
-    /// A streaming hasher for this algorithm.
-    pub fn hasher(self) -> Box<dyn DynDigest + Send> {
-        match self {
-            ChecksumKind::Md5 => Box::new(md5::Md5::default()),
-            ChecksumKind::Sha1 => sha1_hasher(),
-            ChecksumKind::Sha224 => Box::new(sha2::Sha224::default()),
-            ChecksumKind::Sha256 => Box::new(sha2::Sha256::default()),
-            ChecksumKind::Sha384 => Box::new(sha2::Sha384::default()),
-            ChecksumKind::Sha512 => Box::new(sha2::Sha512::default()),
-        }
-    }
-
-    /// Lower-case hex digest of `data`.
-    pub fn hex_digest(self, data: &[u8]) -> String {
-        let mut h = self.hasher();
-        h.update(data);
-        hex::encode(h.finalize())
-    }
-}
-
-/// SHA-1 through the OpenPGP library (with collision detection), so no
-/// extra dependency is needed for old repositories.
-fn sha1_hasher() -> Box<dyn DynDigest + Send> {
-    match pgp::crypto::hash::HashAlgorithm::Sha1.new_hasher() {
-        Ok(h) => h,
-        // The OpenPGP library always has SHA-1; keep a defined fallback anyway.
-        Err(_) => Box::new(sha2::Sha256::default()),
-    }
 }
 
 /// A checksum as metadata states it.
@@ -355,133 +291,6 @@ pub struct RpmFileList {
     pub version: String,
     pub release: String,
     pub files: Vec<String>,
-}
-
-// ---------------------------------------------------------------------------
-// Version comparison
-
-/// Compare two version (or release) strings exactly as rpm's `rpmvercmp`,
-/// including `~` (sorts before anything) and `^` (sorts after the base).
-pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
-    if a == b {
-        return Ordering::Equal;
-    }
-    let a = a.as_bytes();
-    let b = b.as_bytes();
-    let (mut i, mut j) = (0usize, 0usize);
-    let sep = |c: u8| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^';
-    while i < a.len() || j < b.len() {
-        while i < a.len() && sep(a[i]) {
-            i += 1;
-        }
-        while j < b.len() && sep(b[j]) {
-            j += 1;
-        }
-        let ca = a.get(i).copied();
-        let cb = b.get(j).copied();
-        if ca == Some(b'~') || cb == Some(b'~') {
-            if ca != Some(b'~') {
-                return Ordering::Greater;
-            }
-            if cb != Some(b'~') {
-                return Ordering::Less;
-            }
-            i += 1;
-            j += 1;
-            continue;
-        }
-        if ca == Some(b'^') || cb == Some(b'^') {
-            if ca.is_none() {
-                return Ordering::Less;
-            }
-            if cb.is_none() {
-                return Ordering::Greater;
-            }
-            if ca != Some(b'^') {
-                return Ordering::Greater;
-            }
-            if cb != Some(b'^') {
-                return Ordering::Less;
-            }
-            i += 1;
-            j += 1;
-            continue;
-        }
-        if ca.is_none() || cb.is_none() {
-            break;
-        }
-        let isnum = a[i].is_ascii_digit();
-        let class = |c: &u8| {
-            if isnum {
-                c.is_ascii_digit()
-            } else {
-                c.is_ascii_alphabetic()
-            }
-        };
-        let si = i;
-        while i < a.len() && class(&a[i]) {
-            i += 1;
-        }
-        let sj = j;
-        while j < b.len() && class(&b[j]) {
-            j += 1;
-        }
-        let (mut s1, mut s2) = (&a[si..i], &b[sj..j]);
-        if s2.is_empty() {
-            // Segments of different kinds: a number is newer than letters.
-            return if isnum {
-                Ordering::Greater
-            } else {
-                Ordering::Less
-            };
-        }
-        let ord = if isnum {
-            while s1.first() == Some(&b'0') {
-                s1 = &s1[1..];
-            }
-            while s2.first() == Some(&b'0') {
-                s2 = &s2[1..];
-            }
-            s1.len().cmp(&s2.len()).then_with(|| s1.cmp(s2))
-        } else {
-            s1.cmp(s2)
-        };
-        if ord != Ordering::Equal {
-            return ord;
-        }
-    }
-    match (i >= a.len(), j >= b.len()) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Less,
-        _ => Ordering::Greater,
-    }
-}
-
-/// Split `[E:]V[-R]` into epoch (0 when absent), version and release.
-pub fn parse_evr(evr: &str) -> (u32, &str, Option<&str>) {
-    let (epoch, rest) = match evr.split_once(':') {
-        Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
-            (e.parse().unwrap_or(u32::MAX), rest)
-        }
-        _ => (0, evr),
-    };
-    match rest.rsplit_once('-') {
-        Some((v, r)) => (epoch, v, Some(r)),
-        None => (epoch, rest, None),
-    }
-}
-
-/// Compare `[E:]V[-R]` strings as rpm compares dependency ranges: the
-/// release only counts when both sides have one.
-pub fn compare_evr(a: &str, b: &str) -> Ordering {
-    let (ea, va, ra) = parse_evr(a);
-    let (eb, vb, rb) = parse_evr(b);
-    ea.cmp(&eb)
-        .then_with(|| rpmvercmp(va, vb))
-        .then_with(|| match (ra, rb) {
-            (Some(ra), Some(rb)) => rpmvercmp(ra, rb),
-            _ => Ordering::Equal,
-        })
 }
 
 // ---------------------------------------------------------------------------
@@ -952,31 +761,13 @@ pub fn parse_filelists<R: BufRead>(input: R) -> Result<Vec<RpmFileList>, RpmSour
 // ---------------------------------------------------------------------------
 // Loading
 
-/// A decompressing reader chosen by file suffix, else by magic bytes.
+/// A decompressing reader chosen by magic bytes, else by file suffix.
 fn decompressor<'a>(url: &str, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, RpmSourceError> {
     let path = url.split(['?', '#']).next().unwrap_or(url);
-    let kind = if path.ends_with(".gz") || data.starts_with(&[0x1f, 0x8b]) {
-        "gz"
-    } else if path.ends_with(".xz") || data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        "xz"
-    } else if path.ends_with(".zst") || data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "zst"
-    } else if path.ends_with(".bz2") || data.starts_with(b"BZh") {
-        "bz2"
-    } else {
-        "plain"
-    };
-    Ok(match kind {
-        "gz" => Box::new(flate2::read::MultiGzDecoder::new(data)),
-        "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(data)),
-        "zst" => Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| {
-            RpmSourceError::Decompress {
-                url: url.to_string(),
-                reason: e.to_string(),
-            }
-        })?),
-        "bz2" => Box::new(bzip2::read::MultiBzDecoder::new(data)),
-        _ => Box::new(data),
+    let kind = Compression::detect(path.as_bytes(), data);
+    compress::reader(kind, data, Integrity::Check).map_err(|e| RpmSourceError::Decompress {
+        url: url.to_string(),
+        reason: e.to_string(),
     })
 }
 
@@ -1129,74 +920,10 @@ pub fn load_filelists(http: &Http, index: &RpmIndex) -> Result<Vec<RpmFileList>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openpgp::testkey::TestKey;
     use crate::progress::Silent;
     use crate::unpack::rpm::testrpm;
     use std::process::Command;
-
-    #[test]
-    fn rpmvercmp_matches_rpm() {
-        // From rpm's own test suite (rpmvercmp.at).
-        let table: &[(&str, &str, i32)] = &[
-            ("1.0", "1.0", 0),
-            ("1.0", "2.0", -1),
-            ("2.0", "1.0", 1),
-            ("2.0.1", "2.0.1", 0),
-            ("2.0", "2.0.1", -1),
-            ("2.0.1a", "2.0.1", 1),
-            ("5.5p1", "5.5p2", -1),
-            ("5.5p10", "5.5p1", 1),
-            ("10xyz", "10.1xyz", -1),
-            ("xyz10", "xyz10.1", -1),
-            ("xyz.4", "8", -1),
-            ("xyz.4", "2", -1),
-            ("5.5p2", "5.6p1", -1),
-            ("5.6p1", "6.5p1", -1),
-            ("6.0.rc1", "6.0", 1),
-            ("10b2", "10a1", 1),
-            ("1.0aa", "1.0a", 1),
-            ("10.0001", "10.1", 0),
-            ("10.0001", "10.0039", -1),
-            ("4.999.9", "5.0", -1),
-            ("20101121", "20101122", -1),
-            ("2_0", "2_0", 0),
-            ("2.0", "2_0", 0),
-            ("a", "a", 0),
-            ("a+", "a_", 0),
-            ("+", "_", 0),
-            ("1.0~rc1", "1.0~rc1", 0),
-            ("1.0~rc1", "1.0", -1),
-            ("1.0", "1.0~rc1", 1),
-            ("1.0~rc1", "1.0~rc2", -1),
-            ("1.0~rc1~git123", "1.0~rc1", -1),
-            ("1.0^", "1.0", 1),
-            ("1.0^git1", "1.0", 1),
-            ("1.0^git1", "1.0^git2", -1),
-            ("1.0^git1", "1.01", -1),
-            ("1.0^20160101", "1.0.1", -1),
-            ("1.0^20160101^git1", "1.0^20160101", 1),
-            ("1.0~rc1^git1", "1.0~rc1", 1),
-            ("1.0^git1~pre", "1.0^git1", -1),
-            ("1.0^git1", "1.0~rc1", 1),
-        ];
-        for (a, b, want) in table {
-            let got = match rpmvercmp(a, b) {
-                Ordering::Less => -1,
-                Ordering::Equal => 0,
-                Ordering::Greater => 1,
-            };
-            assert_eq!(got, *want, "rpmvercmp({a:?}, {b:?})");
-        }
-    }
-
-    #[test]
-    fn compare_evr_epoch_first_release_optional() {
-        assert_eq!(compare_evr("1:1.0-1", "2.0-1"), Ordering::Greater);
-        assert_eq!(compare_evr("1.0-2", "1.0-10"), Ordering::Less);
-        assert_eq!(compare_evr("1.0", "1.0-5.el9"), Ordering::Equal);
-        assert_eq!(compare_evr("0:1.0-1", "1.0-1"), Ordering::Equal);
-        assert_eq!(parse_evr("3:2.4-1.el7"), (3, "2.4", Some("1.el7")));
-    }
+    use vzpkg_testkit::signing::TestKey;
 
     #[test]
     fn repomd_with_old_sha_type_parses() {
@@ -1290,7 +1017,7 @@ mod tests {
 
         fn keyring(&self, key: &TestKey) -> PathBuf {
             let p = self.dir.path().join("keyring.gpg");
-            std::fs::write(&p, key.public_binary()).unwrap();
+            std::fs::write(&p, key.public_keyring()).unwrap();
             p
         }
 

@@ -3,6 +3,7 @@
 //! would after `dpkg --unpack`.
 
 use crate::cancel::Cancelled;
+use crate::compress::{self, Compression, Integrity};
 use crate::control::{parse_paragraphs, Paragraph};
 use crate::package::DebPackage;
 use crate::progress::{Reporter, Stage};
@@ -297,28 +298,10 @@ fn decoder<'a>(
 ) -> Result<Box<dyn Read + 'a>, Option<io::Error>> {
     let buffered = BufReader::with_capacity(READ_BUF, r);
     let suffix = member.strip_prefix(base).unwrap_or("?");
-    Ok(match suffix {
-        "" => Box::new(buffered),
-        ".gz" => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        ".xz" => {
-            // The whole .deb was checked against the signed index's SHA-256
-            // before unpacking: xz's own CRC64 would only check it again.
-            let stream = liblzma::stream::Stream::new_stream_decoder(
-                u64::MAX,
-                liblzma::stream::CONCATENATED | liblzma::stream::IGNORE_CHECK,
-            )
-            .map_err(|e| Some(io::Error::other(e)))?;
-            Box::new(liblzma::bufread::XzDecoder::new_stream(buffered, stream))
-        }
-        ".lzma" => {
-            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
-                .map_err(|e| Some(io::Error::other(e)))?;
-            Box::new(liblzma::bufread::XzDecoder::new_stream(buffered, stream))
-        }
-        ".zst" => Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(Some)?),
-        ".bz2" => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
-        _ => return Err(None),
-    })
+    let kind = Compression::from_suffix(suffix).ok_or(None)?;
+    // The whole .deb was checked against the signed index's SHA-256 before
+    // unpacking: xz's own CRC64 would only check it again.
+    compress::reader(kind, buffered, Integrity::Prechecked).map_err(Some)
 }
 
 /// Everything about one package that errors need.

@@ -5,10 +5,7 @@ use super::*;
 use crate::progress::Silent;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-#[allow(dead_code)]
-#[path = "../../../tests/src/debfile.rs"]
-mod debfile;
-use debfile::{Compression, DebBuilder, Entry, Kind, DEFAULT_MTIME};
+use vzpkg_testkit::debfile::{self, Compression, DebBuilder, Entry, Kind, DEFAULT_MTIME};
 
 fn pkg_for(b: &DebBuilder) -> DebPackage {
     let para = parse_paragraphs(&b.control_text()).unwrap().remove(0);
@@ -636,26 +633,22 @@ fn disk_full_is_recognised() {
     // The real thing: a 1 MiB tmpfs, when we may mount one.
     let s = Scratch::new();
     let root = s.root();
-    let c = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: plain mount(2) call with valid NUL-terminated strings.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            c"size=1m".as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
+    let rc = rustix::mount::mount(
+        "tmpfs",
+        &root,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        c"size=1m",
+    );
+    if rc.is_err() {
         eprintln!("skipping the real ENOSPC check: cannot mount tmpfs here");
         return;
     }
     let big = vec![7u8; 4 << 20];
     let b = DebBuilder::new("huge", "1", "all").file("usr/share/huge", &big, 0o644);
     let r = s.unpack(&[s.add(&b)], false);
-    // SAFETY: unmounting what we mounted above.
-    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    // Unmounting what we mounted above.
+    let _ = rustix::mount::unmount(&root, rustix::mount::UnmountFlags::DETACH);
     let e = r.unwrap_err();
     assert!(e.is_disk_full(), "{e}");
 }

@@ -701,8 +701,8 @@ pub(crate) mod testrpm {
 mod tests {
     use super::testrpm;
     use super::*;
-    use crate::openpgp::testkey::TestKey;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use vzpkg_testkit::signing::TestKey;
 
     fn root_with_passwd() -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
@@ -874,11 +874,11 @@ mod tests {
         let other = TestKey::generate("Other <o@example.org>");
         let file = signed(&key, work.path());
         let good = work.path().join("good.asc");
-        std::fs::write(&good, key.public_armored()).unwrap();
+        std::fs::write(&good, key.public_keyring_armored()).unwrap();
         let good_bin = work.path().join("good.gpg");
-        std::fs::write(&good_bin, key.public_binary()).unwrap();
+        std::fs::write(&good_bin, key.public_keyring()).unwrap();
         let bad = work.path().join("bad.asc");
-        std::fs::write(&bad, other.public_armored()).unwrap();
+        std::fs::write(&bad, other.public_keyring_armored()).unwrap();
 
         verify_signature(&file, &good).unwrap();
         verify_signature(&file, &good_bin).unwrap();

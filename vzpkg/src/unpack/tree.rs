@@ -7,7 +7,11 @@
 //! refused. The resolved parent is then opened with `openat2` and
 //! `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`, so a symlink swapped in by a
 //! concurrently unpacked package cannot redirect the write either.
-//! Used by the deb unpacker and meant for the rpm one.
+//! Used by the deb and rpm unpackers, and by the import of template caches
+//! ([`Tree::open_no_symlinks`]: an archive restored as it is, where a path
+//! through a symlink is refused). The caller walks its archive and hands
+//! each entry over, so it can skip or act on entries itself (an image
+//! layer's whiteouts, say).
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps};
 use rustix::io::Errno;
@@ -81,6 +85,9 @@ pub enum DirOutcome {
 pub struct Tree {
     root: PathBuf,
     root_fd: OwnedFd,
+    /// Packages: symlinks already in the tree lead paths elsewhere inside
+    /// it. Restored archives: no path goes through a symlink.
+    follow_symlinks: bool,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -96,7 +103,17 @@ impl Tree {
         Ok(Tree {
             root: root.to_path_buf(),
             root_fd,
+            follow_symlinks: true,
         })
+    }
+
+    /// For an archive restored as it is (a template cache, an image layer):
+    /// a path that goes through a symlink is refused as an escape, and a
+    /// directory entry replaces a non-directory in its way, as GNU tar does.
+    pub fn open_no_symlinks(root: &Path) -> Result<Tree, TreeError> {
+        let mut tree = Tree::open(root)?;
+        tree.follow_symlinks = false;
+        Ok(tree)
     }
 
     pub fn root(&self) -> &Path {
@@ -175,6 +192,7 @@ struct Target<'a> {
 impl<'t> TreeWriter<'t> {
     /// A directory entry.
     pub fn dir(&mut self, path: &[u8]) -> Result<DirOutcome, TreeError> {
+        let tree = self.tree;
         let shown = show(path);
         let comps = split(path, &shown)?;
         if comps.is_empty() {
@@ -188,9 +206,17 @@ impl<'t> TreeWriter<'t> {
             Ok(()) => Ok(DirOutcome::Dir(rel)),
             Err(Errno::EXIST) => {
                 let st = rfs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| io_err("stat", self.tree.host_path(&rel), e))?;
+                    .map_err(|e| io_err("stat", tree.host_path(&rel), e))?;
                 match FileType::from_raw_mode(st.st_mode) {
                     FileType::Directory => Ok(DirOutcome::Dir(rel)),
+                    _ if !tree.follow_symlinks => {
+                        let host = tree.host_path(&rel);
+                        rfs::unlinkat(fd, name, AtFlags::empty())
+                            .map_err(|e| io_err("remove", host.clone(), e))?;
+                        rfs::mkdirat(fd, name, Mode::from_raw_mode(0o755))
+                            .map_err(|e| io_err("create directory", host, e))?;
+                        Ok(DirOutcome::Dir(rel))
+                    }
                     FileType::Symlink => {
                         // Kept only if it leads to a directory inside the tree.
                         match self.resolve_dir(&comps, &shown, false) {
@@ -549,6 +575,15 @@ impl<'t> TreeWriter<'t> {
             };
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => {}
+                FileType::Symlink if !self.tree.follow_symlinks => {
+                    return Err(TreeError::Escape {
+                        path: shown.to_string(),
+                        reason: format!(
+                        "goes through {}, which is a symlink, which could lead outside the tree",
+                        show(&rel)
+                    ),
+                    })
+                }
                 FileType::Symlink => {
                     links += 1;
                     if links > MAX_LINKS {

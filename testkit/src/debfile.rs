@@ -2,9 +2,6 @@
 //! `debian-binary` (`2.0\n`), `control.tar.*` (`./control`, `./md5sums`,
 //! `./conffiles`, scripts) and `data.tar.*` with `./`-prefixed entries and
 //! parent directories first, as `dpkg-deb --build` makes them.
-//!
-//! This file only uses std and the format crates, so the library's unit tests
-//! include it too.
 
 use md5::{Digest, Md5};
 use std::io::Write;

@@ -6,9 +6,6 @@
 //! minimal `/etc/passwd`/`group`, so a tree unpacked only from packages has a
 //! working rpm and shell. [`RpmFixture`] builds small packages with files and
 //! scriptlets.
-//!
-//! This file only uses `std` and `rpm`, so the library crate's unit tests can
-//! include it with `#[path]` as well.
 
 use rpm::{Dependency, DependencyFlags, FileOptions, PackageBuilder, Scriptlet};
 use std::collections::BTreeMap;
