@@ -97,7 +97,7 @@ impl Error {
             ) => exit::RESOLVE,
             Error::Lock(_) => exit::RECIPE,
             Error::RpmSource(e) if e.is_verification() => exit::VERIFY,
-            Error::RpmSource(crate::source::rpm::RpmSourceError::Fetch { .. }) => exit::NETWORK,
+            Error::RpmSource(e) if e.is_network() => exit::NETWORK,
             Error::RpmSource(_) => exit::FAILURE,
             Error::RpmResolve(_) => exit::RESOLVE,
             Error::RpmUnpack(

@@ -249,6 +249,7 @@ pub fn build_plan(
     facts.insert("suite".to_string(), suite.clone());
     facts.insert("index".to_string(), inrelease_sha256.clone());
     let done = Finish {
+        unverified: Vec::new(),
         epoch,
         volatile: recipe.post.volatile.clone(),
         facts,
@@ -354,6 +355,9 @@ struct Finish {
     mirror: String,
     package_bytes: u64,
     download: FetchSummary,
+    /// Repositories used without any check, by the recipe's explicit
+    /// request; recorded in the lock.
+    unverified: Vec<String>,
 }
 
 /// The stages after unpacking, the same for both formats: `configure` and
@@ -403,6 +407,7 @@ fn finish(
     let lock = Lock {
         recipe: recipe.name.clone(),
         architecture: recipe.architecture.clone(),
+        unverified: done.unverified,
         index: done.index,
         packages,
     };
