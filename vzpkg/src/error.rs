@@ -107,6 +107,11 @@ impl Error {
                 | crate::unpack::rpm::RpmUnpackError::HeaderDigest { .. },
             ) => exit::VERIFY,
             Error::RpmUnpack(_) => exit::PACKAGE,
+            // The fix is the recipe's: add rpm to the package set.
+            Error::RpmConfigure(
+                crate::configure::rpm::RpmConfigureError::NoHostRpm { .. }
+                | crate::configure::rpm::RpmConfigureError::HostCannotWrite { .. },
+            ) => exit::RECIPE,
             Error::RpmConfigure(_) => exit::CONFIGURE,
             Error::Export(
                 crate::export::ExportError::Corrupt { .. }

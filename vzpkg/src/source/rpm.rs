@@ -36,8 +36,10 @@ pub enum RpmSourceError {
     },
     #[error("{url}: neither repo_gpgcheck nor gpgcheck is on, so nothing from this repository could be verified; give the repository's gpgkey and turn a check on, or, for a repository of your own that is not signed, write both gpgcheck = false and repo_gpgcheck = false in its recipe entry to build from it unverified")]
     Unverifiable { url: String },
+    /// Boxed: the key errors carry an HTTP error and would make every
+    /// result of this module large.
     #[error(transparent)]
-    Key(#[from] super::rpm_keys::RpmKeyError),
+    Key(Box<super::rpm_keys::RpmKeyError>),
     #[error(
         "{url}: malformed repository metadata ({reason}); the mirror is broken, use another mirror"
     )]
@@ -61,6 +63,12 @@ pub enum RpmSourceError {
     },
     #[error("{url}: cannot decompress ({reason}); the mirror is broken, use another mirror")]
     Decompress { url: String, reason: String },
+}
+
+impl From<super::rpm_keys::RpmKeyError> for RpmSourceError {
+    fn from(e: super::rpm_keys::RpmKeyError) -> Self {
+        RpmSourceError::Key(Box::new(e))
+    }
 }
 
 impl RpmSourceError {

@@ -21,7 +21,7 @@ pub enum RpmKeyError {
         repo: String,
         key: String,
         #[source]
-        source: HttpError,
+        source: Box<HttpError>,
     },
     #[error("repository {repo}: cannot read key file {key}: {source}; fix gpgkey in the recipe")]
     Read {
@@ -35,7 +35,7 @@ pub enum RpmKeyError {
         repo: String,
         key: String,
         #[source]
-        source: OpenPgpError,
+        source: Box<OpenPgpError>,
     },
     #[error("repository {repo}: key {key} has fingerprint {actual}, but the recipe pins {pinned} (gpgkey_fingerprints): this is not the key the recipe trusts, so it was replaced on the way or the pin is wrong; compare with the fingerprint the distribution publishes and fix gpgkey or gpgkey_fingerprints")]
     PinMismatch {
@@ -117,7 +117,7 @@ fn read_key(http: &Http, repo: &str, key: &str) -> Result<Vec<u8>, RpmKeyError> 
         http.get(key).map_err(|source| RpmKeyError::Fetch {
             repo: repo.to_string(),
             key: key.to_string(),
-            source,
+            source: Box::new(source),
         })
     } else {
         std::fs::read(key).map_err(|source| RpmKeyError::Read {
@@ -138,7 +138,7 @@ pub fn check_pins(spec: RepoKeys<'_>, key: &str, bytes: &[u8]) -> Result<(), Rpm
     let ring = Keyring::from_bytes(Path::new(key), bytes).map_err(|source| RpmKeyError::Parse {
         repo: spec.repo.to_string(),
         key: key.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     for actual in ring.fingerprints() {
         if !spec.pins.iter().any(|p| p.eq_ignore_ascii_case(&actual)) {
