@@ -92,7 +92,7 @@ pub fn repo_keyring(
     let mut all = Vec::new();
     for key in spec.keys {
         let bytes = read_key(http, spec.repo, key)?;
-        check_pins(spec, key, &bytes)?;
+        let bytes = check_pins(spec, key, &bytes)?.unwrap_or(bytes);
         all.extend_from_slice(&bytes);
         if !all.ends_with(b"\n") {
             all.push(b'\n');
@@ -130,16 +130,24 @@ fn read_key(http: &Http, repo: &str, key: &str) -> Result<Vec<u8>, RpmKeyError> 
 
 /// With pins, every primary key in the file must be one of them: a file
 /// that carries the pinned key plus another would otherwise smuggle the
-/// other one in.
-pub fn check_pins(spec: RepoKeys<'_>, key: &str, bytes: &[u8]) -> Result<(), RpmKeyError> {
+/// other one in. Returns the keys to keep, re-armoured from what was read
+/// and checked (a block the parser skipped is left out, so a verifier
+/// with another parser cannot pick up an unchecked key); `None` without
+/// pins.
+pub fn check_pins(
+    spec: RepoKeys<'_>,
+    key: &str,
+    bytes: &[u8],
+) -> Result<Option<Vec<u8>>, RpmKeyError> {
     if spec.pins.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let ring = Keyring::from_bytes(Path::new(key), bytes).map_err(|source| RpmKeyError::Parse {
+    let parse_err = |source| RpmKeyError::Parse {
         repo: spec.repo.to_string(),
         key: key.to_string(),
         source: Box::new(source),
-    })?;
+    };
+    let ring = Keyring::from_bytes(Path::new(key), bytes).map_err(parse_err)?;
     for actual in ring.fingerprints() {
         if !spec.pins.iter().any(|p| p.eq_ignore_ascii_case(&actual)) {
             return Err(RpmKeyError::PinMismatch {
@@ -150,7 +158,7 @@ pub fn check_pins(spec: RepoKeys<'_>, key: &str, bytes: &[u8]) -> Result<(), Rpm
             });
         }
     }
-    Ok(())
+    Ok(Some(ring.armored().map_err(parse_err)?.into_bytes()))
 }
 
 #[cfg(test)]
@@ -174,7 +182,11 @@ mod tests {
             keys: &[],
             pins: &pins,
         };
-        check_pins(spec, "good.asc", good.public_armored().as_bytes()).unwrap();
+        let kept = check_pins(spec, "good.asc", good.public_armored().as_bytes())
+            .unwrap()
+            .unwrap();
+        let ring = Keyring::from_bytes(Path::new("kept"), &kept).unwrap();
+        assert_eq!(ring.fingerprints(), pins);
         check_pins(spec, "good.gpg", &good.public_binary()).unwrap();
 
         let err = check_pins(spec, "http://x/key", other.public_armored().as_bytes()).unwrap_err();
@@ -197,7 +209,44 @@ mod tests {
 
         // No pin: nothing to check here.
         let unpinned = RepoKeys { pins: &[], ..spec };
-        check_pins(unpinned, "other.asc", other.public_armored().as_bytes()).unwrap();
+        assert!(
+            check_pins(unpinned, "other.asc", other.public_armored().as_bytes())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_pinned_keyring_still_verifies_package_signatures() {
+        use crate::unpack::rpm::{testrpm, verify_signature};
+        let key = TestKey::generate("Packager <p@example.org>");
+        let work = tempfile::tempdir().unwrap();
+        let armored = key
+            .secret
+            .to_armored_string(pgp::composed::ArmorOptions::default())
+            .unwrap();
+        let signer = rpm::signature::pgp::Signer::from_asc(&armored).unwrap();
+        let pkg = testrpm::full("signed", "1.0")
+            .build_and_sign(signer)
+            .unwrap();
+        let file = work.path().join("signed.rpm");
+        pkg.write_file(&file).unwrap();
+
+        let key_file = work.path().join("key.gpg");
+        std::fs::write(&key_file, key.public_binary()).unwrap();
+        let keys = vec![key_file.to_string_lossy().into_owned()];
+        let pins = Keyring::from_bytes(Path::new("k"), &key.public_binary())
+            .unwrap()
+            .fingerprints();
+        let spec = RepoKeys {
+            repo: "os",
+            keys: &keys,
+            pins: &pins,
+        };
+        let ring = repo_keyring(&Http::new().unwrap(), spec, &work.path().join("keys"))
+            .unwrap()
+            .unwrap();
+        verify_signature(&file, &ring).unwrap();
     }
 
     #[test]
