@@ -431,6 +431,14 @@ fn a_package_set_without_rpm_is_registered_by_the_host_rpm() {
         msg.contains("no rpm") && msg.contains("sqlite") && msg.contains("4.16.1.3"),
         "{msg}"
     );
+    // The database the host's rpm writes is the same build after build:
+    // the same template, not a second one.
+    let first = r.list();
+    let again = r.vzpkg(&["create", recipe.to_str().unwrap(), "--locked"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let list = r.list();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], first[0]["id"]);
 
     let tree = r.checkout("rpmless");
     assert!(!tree.join("usr/bin/rpm").exists() && !tree.join("bin/rpm").exists());

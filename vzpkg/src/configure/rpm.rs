@@ -303,7 +303,11 @@ pub fn configure(
                 "the package set has no rpm: registering the packages with the host's rpm, as a {} database",
                 host.backend.name()
             ));
-            register_with_host(root, &temp, host, order)?
+            let host = HostRpm {
+                source_date_epoch: options.source_date_epoch,
+                ..host.clone()
+            };
+            register_with_host(root, &temp, &host, order)?
         }
         (None, None) => unreachable!("refused above"),
     }
@@ -540,6 +544,9 @@ pub const HOST_DBPATH: &str = "/var/lib/rpm";
 pub struct HostRpm {
     pub program: PathBuf,
     pub backend: RpmDbBackend,
+    /// `SOURCE_DATE_EPOCH` for rpm, which takes install times from it, so
+    /// the database is the same from build to build.
+    source_date_epoch: Option<i64>,
 }
 
 impl HostRpm {
@@ -549,7 +556,11 @@ impl HostRpm {
         let program = host_rpm_program().ok_or_else(|| RpmConfigureError::NoHostRpm {
             reason: "no rpm in /usr/bin, /bin or PATH".into(),
         })?;
-        let host = HostRpm { program, backend };
+        let host = HostRpm {
+            program,
+            backend,
+            source_date_epoch: None,
+        };
         if !host.can_write()? {
             return Err(RpmConfigureError::HostCannotWrite {
                 backend: backend.name(),
@@ -578,13 +589,14 @@ impl HostRpm {
     }
 
     fn run(&self, args: &[std::ffi::OsString]) -> Result<std::process::Output, RpmConfigureError> {
-        std::process::Command::new(&self.program)
-            .args(args)
-            .env("LC_ALL", "C")
-            .output()
-            .map_err(|e| RpmConfigureError::NoHostRpm {
-                reason: format!("running {}: {e}", self.program.display()),
-            })
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(args).env("LC_ALL", "C");
+        if let Some(epoch) = self.source_date_epoch {
+            cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+        }
+        cmd.output().map_err(|e| RpmConfigureError::NoHostRpm {
+            reason: format!("running {}: {e}", self.program.display()),
+        })
     }
 
     /// `rpm --initdb` in a scratch directory: rpm built without a backend
