@@ -26,7 +26,7 @@ pub enum RpmSourceError {
         #[source]
         source: HttpError,
     },
-    #[error("{url}: no signature (repomd.xml.asc is missing) although source.keyring is set: refusing an unsigned index; use a mirror that signs its metadata, or drop source.keyring and rely on package signatures (gpgcheck)")]
+    #[error("{url}: no signature (repomd.xml.asc is missing) although repo_gpgcheck is on: refusing an unsigned index; use a mirror that signs its metadata, or set repo_gpgcheck = false and rely on package signatures (gpgcheck)")]
     Unsigned { url: String },
     #[error("{url}: signature check failed: {source}")]
     Signature {
