@@ -4,8 +4,8 @@
 //! [`host_rpm_package`] carries the host's `rpm` (binaries, its config and
 //! macro directory, every shared library they load) plus a `/bin/sh` and a
 //! minimal `/etc/passwd`/`group`, so a tree unpacked only from packages has a
-//! working rpm and shell. [`RpmFixture`] builds small packages with files and
-//! scriptlets.
+//! working rpm and shell; [`host_shell_package`] is the same without rpm.
+//! [`RpmFixture`] builds small packages with files and scriptlets.
 
 use rpm::{Dependency, DependencyFlags, FileOptions, PackageBuilder, Scriptlet};
 use std::collections::BTreeMap;
@@ -80,18 +80,31 @@ fn walk(host_dir: &Path, at: &str, out: &mut BTreeMap<String, Entry>) -> Result<
     Ok(())
 }
 
+/// Name of the package [`host_shell_package`] builds.
+pub const HOST_SHELL_PACKAGE: &str = "vzpkg-host-shell";
+
 /// Build the package carrying the host's rpm into `dir`. `Err` says what the
 /// host lacks (the caller skips its test with that message).
 pub fn host_rpm_package(dir: &Path) -> Result<PathBuf, String> {
+    host_package(dir, true)
+}
+
+/// The same without rpm: a shell and `/etc/passwd`, for a package set
+/// that has no rpm of its own.
+pub fn host_shell_package(dir: &Path) -> Result<PathBuf, String> {
+    host_package(dir, false)
+}
+
+fn host_package(dir: &Path, with_rpm: bool) -> Result<PathBuf, String> {
     let mut files: BTreeMap<String, Entry> = BTreeMap::new();
     let mut binaries = Vec::new();
     for b in ["/usr/bin/rpm", "/usr/bin/rpmdb"] {
         let p = Path::new(b);
-        if p.is_file() {
+        if with_rpm && p.is_file() {
             binaries.push((p.to_path_buf(), b.to_string()));
         }
     }
-    if binaries.is_empty() {
+    if with_rpm && binaries.is_empty() {
         return Err("the host has no /usr/bin/rpm; install the rpm package".into());
     }
     let sh = std::fs::canonicalize("/bin/sh")
@@ -104,33 +117,9 @@ pub fn host_rpm_package(dir: &Path) -> Result<PathBuf, String> {
         }
         files.insert(dest.clone(), Entry::Host(host.clone()));
     }
-    let configdir = host_eval("%{_rpmconfigdir}")?;
-    if !configdir.starts_with('/') || !Path::new(&configdir).is_dir() {
-        return Err(format!(
-            "the host rpm's config directory {configdir:?} is missing"
-        ));
+    if with_rpm {
+        add_rpm_config(&mut files)?;
     }
-    walk(Path::new(&configdir), &configdir, &mut files)?;
-    let backend = host_eval("%{_db_backend}")?;
-    // `RPM version 4.18.0`: the package carries that version.
-    let version = Command::new("rpm")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.split_whitespace().last().map(str::to_string)
-        })
-        .filter(|v| v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
-        .unwrap_or_else(|| "1".into());
-    // Overrides read after the config directory's macros.
-    files.insert(
-        "/etc/rpm/macros".into(),
-        Entry::Text(
-            format!("%_dbpath {DBPATH}\n%_db_backend {backend}\n"),
-            0o644,
-        ),
-    );
     files.insert(
         "/etc/passwd".into(),
         Entry::Text("root:x:0:0:root:/root:/bin/sh\n".into(), 0o644),
@@ -139,18 +128,21 @@ pub fn host_rpm_package(dir: &Path) -> Result<PathBuf, String> {
         "/etc/group".into(),
         Entry::Text("root:x:0:\n".into(), 0o644),
     );
-    files.insert(DBPATH.into(), Entry::Dir(0o755));
     files.insert("/var/tmp".into(), Entry::Dir(0o1777));
     files.insert("/tmp".into(), Entry::Dir(0o1777));
     files.insert("/root".into(), Entry::Dir(0o700));
 
-    let mut b = PackageBuilder::new(
-        HOST_RPM_PACKAGE,
-        &version,
-        "GPL-2.0-or-later",
-        "noarch",
-        "the host's rpm and shell, for tests",
-    );
+    let (name, summary) = if with_rpm {
+        (HOST_RPM_PACKAGE, "the host's rpm and shell, for tests")
+    } else {
+        (HOST_SHELL_PACKAGE, "the host's shell, for tests")
+    };
+    let version = if with_rpm {
+        host_rpm_version()
+    } else {
+        "1".into()
+    };
+    let mut b = PackageBuilder::new(name, &version, "GPL-2.0-or-later", "noarch", summary);
     b.release("1");
     for (dest, entry) in &files {
         let added = match entry {
@@ -162,15 +154,51 @@ pub fn host_rpm_package(dir: &Path) -> Result<PathBuf, String> {
                 FileOptions::new(dest.clone()).permissions(*mode),
             ),
         };
-        added.map_err(|e| format!("adding {dest} to the host rpm package: {e}"))?;
+        added.map_err(|e| format!("adding {dest} to the host package: {e}"))?;
     }
     let pkg = b
         .build()
-        .map_err(|e| format!("building the host rpm package: {e}"))?;
-    let file = dir.join(format!("{HOST_RPM_PACKAGE}.rpm"));
+        .map_err(|e| format!("building the host package: {e}"))?;
+    let file = dir.join(format!("{name}.rpm"));
     pkg.write_file(&file)
         .map_err(|e| format!("writing {file:?}: {e}"))?;
     Ok(file)
+}
+
+/// rpm's config and macro directory, and the fixture's own macros.
+fn add_rpm_config(files: &mut BTreeMap<String, Entry>) -> Result<(), String> {
+    let configdir = host_eval("%{_rpmconfigdir}")?;
+    if !configdir.starts_with('/') || !Path::new(&configdir).is_dir() {
+        return Err(format!(
+            "the host rpm's config directory {configdir:?} is missing"
+        ));
+    }
+    walk(Path::new(&configdir), &configdir, files)?;
+    let backend = host_eval("%{_db_backend}")?;
+    // Overrides read after the config directory's macros.
+    files.insert(
+        "/etc/rpm/macros".into(),
+        Entry::Text(
+            format!("%_dbpath {DBPATH}\n%_db_backend {backend}\n"),
+            0o644,
+        ),
+    );
+    files.insert(DBPATH.into(), Entry::Dir(0o755));
+    Ok(())
+}
+
+/// `RPM version 4.18.0`: the package carries that version.
+fn host_rpm_version() -> String {
+    Command::new("rpm")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split_whitespace().last().map(str::to_string)
+        })
+        .filter(|v| v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
+        .unwrap_or_else(|| "1".into())
 }
 
 /// Which scriptlet [`RpmFixture::script`] sets.

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vzpkg_tests::fixture::{text, vzpkg_bin};
 use vzpkg_tests::need_root;
-use vzpkg_tests::rpmtree::{host_rpm_package, RpmFixture, Script, HOST_RPM_PACKAGE};
+use vzpkg_tests::rpmtree::{
+    host_rpm_package, host_shell_package, RpmFixture, Script, HOST_RPM_PACKAGE, HOST_SHELL_PACKAGE,
+};
 use vzpkg_tests::server::Server;
 use vzpkg_tests::signing::TestKey;
 
@@ -24,15 +26,24 @@ impl Repo {
     fn recipe(&self, name: &str, include: &[&str]) -> PathBuf {
         let key = self.dir.path().join("key.asc");
         std::fs::write(&key, self.key.public_keyring_armored()).unwrap();
+        let trust = format!(
+            "gpgkey = [\"{}\"]\ngpgcheck = false\nrepo_gpgcheck = true",
+            key.display()
+        );
+        self.recipe_with(name, include, &trust)
+    }
+
+    /// A recipe whose one repository entry ends with `trust` (its key and
+    /// check settings).
+    fn recipe_with(&self, name: &str, include: &[&str], trust: &str) -> PathBuf {
         let list = include
             .iter()
             .map(|s| format!("{s:?}"))
             .collect::<Vec<_>>()
             .join(", ");
         let text = format!(
-            "name = \"{name}\"\narchitecture = \"x86_64\"\n\n[source]\nkind = \"rpm\"\n\n[[source.repo]]\nname = \"os\"\nbaseurl = \"{}/\"\ngpgkey = [\"{}\"]\ngpgcheck = false\nrepo_gpgcheck = true\n\n[packages]\ninclude = [{list}]\n",
+            "name = \"{name}\"\narchitecture = \"x86_64\"\n\n[source]\nkind = \"rpm\"\n\n[[source.repo]]\nname = \"os\"\nbaseurl = \"{}/\"\n{trust}\n\n[packages]\ninclude = [{list}]\n",
             self.server.url,
-            key.display()
         );
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
@@ -386,4 +397,210 @@ fn files_of_a_user_that_pre_adds_get_that_user() {
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o640));
     // The tree's rpm finds the package as it installed it.
     assert_rpm_verifies(&tree, &["svc"]);
+}
+
+/// The host's rpm, reading the database of `tree` where the RPM
+/// distributions keep it (Debian's rpm would look in `~/.rpmdb`).
+fn host_rpm(tree: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("rpm")
+        .arg("--root")
+        .arg(tree)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_package_set_without_rpm_is_registered_by_the_host_rpm() {
+    let Some(r) = repo(|dir| {
+        host_shell_package(dir).unwrap();
+        // What an Enterprise Linux 9 repository offers, though the set
+        // leaves it out: it tells the database format (sqlite).
+        RpmFixture::new("rpm", "4.16.1.3").write(dir);
+    }) else {
+        return;
+    };
+    let recipe = r.recipe("rpmless", &[HOST_SHELL_PACKAGE, "app"]);
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("no rpm") && msg.contains("sqlite") && msg.contains("4.16.1.3"),
+        "{msg}"
+    );
+    // The database the host's rpm writes is the same build after build:
+    // the same template, not a second one.
+    let first = r.list();
+    let again = r.vzpkg(&["create", recipe.to_str().unwrap(), "--locked"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let list = r.list();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], first[0]["id"]);
+
+    let tree = r.checkout("rpmless");
+    assert!(!tree.join("usr/bin/rpm").exists() && !tree.join("bin/rpm").exists());
+    // Scriptlets ran inside, as with the tree's own rpm.
+    assert_eq!(
+        std::fs::read_to_string(tree.join("usr/share/app/log")).unwrap(),
+        "pre 1\npost 1\n"
+    );
+    let qa = host_rpm(&tree, &["-qa", "--qf", "%{NAME}-%{VERSION}\\n"]);
+    assert!(qa.status.success(), "{}", text(&qa));
+    let mut names: Vec<String> = String::from_utf8_lossy(&qa.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["app-3.0", "libdemo-1.2", &format!("{HOST_SHELL_PACKAGE}-1")],
+    );
+    assert!(tree.join("var/lib/rpm/rpmdb.sqlite").is_file());
+    // The files are as the database says they were installed.
+    let v = host_rpm(&tree, &["-V", "app", "libdemo"]);
+    assert!(v.status.success() && v.stdout.is_empty(), "{}", text(&v));
+
+    // A target whose rpm reads Berkeley DB, which Debian's rpm cannot
+    // write: refused before anything is downloaded, naming the format and
+    // the fix; the store as it was.
+    let before = r.list();
+    let bdb = r.recipe("rpmless-bdb", &[HOST_SHELL_PACKAGE, "app"]);
+    let text_of = std::fs::read_to_string(&bdb).unwrap();
+    std::fs::write(
+        &bdb,
+        text_of.replace(
+            "kind = \"rpm\"\n",
+            "kind = \"rpm\"\nrpmdb_backend = \"bdb\"\n",
+        ),
+    )
+    .unwrap();
+    let out = r.vzpkg(&["create", bdb.to_str().unwrap()]);
+    if out.status.success() {
+        eprintln!("skipped the Berkeley DB half: this host's rpm writes it");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("bdb") && msg.contains("add rpm to the recipe's package set"),
+        "{msg}"
+    );
+    assert_eq!(r.list(), before);
+}
+
+#[test]
+fn an_unsigned_repository_builds_only_when_both_checks_are_turned_off() {
+    let Some(r) = repo(|_| {}) else { return };
+    // The repository as CI jobs make them: createrepo_c, no signature.
+    std::fs::remove_file(r.repo_dir().join("repodata/repomd.xml.asc")).unwrap();
+
+    // One key alone: the refusal stays, and names what would allow it.
+    let half = r.recipe_with("unsigned", &[HOST_RPM_PACKAGE, "app"], "gpgcheck = false");
+    let out = r.vzpkg(&["create", half.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("gpgcheck = false") && msg.contains("repo_gpgcheck = false"),
+        "{msg}"
+    );
+    assert_eq!(r.list(), serde_json::json!([]));
+    assert!(!half.with_extension("lock").exists());
+
+    let both = r.recipe_with(
+        "unsigned",
+        &[HOST_RPM_PACKAGE, "app"],
+        "gpgcheck = false\nrepo_gpgcheck = false",
+    );
+    let out = r.vzpkg(&["create", both.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("repository os") && msg.contains("UNVERIFIED"),
+        "{msg}"
+    );
+
+    let lock = std::fs::read_to_string(both.with_extension("lock")).unwrap();
+    assert!(lock.contains("unverified = [\"os\"]"), "{lock}");
+    let list = r.list();
+    assert_eq!(list[0]["unverified"], serde_json::json!(["os"]), "{list}");
+    let info = r.vzpkg(&["--json", "info", "unsigned"]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["unverified"], serde_json::json!(["os"]), "{info}");
+    let info = r.vzpkg(&["info", "unsigned"]);
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("verified: NO"),
+        "{}",
+        text(&info)
+    );
+
+    // Every build says it again.
+    let out = r.vzpkg(&["create", both.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UNVERIFIED"));
+}
+
+#[test]
+fn a_pinned_key_is_used_and_a_key_that_does_not_match_its_pin_is_refused() {
+    let Some(r) = repo(|_| {}) else { return };
+    // The key is served over plain HTTP beside the packages, so a pin is
+    // what makes it worth anything.
+    std::fs::write(
+        r.repo_dir().join("RPM-GPG-KEY-test"),
+        r.key.public_keyring_armored(),
+    )
+    .unwrap();
+    let key_url = format!("{}/RPM-GPG-KEY-test", r.server.url);
+    let trust = |fp: &str| {
+        format!(
+            "gpgkey = [\"{key_url}\"]\ngpgkey_fingerprints = [\"{fp}\"]\ngpgcheck = false\nrepo_gpgcheck = true"
+        )
+    };
+    // Written as distributions print fingerprints: groups of four.
+    let fp = r.key.fingerprint();
+    let spaced: Vec<&str> = (0..fp.len())
+        .step_by(4)
+        .map(|i| &fp[i..(i + 4).min(fp.len())])
+        .collect();
+    let recipe = r.recipe_with(
+        "pinned",
+        &[HOST_RPM_PACKAGE, "app"],
+        &trust(&spaced.join(" ")),
+    );
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = r.list();
+    assert!(
+        before[0]["unverified"].as_array().unwrap().is_empty(),
+        "{before}"
+    );
+
+    // Without a pin, an HTTP key is a recipe error.
+    let unpinned = r.recipe_with(
+        "pinned",
+        &[HOST_RPM_PACKAGE, "app"],
+        &format!("gpgkey = [\"{key_url}\"]\ngpgcheck = false\nrepo_gpgcheck = true"),
+    );
+    let out = r.vzpkg(&["create", unpinned.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gpgkey_fingerprints"));
+
+    // Someone on the way swaps the key (and signs repomd.xml with theirs):
+    // the pin catches it, naming both fingerprints; the store as it was.
+    let mallory = vzpkg_tests::signing::TestKey::generate("mallory <m@test.invalid>");
+    std::fs::write(
+        r.repo_dir().join("RPM-GPG-KEY-test"),
+        mallory.public_keyring_armored(),
+    )
+    .unwrap();
+    publish(&r.repo_dir(), &mallory);
+    let recipe = r.recipe_with("pinned", &[HOST_RPM_PACKAGE, "app"], &trust(&fp));
+    let out = r.vzpkg(&["create", recipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains(&fp) && msg.contains(&mallory.fingerprint()) && msg.contains(&key_url),
+        "{msg}"
+    );
+    assert_eq!(r.list(), before);
 }

@@ -65,10 +65,19 @@ fn rpm_recipes_point_at_repository_shaped_urls() {
                 r.name
             );
             assert!(
-                repo.gpgcheck && !repo.gpgkey.is_empty(),
+                repo.gpgcheck && !repo.gpgkey.is_empty() && !repo.unverified,
                 "{}: {}",
                 r.name,
                 repo.name
+            );
+            // Every shipped key is pinned to the fingerprint the
+            // distribution publishes.
+            assert_eq!(repo.gpgkey_fingerprints.len(), 1, "{}", r.name);
+            let fp = &repo.gpgkey_fingerprints[0];
+            assert!(
+                fp.len() == 40 && fp.chars().all(|c| c.is_ascii_hexdigit()),
+                "{}: {fp}",
+                r.name
             );
         }
     }

@@ -97,7 +97,7 @@ impl Error {
             ) => exit::RESOLVE,
             Error::Lock(_) => exit::RECIPE,
             Error::RpmSource(e) if e.is_verification() => exit::VERIFY,
-            Error::RpmSource(crate::source::rpm::RpmSourceError::Fetch { .. }) => exit::NETWORK,
+            Error::RpmSource(e) if e.is_network() => exit::NETWORK,
             Error::RpmSource(_) => exit::FAILURE,
             Error::RpmResolve(_) => exit::RESOLVE,
             Error::RpmUnpack(
@@ -107,6 +107,11 @@ impl Error {
                 | crate::unpack::rpm::RpmUnpackError::HeaderDigest { .. },
             ) => exit::VERIFY,
             Error::RpmUnpack(_) => exit::PACKAGE,
+            // The fix is the recipe's: add rpm to the package set.
+            Error::RpmConfigure(
+                crate::configure::rpm::RpmConfigureError::NoHostRpm { .. }
+                | crate::configure::rpm::RpmConfigureError::HostCannotWrite { .. },
+            ) => exit::RECIPE,
             Error::RpmConfigure(_) => exit::CONFIGURE,
             Error::Export(
                 crate::export::ExportError::Corrupt { .. }

@@ -48,6 +48,10 @@ pub struct Snapshot {
 pub struct Lock {
     pub recipe: String,
     pub architecture: String,
+    /// Repositories built from without any signature check, because the
+    /// recipe asked for it (`gpgcheck = false` and `repo_gpgcheck = false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
     pub index: Snapshot,
     /// In install order.
     #[serde(rename = "package")]
@@ -178,9 +182,10 @@ mod tests {
             pkg("b", "2", "bb"),
             pkg("b", "3", "b3"),
         ];
-        let lock = Lock {
+        let mut lock = Lock {
             recipe: "r".into(),
             architecture: "amd64".into(),
+            unverified: vec![],
             index: Snapshot {
                 suite: "s".into(),
                 inrelease_sha256: "ff".into(),
@@ -190,6 +195,13 @@ mod tests {
         };
         let parsed = Lock::parse(&lock.render(), Path::new("x.lock")).unwrap();
         assert_eq!(parsed, lock);
+        assert!(!lock.render().contains("unverified"));
+        // A lock of an unverified build says so, and reads back the same.
+        lock.unverified = vec!["local".into()];
+        let text = lock.render();
+        assert!(text.contains("unverified = [\"local\"]"), "{text}");
+        assert_eq!(Lock::parse(&text, Path::new("x.lock")).unwrap(), lock);
+        lock.unverified.clear();
         let sel = lock.select(&index).unwrap();
         assert_eq!(
             sel.iter().map(|p| p.id()).collect::<Vec<_>>(),
@@ -202,6 +214,7 @@ mod tests {
         let lock = Lock {
             recipe: "r".into(),
             architecture: "amd64".into(),
+            unverified: vec![],
             index: Snapshot {
                 suite: "s".into(),
                 inrelease_sha256: "ff".into(),

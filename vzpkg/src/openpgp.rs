@@ -146,6 +146,25 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    /// Every key read, ASCII-armoured: only what this parser understood,
+    /// so nothing it skipped can be used by a verifier reading the result.
+    pub fn armored(&self) -> Result<String, OpenPgpError> {
+        let mut out = String::new();
+        for k in &self.keys {
+            let text = k
+                .to_armored_string(pgp::composed::ArmorOptions::default())
+                .map_err(|e| OpenPgpError::BadKeyring {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                })?;
+            out.push_str(&text);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+
     /// Upper-case hex fingerprints of the primary keys.
     pub fn fingerprints(&self) -> Vec<String> {
         self.keys

@@ -104,33 +104,110 @@ pub struct DebSource {
 pub struct RpmSource {
     #[serde(rename = "repo")]
     pub repos: Vec<RpmRepoSpec>,
+    /// The rpm database format to write when the package set has no rpm of
+    /// its own and the host's rpm registers the packages; unset, it follows
+    /// the version of the `rpm` package the repositories offer.
+    #[serde(default)]
+    pub rpmdb_backend: Option<RpmDbBackend>,
+}
+
+/// rpm's database formats (`%_db_backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RpmDbBackend {
+    /// rpm 4.16 and later on Fedora and Enterprise Linux 9.
+    Sqlite,
+    /// Berkeley DB: rpm before 4.16 (CentOS 4 to 8).
+    Bdb,
+    /// rpm's own format, SUSE's default since rpm 4.16.
+    Ndb,
+}
+
+impl RpmDbBackend {
+    /// The name rpm's `%_db_backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            RpmDbBackend::Sqlite => "sqlite",
+            RpmDbBackend::Bdb => "bdb",
+            RpmDbBackend::Ndb => "ndb",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawRpmRepoSpec")]
 pub struct RpmRepoSpec {
     /// A short id (`base`, `updates`).
     pub name: String,
     /// The repository's base URL (holding `repodata/`); `$basearch` is
     /// replaced by the recipe's architecture.
-    #[serde(default)]
     pub baseurl: Option<String>,
     /// A mirror list URL (one base URL per line) instead of `baseurl`.
-    #[serde(default)]
     pub mirrorlist: Option<String>,
     /// Key files (paths, or `file://`/`http(s)://` URLs) for package and
     /// `repomd.xml` signatures.
-    #[serde(default)]
     pub gpgkey: Vec<String>,
-    /// Check each package's header signature against `gpgkey`.
-    #[serde(default = "yes")]
+    /// Fingerprints the keys of `gpgkey` must have (upper-case hex, no
+    /// spaces); required when a key comes over plain HTTP.
+    pub gpgkey_fingerprints: Vec<String>,
+    /// Check each package's header signature against `gpgkey` (default on).
     pub gpgcheck: bool,
-    /// Check `repodata/repomd.xml.asc` against `gpgkey`.
-    #[serde(default)]
+    /// Check `repodata/repomd.xml.asc` against `gpgkey` (default off).
     pub repo_gpgcheck: bool,
+    /// The recipe turned both checks off in so many words (`gpgcheck =
+    /// false` and `repo_gpgcheck = false`): the only way a repository is
+    /// used unverified.
+    pub unverified: bool,
     /// Lower wins when two repositories offer the same package (yum's priorities).
-    #[serde(default = "default_priority")]
     pub priority: u32,
+}
+
+/// A repository entry as written, so that a check left at its default can
+/// be told from one the recipe turned off.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRpmRepoSpec {
+    name: String,
+    #[serde(default)]
+    baseurl: Option<String>,
+    #[serde(default)]
+    mirrorlist: Option<String>,
+    #[serde(default)]
+    gpgkey: Vec<String>,
+    #[serde(default)]
+    gpgkey_fingerprints: Vec<String>,
+    #[serde(default)]
+    gpgcheck: Option<bool>,
+    #[serde(default)]
+    repo_gpgcheck: Option<bool>,
+    #[serde(default = "default_priority")]
+    priority: u32,
+}
+
+impl From<RawRpmRepoSpec> for RpmRepoSpec {
+    fn from(raw: RawRpmRepoSpec) -> Self {
+        RpmRepoSpec {
+            name: raw.name,
+            baseurl: raw.baseurl,
+            mirrorlist: raw.mirrorlist,
+            gpgkey: raw.gpgkey,
+            // Kept as written; `validate` checks and normalises them.
+            gpgkey_fingerprints: raw.gpgkey_fingerprints,
+            gpgcheck: raw.gpgcheck.unwrap_or(true),
+            repo_gpgcheck: raw.repo_gpgcheck.unwrap_or(false),
+            unverified: raw.gpgcheck == Some(false) && raw.repo_gpgcheck == Some(false),
+            priority: raw.priority,
+        }
+    }
+}
+
+/// A fingerprint as distributions print it (`6341 AB27 ...`, any case) in
+/// the form keyrings report it: upper-case hex without spaces. `None` if
+/// it is not 40 (v4 key) or 64 (v5/v6 key) hex digits.
+pub fn normalize_fingerprint(text: &str) -> Option<String> {
+    let hex: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let ok = matches!(hex.len(), 40 | 64) && hex.chars().all(|c| c.is_ascii_hexdigit());
+    ok.then(|| hex.to_ascii_uppercase())
 }
 
 impl Source {
@@ -201,6 +278,15 @@ impl Recipe {
         r.path = path.to_path_buf();
         r.text = text.to_string();
         r.validate()?;
+        if let Source::Rpm(src) = &mut r.source {
+            for repo in &mut src.repos {
+                for f in &mut repo.gpgkey_fingerprints {
+                    if let Some(n) = normalize_fingerprint(f) {
+                        *f = n;
+                    }
+                }
+            }
+        }
         Ok(r)
     }
 
@@ -301,10 +387,11 @@ impl Recipe {
                     }
                     if (repo.gpgcheck || repo.repo_gpgcheck) && repo.gpgkey.is_empty() {
                         return Err(bad(format!(
-                            "repo {:?}: gpgcheck is on but no gpgkey is given; add the distribution's key or set gpgcheck = false",
+                            "repo {:?}: gpgcheck is on but no gpgkey is given; add the distribution's key, or set both gpgcheck = false and repo_gpgcheck = false to build from it unverified",
                             repo.name
                         )));
                     }
+                    check_key_pins(repo).map_err(bad)?;
                 }
                 if self.packages.base.is_some() {
                     return Err(bad(
@@ -373,6 +460,34 @@ impl Recipe {
             Source::Rpm(_) => BaseSet::None,
         }
     }
+}
+
+/// A key fetched over plain HTTP can be swapped by whoever can swap the
+/// packages, so it needs a pin; every pin must be a fingerprint.
+fn check_key_pins(repo: &RpmRepoSpec) -> Result<(), String> {
+    for f in &repo.gpgkey_fingerprints {
+        if normalize_fingerprint(f).is_none() {
+            return Err(format!(
+                "repo {:?}: gpgkey_fingerprints entry {f:?} is not a key fingerprint; give the 40 hex digits the distribution publishes (spaces allowed), like \"6341 AB27 53D7 8A78 A7C2  7BB1 24C6 A8A7 F4A8 0EB5\"",
+                repo.name
+            ));
+        }
+    }
+    if !repo.gpgkey_fingerprints.is_empty() && repo.gpgkey.is_empty() {
+        return Err(format!(
+            "repo {:?}: gpgkey_fingerprints pins keys, but no gpgkey is given; add the key file to gpgkey",
+            repo.name
+        ));
+    }
+    if repo.gpgkey_fingerprints.is_empty() {
+        if let Some(url) = repo.gpgkey.iter().find(|k| k.starts_with("http://")) {
+            return Err(format!(
+                "repo {:?}: gpgkey {url:?} is fetched over plain HTTP, so whoever can alter the packages on the way can alter the key too; pin it with gpgkey_fingerprints = [\"...\"] (the fingerprint the distribution publishes), or use an https:// URL or a local key file",
+                repo.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn valid_name(s: &str) -> bool {
@@ -539,6 +654,94 @@ include = ["bash", "yum"]
         assert!(msg.contains("gpgkey"), "{msg}");
         let with_base = text.replace("[packages]\n", "[packages]\nbase = \"minbase\"\n");
         assert!(Recipe::parse(&with_base, Path::new("c.toml")).is_err());
+    }
+
+    /// An RPM recipe with one repository whose entry ends with `repo`.
+    fn rpm_repo(repo: &str) -> String {
+        format!(
+            "name = \"c\"\narchitecture = \"x86_64\"\n[source]\nkind = \"rpm\"\n[[source.repo]]\nname = \"os\"\nbaseurl = \"http://example.invalid/\"\n{repo}\n[packages]\ninclude = [\"bash\"]\n"
+        )
+    }
+
+    fn only_repo(r: &Recipe) -> &RpmRepoSpec {
+        let Source::Rpm(src) = &r.source else {
+            panic!("not rpm")
+        };
+        &src.repos[0]
+    }
+
+    #[test]
+    fn http_keys_need_a_pin_and_pins_are_fingerprints() {
+        let msg = refusal(
+            &rpm_repo("gpgkey = [\"http://example.invalid/KEY\"]"),
+            "c.toml",
+        );
+        assert!(
+            msg.contains("http://example.invalid/KEY") && msg.contains("gpgkey_fingerprints"),
+            "{msg}"
+        );
+        let r = Recipe::parse(
+            &rpm_repo("gpgkey = [\"http://example.invalid/KEY\"]\ngpgkey_fingerprints = [\"6341 ab27 53D7 8A78 A7C2  7BB1 24C6 A8A7 F4A8 0EB5\"]"),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            only_repo(&r).gpgkey_fingerprints,
+            ["6341AB2753D78A78A7C27BB124C6A8A7F4A80EB5"]
+        );
+        // HTTPS and local keys need none, but may carry one.
+        for key in ["https://example.invalid/KEY", "/etc/pki/KEY"] {
+            Recipe::parse(
+                &rpm_repo(&format!("gpgkey = [{key:?}]")),
+                Path::new("c.toml"),
+            )
+            .unwrap();
+        }
+        let msg = refusal(
+            &rpm_repo("gpgkey = [\"/k\"]\ngpgkey_fingerprints = [\"F4A80EB5\"]"),
+            "c.toml",
+        );
+        assert!(msg.contains("F4A80EB5") && msg.contains("40 hex"), "{msg}");
+        let msg = refusal(
+            &rpm_repo("gpgcheck = false\nrepo_gpgcheck = false\ngpgkey_fingerprints = [\"6341AB2753D78A78A7C27BB124C6A8A7F4A80EB5\"]"),
+            "c.toml",
+        );
+        assert!(msg.contains("no gpgkey"), "{msg}");
+    }
+
+    #[test]
+    fn unverified_only_when_both_checks_are_turned_off_in_writing() {
+        let r = Recipe::parse(
+            &rpm_repo("gpgcheck = false\nrepo_gpgcheck = false"),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let repo = only_repo(&r);
+        assert!(repo.unverified && !repo.gpgcheck && !repo.repo_gpgcheck);
+        // repo_gpgcheck is off by default, but only saying so counts.
+        let r = Recipe::parse(&rpm_repo("gpgcheck = false"), Path::new("c.toml")).unwrap();
+        assert!(!only_repo(&r).unverified);
+        let r = Recipe::parse(&rpm_repo("gpgkey = [\"/k\"]"), Path::new("c.toml")).unwrap();
+        let repo = only_repo(&r);
+        assert!(!repo.unverified && repo.gpgcheck && !repo.repo_gpgcheck);
+        // A misspelt key is still named.
+        let msg = refusal(&rpm_repo("gpgchek = false"), "c.toml");
+        assert!(msg.contains("gpgchek"), "{msg}");
+    }
+
+    #[test]
+    fn rpmdb_backend_is_read() {
+        let text = rpm_repo("gpgcheck = false\nrepo_gpgcheck = false").replace(
+            "kind = \"rpm\"\n",
+            "kind = \"rpm\"\nrpmdb_backend = \"bdb\"\n",
+        );
+        let r = Recipe::parse(&text, Path::new("c.toml")).unwrap();
+        let Source::Rpm(src) = &r.source else {
+            panic!("not rpm")
+        };
+        assert_eq!(src.rpmdb_backend, Some(RpmDbBackend::Bdb));
+        let msg = refusal(&text.replace("\"bdb\"", "\"berkeley\""), "c.toml");
+        assert!(msg.contains("berkeley"), "{msg}");
     }
 
     #[test]

@@ -286,6 +286,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("names:    {}", d.info.names.join(", "));
                 println!("packages: {}", d.info.packages);
                 println!("size:     {}", human_bytes(d.info.bytes));
+                if !d.info.unverified.is_empty() {
+                    println!(
+                        "verified: NO, built unverified from repositories: {}",
+                        d.info.unverified.join(", ")
+                    );
+                }
                 println!("layers (bottom first):");
                 for l in &d.layers {
                     println!(

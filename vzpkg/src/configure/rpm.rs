@@ -4,7 +4,11 @@
 //!
 //! The database is written by the tree's own `rpm` (`rpm -i --justdb`):
 //! only it knows its format (Berkeley DB on old releases, sqlite on new
-//! ones). Scriptlets run in this order: every `%pretrans`, every `%pre`,
+//! ones). A tree whose package set has no rpm is registered by the host's
+//! rpm from outside (`rpm --root TREE --justdb`, as dnf `--installroot`
+//! does) in the format the target's rpm expects, when the host's rpm can
+//! write that format ([`HostRpm`]); its `<lua>` scriptlets are skipped,
+//! having no rpm inside to run them. Scriptlets run in this order: every `%pretrans`, every `%pre`,
 //! every `%post` (the files are already unpacked, so all `%pre` can go
 //! first; between the two, files whose user or group only a `%pre` adds get
 //! them, as `rpm --setugids` would), every `%triggerin` whose condition
@@ -18,6 +22,7 @@
 use super::common::{self, exit_text, ConfigureOptions, Failure, TAIL_LINES};
 use crate::cancel::Cancelled;
 use crate::progress::{Reporter, Stage};
+use crate::recipe::RpmDbBackend;
 use crate::rpmversion::compare_evr;
 use crate::sandbox::{RunOptions, RunOutput, Sandbox, SandboxError, DEFAULT_PATH};
 use crate::unpack::rpm::{RpmScript, RpmTrigger, RpmUnpacked, TriggerKind};
@@ -127,6 +132,24 @@ const LUA_MARK: &str = "vzpkg-lua-ok";
 pub enum RpmConfigureError {
     #[error("tree {root} has no rpm program (looked for {}), so the packages cannot be registered in its rpm database; the package set must include rpm: add it to the recipe", RPM_PROGRAMS.join(" and "))]
     NoRpm { root: PathBuf },
+    #[error("the package set has no rpm, so the host's rpm would write the tree's rpm database, but the host has no usable rpm program ({reason}); add rpm to the recipe's package set, or install rpm on the host")]
+    NoHostRpm { reason: String },
+    #[error("the package set has no rpm, and the target's rpm reads a {backend} database ({why}), which the host's rpm ({host}) cannot write; add rpm to the recipe's package set so that the tree's own rpm writes its database")]
+    HostCannotWrite {
+        backend: &'static str,
+        /// How the target's format was told.
+        why: String,
+        /// The host rpm's program and version.
+        host: String,
+    },
+    #[error("{path} in the tree is not a plain directory; the host's rpm writes the database below it and would follow it out of the tree: fix the package that ships it, or add rpm to the recipe's package set")]
+    UnsafeDbPath { path: PathBuf },
+    #[error("`{command}` failed ({}); last output:\n{output_tail}\nThe host's rpm could not write the tree's rpm database: add rpm to the recipe's package set so the tree's own rpm writes it", exit_text(*.code))]
+    HostRpm {
+        command: String,
+        code: Option<i32>,
+        output_tail: String,
+    },
     #[error("`{command}` failed in the tree ({}); last output:\n{output_tail}\nThe tree's rpm cannot create its database: check that the recipe's package set includes a complete rpm and that the disk is not full", exit_text(*.code))]
     InitDb {
         command: String,
@@ -219,6 +242,7 @@ impl RpmConfigureError {
             RpmConfigureError::InitDb { output_tail, .. }
             | RpmConfigureError::Register { output_tail, .. }
             | RpmConfigureError::Query { output_tail, .. }
+            | RpmConfigureError::HostRpm { output_tail, .. }
             | RpmConfigureError::Scriptlet { output_tail, .. }
             | RpmConfigureError::PostCommand { output_tail, .. } => {
                 common::output_is_disk_full(output_tail)
@@ -238,18 +262,22 @@ common::impl_failure!(RpmConfigureError);
 pub type RpmConfigureOptions = ConfigureOptions;
 
 /// `order` is rpm's install order: each unpacked package with its `.rpm`
-/// file. All of them are already unpacked into `root`.
+/// file. All of them are already unpacked into `root`. `host` registers
+/// the packages when the tree has no rpm of its own; without it such a
+/// tree is refused.
 pub fn configure(
     root: &Path,
     order: &[(RpmUnpacked, PathBuf)],
     options: &RpmConfigureOptions,
+    host: Option<&HostRpm>,
     reporter: &dyn Reporter,
 ) -> Result<(), RpmConfigureError> {
-    let Some(rpm) = find_rpm(root) else {
+    let rpm = find_rpm(root);
+    if rpm.is_none() && host.is_none() {
         return Err(RpmConfigureError::NoRpm {
             root: root.to_path_buf(),
         });
-    };
+    }
     let triggers = fired_triggers(order);
     let count = |f: fn(&RpmUnpacked) -> &Option<RpmScript>| {
         order.iter().filter(|(p, _)| f(p).is_some()).count()
@@ -268,14 +296,29 @@ pub fn configure(
 
     let temp = TempArea::create(root)?;
     crate::cancel::check()?;
-    register(&sandbox, &temp, rpm, order)?;
+    match (rpm, host) {
+        (Some(rpm), _) => register(&sandbox, &temp, rpm, order)?,
+        (None, Some(host)) => {
+            reporter.message(&format!(
+                "the package set has no rpm: registering the packages with the host's rpm, as a {} database",
+                host.backend.name()
+            ));
+            let host = HostRpm {
+                source_date_epoch: options.source_date_epoch,
+                ..host.clone()
+            };
+            register_with_host(root, &temp, &host, order)?
+        }
+        (None, None) => unreachable!("refused above"),
+    }
     reporter.advance(Stage::Configure, 1, "rpm database");
 
     let mut runner = Runner {
         sandbox: &sandbox,
         temp: &temp,
         rpm,
-        lua: None,
+        // Without an rpm in the tree, nothing there can run Lua.
+        lua: rpm.is_none().then_some(false),
         serial: 0,
         reporter,
     };
@@ -372,16 +415,14 @@ fn satisfies(pkg: &RpmUnpacked, constraint: &str) -> bool {
     }
 }
 
-/// Copy the `.rpm` files into the tree and have the tree's rpm record them
-/// (headers only: files are unpacked already and scriptlets run later).
-fn register(
-    sandbox: &Sandbox,
+/// The `.rpm` files copied (or hard-linked) into the tree's temp area, in
+/// order: the directory and each file's name in it.
+fn stage_packages(
     temp: &TempArea,
-    rpm: &str,
     order: &[(RpmUnpacked, PathBuf)],
-) -> Result<(), RpmConfigureError> {
+) -> Result<(SubDir, Vec<String>), RpmConfigureError> {
     let dir = temp.subdir("rpms")?;
-    let mut inside = Vec::with_capacity(order.len());
+    let mut names = Vec::with_capacity(order.len());
     for (i, (_, file)) in order.iter().enumerate() {
         let name = format!("{i:05}.rpm");
         let dest = dir.host.join(&name);
@@ -392,8 +433,54 @@ fn register(
                 &dest,
             ))?;
         }
-        inside.push(format!("{}/{name}", dir.inside));
+        names.push(name);
     }
+    Ok((dir, names))
+}
+
+/// Batches of `paths` whose command line stays below [`BATCH_BYTES`], as
+/// index ranges.
+fn batches(paths: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < paths.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < paths.len() && (end == start || bytes + paths[end].len() < BATCH_BYTES) {
+            bytes += paths[end].len() + 1;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// Every package of `order` must be in rpm's `-qa` listing `text`: a
+/// package rpm quietly skipped would otherwise go unnoticed.
+fn check_registered(text: &str, order: &[(RpmUnpacked, PathBuf)]) -> Result<(), RpmConfigureError> {
+    let listed: HashSet<&str> = text.lines().map(str::trim).collect();
+    for (pkg, _) in order {
+        if !listed.contains(nvr(pkg).as_str()) {
+            return Err(RpmConfigureError::NotRegistered { package: nvr(pkg) });
+        }
+    }
+    Ok(())
+}
+
+/// Copy the `.rpm` files into the tree and have the tree's rpm record them
+/// (headers only: files are unpacked already and scriptlets run later).
+fn register(
+    sandbox: &Sandbox,
+    temp: &TempArea,
+    rpm: &str,
+    order: &[(RpmUnpacked, PathBuf)],
+) -> Result<(), RpmConfigureError> {
+    let (dir, names) = stage_packages(temp, order)?;
+    let inside: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}/{n}", dir.inside))
+        .collect();
 
     // Old rpm needs it before the first install; newer ones accept it again.
     let initdb = [rpm, "--initdb"];
@@ -406,15 +493,9 @@ fn register(
         });
     }
 
-    let mut start = 0;
-    while start < inside.len() {
+    for range in batches(&inside) {
         crate::cancel::check()?;
-        let mut end = start;
-        let mut bytes = 0;
-        while end < inside.len() && (end == start || bytes + inside[end].len() < BATCH_BYTES) {
-            bytes += inside[end].len() + 1;
-            end += 1;
-        }
+        let (start, end) = (range.start, range.end);
         // No keys are imported yet: signatures (checked before unpacking)
         // only give warnings here, as with the default verify level.
         let mut argv = vec![
@@ -437,7 +518,6 @@ fn register(
                 output_tail: out.tail(TAIL_LINES),
             });
         }
-        start = end;
     }
     dir.remove()?;
 
@@ -451,14 +531,228 @@ fn register(
             output_tail: out.tail(TAIL_LINES),
         });
     }
-    let text = String::from_utf8_lossy(&out.output);
-    let listed: HashSet<&str> = text.lines().map(str::trim).collect();
-    for (pkg, _) in order {
-        if !listed.contains(nvr(pkg).as_str()) {
-            return Err(RpmConfigureError::NotRegistered { package: nvr(pkg) });
+    check_registered(&String::from_utf8_lossy(&out.output), order)
+}
+
+/// Where a tree registered by the host's rpm gets its database: where the
+/// RPM distributions' own rpm looks (Debian's rpm would use `~/.rpmdb`).
+pub const HOST_DBPATH: &str = "/var/lib/rpm";
+
+/// The host's rpm, checked able to write the database format the target's
+/// rpm reads.
+#[derive(Debug, Clone)]
+pub struct HostRpm {
+    pub program: PathBuf,
+    pub backend: RpmDbBackend,
+    /// `SOURCE_DATE_EPOCH` for rpm, which takes install times from it, so
+    /// the database is the same from build to build.
+    source_date_epoch: Option<i64>,
+}
+
+impl HostRpm {
+    /// The host's `rpm` if it can write `backend`; `why` says how the
+    /// target's format was told, for the refusal.
+    pub fn find(backend: RpmDbBackend, why: &str) -> Result<HostRpm, RpmConfigureError> {
+        let program = host_rpm_program().ok_or_else(|| RpmConfigureError::NoHostRpm {
+            reason: "no rpm in /usr/bin, /bin or PATH".into(),
+        })?;
+        let host = HostRpm {
+            program,
+            backend,
+            source_date_epoch: None,
+        };
+        if !host.can_write()? {
+            return Err(RpmConfigureError::HostCannotWrite {
+                backend: backend.name(),
+                why: why.to_string(),
+                host: host.describe(),
+            });
+        }
+        Ok(host)
+    }
+
+    /// The arguments every call shares: the tree, the database and its format.
+    fn base_args(&self, root: &Path) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--root".into(), root.into()];
+        for a in [
+            "--dbpath",
+            HOST_DBPATH,
+            "--define",
+            &format!("_db_backend {}", self.backend.name()),
+            // The host's plugins (SELinux, systemd inhibit, ...) have no
+            // business with a tree being built.
+            "--noplugins",
+        ] {
+            args.push(a.into());
+        }
+        args
+    }
+
+    fn run(&self, args: &[std::ffi::OsString]) -> Result<std::process::Output, RpmConfigureError> {
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(args).env("LC_ALL", "C");
+        if let Some(epoch) = self.source_date_epoch {
+            cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+        }
+        cmd.output().map_err(|e| RpmConfigureError::NoHostRpm {
+            reason: format!("running {}: {e}", self.program.display()),
+        })
+    }
+
+    /// `rpm --initdb` in a scratch directory: rpm built without a backend
+    /// says "invalid %_db_backend" and falls back to a dummy database that
+    /// stores nothing, still exiting 0, so the files tell.
+    fn can_write(&self) -> Result<bool, RpmConfigureError> {
+        let scratch = ScratchDir::create()?;
+        let mut args = self.base_args(&scratch.0);
+        args.push("--initdb".into());
+        let out = self.run(&args)?;
+        let said = String::from_utf8_lossy(&out.stderr);
+        let db = scratch.0.join(HOST_DBPATH.trim_start_matches('/'));
+        let wrote = std::fs::read_dir(&db)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        Ok(out.status.success()
+            && wrote
+            && !said.contains("invalid %_db_backend")
+            && !said.contains("dummy database"))
+    }
+
+    /// `/usr/bin/rpm 4.18.0`, for messages.
+    fn describe(&self) -> String {
+        let version = self
+            .run(&["--version".into()])
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        format!("{}, {version}", self.program.display())
+    }
+
+    fn command_text(&self, args: &[std::ffi::OsString]) -> String {
+        let mut parts = vec![self.program.display().to_string()];
+        parts.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+        parts.join(" ")
+    }
+
+    /// Run rpm; a failure names the command and the output's tail.
+    fn run_checked(&self, args: &[std::ffi::OsString]) -> Result<String, RpmConfigureError> {
+        let out = self.run(args)?;
+        let mut text = out.stdout.clone();
+        text.extend_from_slice(&out.stderr);
+        if !out.status.success() {
+            return Err(RpmConfigureError::HostRpm {
+                command: self.command_text(args),
+                code: out.status.code(),
+                output_tail: crate::sandbox::tail_lines(&text, TAIL_LINES),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A fresh directory under the host's temp directory, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> Result<ScratchDir, RpmConfigureError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("vzpkg-rpmdb-probe-{}-{n}", std::process::id()));
+        std::fs::create_dir(&path).map_err(RpmConfigureError::io_err("creating", &path))?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `rpm` on the host: the usual places, then `PATH`.
+fn host_rpm_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["/usr/bin", "/bin"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .map(|d| d.join("rpm"))
+        .find(|p| p.is_file())
+}
+
+/// The database directory and each directory above it in the tree must be
+/// real directories (made if missing): the host's rpm opens them from the
+/// host side, where a symlink in the tree would lead out of it.
+fn safe_db_dir(root: &Path) -> Result<(), RpmConfigureError> {
+    let mut at = root.to_path_buf();
+    for part in HOST_DBPATH.trim_start_matches('/').split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(RpmConfigureError::UnsafeDbPath { path: at }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at).map_err(RpmConfigureError::io_err("creating", &at))?;
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))
+                    .map_err(RpmConfigureError::io_err("setting the mode of", &at))?;
+            }
+            Err(source) => {
+                return Err(RpmConfigureError::Io {
+                    action: "inspecting",
+                    path: at,
+                    source,
+                })
+            }
         }
     }
     Ok(())
+}
+
+/// Have the host's rpm record the packages in the tree's database from
+/// outside (headers only, no scriptlets: they run later, inside), then
+/// read the database back.
+fn register_with_host(
+    root: &Path,
+    temp: &TempArea,
+    host: &HostRpm,
+    order: &[(RpmUnpacked, PathBuf)],
+) -> Result<(), RpmConfigureError> {
+    safe_db_dir(root)?;
+    let (dir, names) = stage_packages(temp, order)?;
+    let files: Vec<String> = names
+        .iter()
+        .map(|n| dir.host.join(n).to_string_lossy().into_owned())
+        .collect();
+
+    let mut initdb = host.base_args(root);
+    initdb.push("--initdb".into());
+    host.run_checked(&initdb)?;
+    for range in batches(&files) {
+        crate::cancel::check()?;
+        let mut args = host.base_args(root);
+        // Signatures were checked before unpacking; the tree has no keys.
+        for a in [
+            "--nosignature",
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "--notriggers",
+            "--ignoresize",
+        ] {
+            args.push(a.into());
+        }
+        args.extend(files[range].iter().map(Into::into));
+        host.run_checked(&args)?;
+    }
+    dir.remove()?;
+
+    let mut query = host.base_args(root);
+    for a in ["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\n"] {
+        query.push(a.into());
+    }
+    let text = host.run_checked(&query)?;
+    check_registered(&text, order)
 }
 
 fn run_rpm(
@@ -478,7 +772,8 @@ fn run_rpm(
 struct Runner<'a> {
     sandbox: &'a Sandbox,
     temp: &'a TempArea,
-    rpm: &'a str,
+    /// The tree's rpm; `None` when the host's registered the packages.
+    rpm: Option<&'a str>,
     /// Whether the tree's rpm runs `%{lua:...}`; asked the first time it matters.
     lua: Option<bool>,
     serial: usize,
@@ -503,14 +798,23 @@ impl Runner<'_> {
         };
         let interpreter = &script.interpreter;
         let out = if interpreter.first().map(String::as_str) == Some("<lua>") {
-            if !self.lua_works()? {
-                self.reporter.message(&format!(
-                    "package {}: skipped Lua scriptlet {name}: the tree's rpm cannot run Lua outside a transaction; run its effect in a recipe post command if it matters",
-                    nvr(pkg)
-                ));
-                self.reporter.advance(Stage::Configure, 1, &what);
-                return Ok(());
-            }
+            let lua = self.lua_works()?;
+            let rpm = match self.rpm {
+                Some(rpm) if lua => rpm,
+                _ => {
+                    let why = if self.rpm.is_some() {
+                        "the tree's rpm cannot run Lua outside a transaction"
+                    } else {
+                        "the tree has no rpm to run Lua"
+                    };
+                    self.reporter.warn(&format!(
+                        "package {}: skipped Lua scriptlet {name}: {why}; run its effect in a recipe post command if it matters",
+                        nvr(pkg)
+                    ));
+                    self.reporter.advance(Stage::Configure, 1, &what);
+                    return Ok(());
+                }
+            };
             let path = self.write_script(pkg, name, "lua", &script.body)?;
             let numbers = args.join(", ");
             // rpm hands Lua scriptlets `arg` = {"<lua>", numbers...} and,
@@ -522,7 +826,7 @@ impl Runner<'_> {
             );
             let out = self
                 .sandbox
-                .run(&[self.rpm, "--eval", &code], &self.options(file)?)
+                .run(&[rpm, "--eval", &code], &self.options(file)?)
                 .map_err(sandbox_err)?;
             let text = String::from_utf8_lossy(&out.output).into_owned();
             if !text.contains(LUA_MARK) {
@@ -579,12 +883,11 @@ impl Runner<'_> {
         if let Some(known) = self.lua {
             return Ok(known);
         }
+        let Some(rpm) = self.rpm else {
+            return Ok(false);
+        };
         let probe = "%{lua: print('vzpkg-' .. 'lua-ok')}";
-        let out = run_rpm(
-            self.sandbox,
-            &[self.rpm, "--eval", probe],
-            "asking rpm for Lua",
-        )?;
+        let out = run_rpm(self.sandbox, &[rpm, "--eval", probe], "asking rpm for Lua")?;
         let works = String::from_utf8_lossy(&out.output).contains(LUA_MARK);
         self.lua = Some(works);
         Ok(works)
@@ -800,6 +1103,7 @@ mod tests {
             t.root.path(),
             &t.order,
             &RpmConfigureOptions::default(),
+            None,
             &Silent,
         )
         .unwrap_err();
@@ -853,7 +1157,7 @@ mod tests {
             hostname: "tmpl".into(),
             source_date_epoch: Some(1),
         };
-        configure(root, &t.order, &opts, &Silent).unwrap();
+        configure(root, &t.order, &opts, None, &Silent).unwrap();
         assert_eq!(
             log(root),
             "a pretrans 1\n\
@@ -971,10 +1275,107 @@ mod tests {
     #[test]
     fn tree_without_rpm_is_refused_with_the_fix() {
         let root = tempfile::tempdir().unwrap();
-        let err =
-            configure(root.path(), &[], &RpmConfigureOptions::default(), &Silent).unwrap_err();
+        let err = configure(
+            root.path(),
+            &[],
+            &RpmConfigureOptions::default(),
+            None,
+            &Silent,
+        )
+        .unwrap_err();
         assert!(matches!(err, RpmConfigureError::NoRpm { .. }), "{err}");
         assert!(err.to_string().contains("add it to the recipe"), "{err}");
         assert!(!root.path().join("var").exists());
+    }
+
+    /// The host's rpm for a sqlite database, or why the test cannot run.
+    fn host_sqlite() -> Option<HostRpm> {
+        if !is_root() {
+            eprintln!("skipped: needs root (chroot for scriptlets and the host's rpm --root)");
+            return None;
+        }
+        match HostRpm::find(RpmDbBackend::Sqlite, "test") {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_without_rpm_is_registered_by_the_host_rpm() {
+        let Some(host) = host_sqlite() else { return };
+        // The fixture's tree has a shell for the scriptlets; without its
+        // rpm programs it is a tree without rpm.
+        let Some(t) = tree(vec![
+            RpmFixture::new("a", "1.0").script(Script::Post, &logs("a", "post")),
+            RpmFixture::new("b", "2.0").script_with(Script::Post, "print('x')", &["<lua>"]),
+        ]) else {
+            return;
+        };
+        let root = t.root.path();
+        for p in RPM_PROGRAMS {
+            let _ = std::fs::remove_file(root.join(p.trim_start_matches('/')));
+        }
+        assert!(find_rpm(root).is_none());
+        configure(
+            root,
+            &t.order,
+            &RpmConfigureOptions::default(),
+            Some(&host),
+            &Silent,
+        )
+        .unwrap();
+        assert_eq!(log(root), "a post 1\n");
+        let out = std::process::Command::new(&host.program)
+            .arg("--root")
+            .arg(root)
+            .args(["--dbpath", HOST_DBPATH, "-qa", "--qf", "%{NAME}\\n"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut names: Vec<&str> = text.lines().collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", HOST_RPM_PACKAGE], "{text}");
+        assert!(root.join("var/lib/rpm/rpmdb.sqlite").is_file());
+    }
+
+    #[test]
+    fn a_db_path_leading_out_of_the_tree_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("var")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("var/lib")).unwrap();
+        let err = safe_db_dir(root.path()).unwrap_err();
+        assert!(
+            matches!(err, RpmConfigureError::UnsafeDbPath { .. }),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_backend_the_host_cannot_write_is_named() {
+        if host_rpm_program().is_none() {
+            eprintln!("skipped: the host has no rpm");
+            return;
+        }
+        // Debian's rpm is built without Berkeley DB; where it has it, the
+        // refusal simply does not apply.
+        match HostRpm::find(RpmDbBackend::Bdb, "the repositories' rpm is 4.11.3") {
+            Ok(_) => eprintln!("skipped: this host's rpm writes Berkeley DB"),
+            Err(e) => {
+                assert!(
+                    matches!(e, RpmConfigureError::HostCannotWrite { .. }),
+                    "{e}"
+                );
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("bdb") && msg.contains("4.11.3") && msg.contains("add rpm"),
+                    "{msg}"
+                );
+            }
+        }
     }
 }

@@ -157,6 +157,7 @@ pub fn build_plan(
     facts.insert("suite".to_string(), suite.clone());
     facts.insert("index".to_string(), inrelease_sha256.clone());
     let done = Finish {
+        unverified: Vec::new(),
         epoch,
         volatile: recipe.post.volatile.clone(),
         facts,

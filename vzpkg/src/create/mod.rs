@@ -236,6 +236,9 @@ struct Finish {
     mirror: String,
     package_bytes: u64,
     download: FetchSummary,
+    /// Repositories used without any check, by the recipe's explicit
+    /// request; recorded in the lock.
+    unverified: Vec<String>,
 }
 
 /// The stages after unpacking, the same for both formats: `configure` and
@@ -285,6 +288,7 @@ fn finish(
     let lock = Lock {
         recipe: recipe.name.clone(),
         architecture: recipe.architecture.clone(),
+        unverified: done.unverified,
         index: done.index,
         packages,
     };

@@ -1,16 +1,19 @@
 //! The RPM half of a build: yum repositories (priorities, keys) → resolve →
 //! download → signature check → unpack → scriptlets with the tree's own rpm
-//! → commit. The stages after unpacking are the Debian ones.
+//! (or, for a package set without rpm, the host's rpm registering it) →
+//! commit. The stages after unpacking are the Debian ones.
 
 use super::{BuildOptions, BuildResult, Finish, Paths, Timings};
+use crate::configure::rpm::HostRpm;
 use crate::fetch::FetchItem;
 use crate::http::Http;
 use crate::lock::{Lock, Snapshot};
 use crate::progress::{Reporter, Stage};
-use crate::recipe::{Recipe, RpmRepoSpec, RpmSource};
+use crate::recipe::{Recipe, RpmDbBackend, RpmRepoSpec, RpmSource};
 use crate::resolve::rpm::RpmRequest;
 use crate::source::comps::Comps;
-use crate::source::rpm::{RpmIndex, RpmPackage, RpmRepo};
+use crate::source::rpm::{rpmvercmp, RpmIndex, RpmPackage, RpmRepo, RpmSourceError};
+use crate::source::rpm_keys::{repo_keyring, RepoKeys};
 use crate::store::LockedPackage;
 use crate::unpack::rpm::{Owners, RpmUnpacked};
 use crate::Error;
@@ -35,6 +38,8 @@ pub struct RpmPlan {
     http: Http,
     repos: Vec<Repo>,
     pub order: Vec<RpmPackage>,
+    /// Registers the packages when the set has no rpm of its own.
+    host_rpm: Option<HostRpm>,
     timings: Timings,
 }
 
@@ -68,6 +73,7 @@ pub fn plan(
         for spec in &src.repos {
             let base_url = base_url(&http, spec, &recipe.architecture, options)?;
             let keyring = keyring(&http, spec, &paths.cache.join("keys"))?;
+            warn_if_unverified(spec, &base_url, reporter);
             let index = crate::source::rpm::load_repo(
                 &http,
                 &RpmRepo {
@@ -78,6 +84,7 @@ pub fn plan(
                         None
                     },
                     gpgcheck: spec.gpgcheck,
+                    unverified: spec.unverified,
                 },
                 SystemTime::now(),
                 reporter,
@@ -131,12 +138,93 @@ pub fn plan(
         Ok(order)
     })?;
     crate::cancel::check()?;
+    let host_rpm = host_rpm_if_needed(src, &repos, &order, reporter)?;
     Ok(RpmPlan {
         http,
         repos,
         order,
+        host_rpm,
         timings,
     })
+}
+
+/// Say, on every build, that a repository is used without any check.
+fn warn_if_unverified(spec: &RpmRepoSpec, base_url: &str, reporter: &dyn Reporter) {
+    if spec.unverified {
+        reporter.warn(&format!(
+            "repository {} ({base_url}) is used UNVERIFIED: its recipe entry sets gpgcheck = false and repo_gpgcheck = false, so nothing it serves is checked against a key; the template is marked unverified",
+            spec.name
+        ));
+    }
+}
+
+/// The names of the repositories the recipe uses unverified.
+fn unverified_repos(repos: &[Repo]) -> Vec<String> {
+    repos
+        .iter()
+        .filter(|r| r.spec.unverified)
+        .map(|r| r.spec.name.clone())
+        .collect()
+}
+
+/// Where an rpm program lands in the tree (primary.xml lists `*bin/*`).
+const RPM_PROGRAMS: [&str; 2] = ["/usr/bin/rpm", "/bin/rpm"];
+
+/// For a package set without rpm, the host's rpm, checked able to write
+/// the database format the target expects; decided before anything is
+/// downloaded.
+fn host_rpm_if_needed(
+    src: &RpmSource,
+    repos: &[Repo],
+    order: &[RpmPackage],
+    reporter: &dyn Reporter,
+) -> Result<Option<HostRpm>, Error> {
+    let has_rpm = order
+        .iter()
+        .any(|p| p.files.iter().any(|f| RPM_PROGRAMS.contains(&f.as_str())));
+    if has_rpm {
+        return Ok(None);
+    }
+    let offered: Vec<&RpmPackage> = by_priority(repos).into_iter().map(|(_, p)| p).collect();
+    let (backend, why) = rpmdb_backend_for(src.rpmdb_backend, &offered);
+    reporter.message(&format!(
+        "the package set has no rpm: the host's rpm will register the packages as a {} database ({why})",
+        backend.name()
+    ));
+    Ok(Some(HostRpm::find(backend, &why)?))
+}
+
+/// The database format the target's rpm reads, and how that was told: the
+/// recipe's `rpmdb_backend`, else the version of the newest `rpm` package
+/// the repositories offer (sqlite from rpm 4.16 on, as Enterprise Linux 9
+/// and Fedora 33 use; Berkeley DB before, as CentOS 4 to 8 use), else
+/// sqlite, what current rpm writes.
+pub fn rpmdb_backend_for(
+    from_recipe: Option<RpmDbBackend>,
+    offered: &[&RpmPackage],
+) -> (RpmDbBackend, String) {
+    if let Some(b) = from_recipe {
+        return (b, "source.rpmdb_backend in the recipe".into());
+    }
+    let newest = offered
+        .iter()
+        .filter(|p| p.name == "rpm")
+        .max_by(|a, b| a.cmp_evr(b));
+    match newest {
+        Some(p) if rpmvercmp(&p.version, "4.16") == std::cmp::Ordering::Less => (
+            RpmDbBackend::Bdb,
+            format!("the repositories' rpm is {}, older than 4.16", p.evr()),
+        ),
+        Some(p) => (
+            RpmDbBackend::Sqlite,
+            format!("the repositories' rpm is {}, 4.16 or newer", p.evr()),
+        ),
+        None => (
+            RpmDbBackend::Sqlite,
+            "the repositories offer no rpm package to tell; set source.rpmdb_backend to choose"
+                .into(),
+        ),
+    }
 }
 
 /// Download, check, unpack, configure and commit what `plan` chose.
@@ -151,6 +239,7 @@ pub fn build_plan(
         http,
         repos,
         order,
+        host_rpm,
         mut timings,
     } = plan;
     let candidates = by_priority(&repos);
@@ -226,7 +315,15 @@ pub fn build_plan(
         facts.insert(format!("repo.{}", r.spec.name), r.base_url.clone());
     }
     facts.insert("index".to_string(), snapshot.clone());
+    let unverified = unverified_repos(&repos);
+    if !unverified.is_empty() {
+        facts.insert(
+            crate::store::UNVERIFIED_FACT.to_string(),
+            unverified.join(","),
+        );
+    }
     let done = Finish {
+        unverified,
         epoch,
         volatile: rpm_volatile(&recipe.post.volatile),
         facts,
@@ -251,7 +348,7 @@ pub fn build_plan(
     };
     let configure = move |root: &Path, opts: &_| {
         let pairs: Vec<(RpmUnpacked, PathBuf)> = unpacked.into_iter().zip(files).collect();
-        crate::configure::rpm::configure(root, &pairs, opts, reporter)?;
+        crate::configure::rpm::configure(root, &pairs, opts, host_rpm.as_ref(), reporter)?;
         Ok(())
     };
     super::finish(recipe, &store, &staging, timings, done, configure, reporter)
@@ -378,41 +475,15 @@ fn basearch(arch: &str) -> &str {
     }
 }
 
-/// The repository's keys in one keyring file under `dir`, named by content.
+/// The repository's keys, checked against their pinned fingerprints, in
+/// one keyring file under `dir`, named by content.
 fn keyring(http: &Http, spec: &RpmRepoSpec, dir: &Path) -> Result<Option<PathBuf>, Error> {
-    if spec.gpgkey.is_empty() {
-        return Ok(None);
-    }
-    let mut all = Vec::new();
-    for key in &spec.gpgkey {
-        let bytes = if key.starts_with("http://")
-            || key.starts_with("https://")
-            || key.starts_with("file://")
-        {
-            http.get(key)?
-        } else {
-            std::fs::read(key).map_err(|source| Error::Staging {
-                path: PathBuf::from(key),
-                source,
-            })?
-        };
-        all.extend_from_slice(&bytes);
-        if !all.ends_with(b"\n") {
-            all.push(b'\n');
-        }
-    }
-    let path = dir.join(format!("{}.asc", hex::encode(Sha256::digest(&all))));
-    if !path.is_file() {
-        let io = |source| Error::Staging {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &all).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-    }
-    Ok(Some(path))
+    let keys = RepoKeys {
+        repo: &spec.name,
+        keys: &spec.gpgkey,
+        pins: &spec.gpgkey_fingerprints,
+    };
+    Ok(repo_keyring(http, keys, dir).map_err(RpmSourceError::from)?)
 }
 
 /// Candidates with their repository, yum-priorities style: a name offered
@@ -513,4 +584,59 @@ fn rpm_volatile(extra: &[String]) -> Vec<String> {
     .collect();
     v.extend(extra.iter().cloned());
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::rpm::{Checksum, ChecksumKind};
+
+    fn package(name: &str, version: &str) -> RpmPackage {
+        RpmPackage {
+            name: name.into(),
+            epoch: 0,
+            version: version.into(),
+            release: "1".into(),
+            arch: "x86_64".into(),
+            location_href: format!("{name}.rpm"),
+            location_base: None,
+            size: 1,
+            installed_size: 1,
+            checksum: Checksum {
+                kind: ChecksumKind::Sha256,
+                hex: "00".into(),
+            },
+            provides: vec![],
+            requires: vec![],
+            conflicts: vec![],
+            obsoletes: vec![],
+            files: vec![],
+        }
+    }
+
+    #[test]
+    fn the_target_database_follows_the_offered_rpm() {
+        let el9 = package("rpm", "4.16.1.3");
+        let el7 = package("rpm", "4.11.3");
+        let other = package("rpmlint", "1.0");
+        let (b, why) = rpmdb_backend_for(None, &[&other, &el9]);
+        assert_eq!(b, RpmDbBackend::Sqlite);
+        assert!(why.contains("4.16.1.3"), "{why}");
+        let (b, why) = rpmdb_backend_for(None, &[&el7]);
+        assert_eq!(b, RpmDbBackend::Bdb);
+        assert!(why.contains("4.11.3") && why.contains("older"), "{why}");
+        // The newest offered counts.
+        assert_eq!(
+            rpmdb_backend_for(None, &[&el7, &el9]).0,
+            RpmDbBackend::Sqlite
+        );
+        // Nothing to tell by: sqlite, and the message says how to choose.
+        let (b, why) = rpmdb_backend_for(None, &[&other]);
+        assert_eq!(b, RpmDbBackend::Sqlite);
+        assert!(why.contains("rpmdb_backend"), "{why}");
+        // The recipe overrides.
+        let (b, why) = rpmdb_backend_for(Some(RpmDbBackend::Ndb), &[&el9]);
+        assert_eq!(b, RpmDbBackend::Ndb);
+        assert!(why.contains("recipe"), "{why}");
+    }
 }

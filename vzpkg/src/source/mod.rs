@@ -5,3 +5,4 @@ pub mod comps;
 pub mod deb;
 pub mod index_cache;
 pub mod rpm;
+pub mod rpm_keys;

@@ -28,7 +28,7 @@ pub enum RpmSourceError {
         #[source]
         source: HttpError,
     },
-    #[error("{url}: no signature (repomd.xml.asc is missing) although source.keyring is set: refusing an unsigned index; use a mirror that signs its metadata, or drop source.keyring and rely on package signatures (gpgcheck)")]
+    #[error("{url}: no signature (repomd.xml.asc is missing) although repo_gpgcheck is on: refusing an unsigned index; use a mirror that signs its metadata, or set repo_gpgcheck = false and rely on package signatures (gpgcheck)")]
     Unsigned { url: String },
     #[error("{url}: signature check failed: {source}")]
     Signature {
@@ -36,8 +36,12 @@ pub enum RpmSourceError {
         #[source]
         source: OpenPgpError,
     },
-    #[error("{url}: neither a repository keyring nor gpgcheck is set, so nothing from this repository could be verified; set source.keyring or enable gpgcheck in the recipe")]
+    #[error("{url}: neither repo_gpgcheck nor gpgcheck is on, so nothing from this repository could be verified; give the repository's gpgkey and turn a check on, or, for a repository of your own that is not signed, write both gpgcheck = false and repo_gpgcheck = false in its recipe entry to build from it unverified")]
     Unverifiable { url: String },
+    /// Boxed: the key errors carry an HTTP error and would make every
+    /// result of this module large.
+    #[error(transparent)]
+    Key(Box<super::rpm_keys::RpmKeyError>),
     #[error(
         "{url}: malformed repository metadata ({reason}); the mirror is broken, use another mirror"
     )]
@@ -63,6 +67,12 @@ pub enum RpmSourceError {
     Decompress { url: String, reason: String },
 }
 
+impl From<super::rpm_keys::RpmKeyError> for RpmSourceError {
+    fn from(e: super::rpm_keys::RpmKeyError) -> Self {
+        RpmSourceError::Key(Box::new(e))
+    }
+}
+
 impl RpmSourceError {
     /// The index could not be trusted (signature, checksum, size).
     pub fn is_verification(&self) -> bool {
@@ -73,7 +83,13 @@ impl RpmSourceError {
                 | RpmSourceError::Unverifiable { .. }
                 | RpmSourceError::SizeMismatch { .. }
                 | RpmSourceError::ChecksumMismatch { .. }
-        )
+        ) || matches!(self, RpmSourceError::Key(k) if k.is_verification())
+    }
+
+    /// A key or index could not be fetched.
+    pub fn is_network(&self) -> bool {
+        matches!(self, RpmSourceError::Fetch { .. })
+            || matches!(self, RpmSourceError::Key(k) if k.is_network())
     }
 
     /// Fill in the URL of an error from a pure parser.
@@ -111,6 +127,9 @@ pub struct RpmRepo {
     pub keyring: Option<PathBuf>,
     /// Packages are to be signature-checked when unpacked.
     pub gpgcheck: bool,
+    /// The recipe asked for this repository to be used unverified (neither
+    /// a keyring nor gpgcheck); refused otherwise.
+    pub unverified: bool,
 }
 
 /// Comparison of a dependency.
@@ -835,7 +854,7 @@ pub fn load_repo(
 ) -> Result<RpmIndex, RpmSourceError> {
     let base = repo.base_url.trim_end_matches('/');
     let repomd_url = format!("{base}/repodata/repomd.xml");
-    if repo.keyring.is_none() && !repo.gpgcheck {
+    if repo.keyring.is_none() && !repo.gpgcheck && !repo.unverified {
         return Err(RpmSourceError::Unverifiable { url: repomd_url });
     }
     let keyring = match &repo.keyring {
@@ -1039,6 +1058,7 @@ mod tests {
                 base_url: self.base_url(),
                 keyring,
                 gpgcheck: true,
+                unverified: false,
             }
         }
     }
@@ -1155,6 +1175,11 @@ mod tests {
         unsigned.gpgcheck = false;
         let err = load(&unsigned).unwrap_err();
         assert!(matches!(err, RpmSourceError::Unverifiable { .. }), "{err}");
+        assert!(err.is_verification());
+        // ... unless the recipe asked for exactly that.
+        unsigned.unverified = true;
+        let idx = load(&unsigned).unwrap();
+        assert!(!idx.signed && !idx.gpgcheck);
     }
 
     #[test]

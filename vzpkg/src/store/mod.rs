@@ -96,6 +96,10 @@ pub struct LockedPackage {
     pub sha256: String,
 }
 
+/// The build fact naming the repositories a template was built from
+/// without any signature check (comma-separated), on the recipe's request.
+pub const UNVERIFIED_FACT: &str = "unverified";
+
 /// A template as `list` shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TemplateInfo {
@@ -104,6 +108,10 @@ pub struct TemplateInfo {
     pub packages: usize,
     pub bytes: u64,
     pub created: i64,
+    /// Repositories it was built from unverified; empty for a template
+    /// whose every package was checked against a signed index or key.
+    #[serde(default)]
+    pub unverified: Vec<String>,
 }
 
 /// A template as `info` shows it.
@@ -481,6 +489,11 @@ impl Store {
             packages: record.packages.len(),
             bytes: record.layers.iter().map(|l| l.bytes).sum(),
             created: record.created,
+            unverified: record
+                .facts
+                .get(UNVERIFIED_FACT)
+                .map(|v| v.split(',').map(String::from).collect())
+                .unwrap_or_default(),
         }
     }
 
