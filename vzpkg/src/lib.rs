@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod http;
 pub mod lock;
 pub mod normalize;
+pub mod oci;
 pub mod openpgp;
 pub mod package;
 pub mod progress;

@@ -82,6 +82,32 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Write a template as an OCI image: REF is HOST[:PORT]/REPO[:TAG] (a registry),
+    /// oci:DIR[:TAG] (an OCI layout) or oci-archive:FILE[:TAG].
+    Push {
+        template: String,
+        reference: String,
+        #[command(flatten)]
+        oci: OciArgs,
+        /// Layer compression: zstd, or gzip for older clients.
+        #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip"])]
+        compression: String,
+        /// Do not attach an SPDX SBOM of the template's packages.
+        #[arg(long)]
+        no_sbom: bool,
+    },
+    /// Commit an OCI or Docker image as a template (REF as for push).
+    Pull {
+        reference: String,
+        /// The template name; default: the repository's last part (and tag).
+        #[arg(long)]
+        name: Option<String>,
+        /// OS/ARCH[/VARIANT] to take from a multi-platform image; default linux/this host's.
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        oci: OciArgs,
+    },
     /// Drop a template's name (its data stays until `gc`).
     Rm { name: String },
     /// Remove what no name reaches, and say how much was freed.
@@ -102,6 +128,17 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+}
+
+/// Options shared by push and pull (image transfer).
+#[derive(clap::Args)]
+struct OciArgs {
+    /// Require HTTPS with a verified certificate (false: plain HTTP, for a local registry).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Blobs transferred at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
 }
 
 fn main() {
@@ -360,6 +397,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             } else {
                 println!("{name} {id} ({} entries)", s.entries);
+            }
+        }
+        Command::Push {
+            template,
+            reference,
+            oci,
+            compression,
+            no_sbom,
+        } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let _ = ctrlc::set_handler(vzpkg::cancel::request);
+            let options = vzpkg::oci::PushOptions {
+                compression: vzpkg::oci::Compression::parse(&compression).unwrap_or_default(),
+                tls_verify: oci.tls_verify,
+                jobs: oci.jobs,
+                sbom: !no_sbom,
+            };
+            let reporter = reporter_for(cli.json);
+            let r = vzpkg::oci::push(&store, &template, &reference, &options, reporter.as_ref())
+                .map_err(vzpkg::Error::from)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&r)?;
+                v["ok"] = true.into();
+                println!("{v}");
+            } else {
+                println!(
+                    "{} {} ({} blobs sent, {} present, {}, {:.1}s)",
+                    r.reference,
+                    r.digest,
+                    r.blobs_pushed,
+                    r.blobs_skipped,
+                    human_bytes(r.bytes_pushed),
+                    r.seconds
+                );
+            }
+        }
+        Command::Pull {
+            reference,
+            name,
+            platform,
+            oci,
+        } => {
+            let store = Store::open(&paths.store).map_err(vzpkg::Error::from)?;
+            let _ = ctrlc::set_handler(vzpkg::cancel::request);
+            let options = vzpkg::oci::PullOptions {
+                name,
+                tls_verify: oci.tls_verify,
+                jobs: oci.jobs,
+                platform,
+            };
+            let reporter = reporter_for(cli.json);
+            let r = vzpkg::oci::pull(&store, &reference, &options, reporter.as_ref())
+                .map_err(vzpkg::Error::from)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&r)?;
+                v["ok"] = true.into();
+                println!("{v}");
+            } else {
+                println!(
+                    "{} {} ({} layers, {} already here, {} fetched, {:.1}s)",
+                    r.name,
+                    r.template_id,
+                    r.layers,
+                    r.layers_present,
+                    human_bytes(r.bytes_fetched),
+                    r.seconds
+                );
             }
         }
         Command::Rm { name } => {
