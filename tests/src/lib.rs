@@ -5,6 +5,7 @@
 pub mod debfile;
 pub mod fixture;
 pub mod mirror;
+pub mod registry;
 pub mod rpmtree;
 pub mod server;
 pub mod signing;

@@ -24,7 +24,11 @@ impl std::fmt::Debug for Credentials {
 
 /// The auth files to look in, in order.
 pub fn auth_files() -> Vec<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut out = Vec::new();
     if let Some(p) = env("REGISTRY_AUTH_FILE") {
         out.push(p);
@@ -51,11 +55,18 @@ fn normalise_key(key: &str) -> &str {
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
     let k = k.strip_suffix('/').unwrap_or(k);
-    k.strip_suffix("/v1").or_else(|| k.strip_suffix("/v2")).unwrap_or(k)
+    k.strip_suffix("/v1")
+        .or_else(|| k.strip_suffix("/v2"))
+        .unwrap_or(k)
 }
 
 /// The credentials for `host`/`repo` in the auth file text `json`.
-pub fn find_in(json: &[u8], host: &str, repo: &str, from: &Path) -> Result<Option<Credentials>, OciError> {
+pub fn find_in(
+    json: &[u8],
+    host: &str,
+    repo: &str,
+    from: &Path,
+) -> Result<Option<Credentials>, OciError> {
     let bad = |why: String| OciError::AuthFile {
         path: from.to_path_buf(),
         why,
@@ -81,7 +92,8 @@ pub fn find_in(json: &[u8], host: &str, repo: &str, from: &Path) -> Result<Optio
         let raw = base64::engine::general_purpose::STANDARD
             .decode(a.trim())
             .map_err(|_| bad(format!("the `auth` of `{key}` is not base64")))?;
-        let text = String::from_utf8(raw).map_err(|_| bad(format!("the `auth` of `{key}` is not UTF-8")))?;
+        let text = String::from_utf8(raw)
+            .map_err(|_| bad(format!("the `auth` of `{key}` is not UTF-8")))?;
         let (u, p) = text
             .split_once(':')
             .ok_or_else(|| bad(format!("the `auth` of `{key}` is not user:password")))?;
@@ -132,13 +144,23 @@ mod tests {
             "reg.example:5000/team":{"username":"t","password":"s3"},
             "other.example":{}}}"#;
         let f = Path::new("auth.json");
-        let c = find_in(json, "reg.example:5000", "x/y", f).unwrap().unwrap();
+        let c = find_in(json, "reg.example:5000", "x/y", f)
+            .unwrap()
+            .unwrap();
         assert_eq!((c.user.as_str(), c.password.as_str()), ("u", "p"));
-        let c = find_in(json, "reg.example:5000", "team/db", f).unwrap().unwrap();
+        let c = find_in(json, "reg.example:5000", "team/db", f)
+            .unwrap()
+            .unwrap();
         assert_eq!((c.user.as_str(), c.password.as_str()), ("t", "s3"));
         assert!(find_in(json, "other.example", "a", f).unwrap().is_none());
         assert!(find_in(json, "none.example", "a", f).unwrap().is_none());
         assert!(find_in(b"{", "a", "b", f).is_err());
-        assert!(find_in(br#"{"auths":{"h.example":{"auth":"!!"}}}"#, "h.example", "a", f).is_err());
+        assert!(find_in(
+            br#"{"auths":{"h.example":{"auth":"!!"}}}"#,
+            "h.example",
+            "a",
+            f
+        )
+        .is_err());
     }
 }

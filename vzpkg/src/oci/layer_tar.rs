@@ -313,9 +313,7 @@ pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, La
                 return Err(bad(format!("a {}-byte extended header", member.size())));
             }
             let mut data = Vec::new();
-            member
-                .read_to_end(&mut data)
-                .map_err(LayerTarError::Read)?;
+            member.read_to_end(&mut data).map_err(LayerTarError::Read)?;
             if kind == b'x' {
                 pax = Some(parse_pax(&data).ok_or_else(|| bad("a malformed PAX header".into()))?);
             }
@@ -323,7 +321,10 @@ pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, La
         }
         let records = pax.take().unwrap_or_default();
         let mut name = raw_name.clone();
-        let mut link = h.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+        let mut link = h
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
         let num = |v: Option<u64>, what: &str| v.ok_or_else(|| bad(format!("bad {what} field")));
         let mut uid = num(h.uid().ok(), "uid")?;
         let mut gid = num(h.gid().ok(), "gid")?;
@@ -370,7 +371,9 @@ pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, La
             b'5' if parent => (Kind::Parent, 0),
             b'5' => (Kind::Dir, 0),
             b'0' | b'\0' | b'7' => {
-                let (object, size) = staged.put(&mut member, &meta).map_err(LayerTarError::Store)?;
+                let (object, size) = staged
+                    .put(&mut member, &meta)
+                    .map_err(LayerTarError::Store)?;
                 files.insert(path.clone(), (object.clone(), size));
                 (Kind::File { object, link: None }, size)
             }

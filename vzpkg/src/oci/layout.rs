@@ -187,7 +187,14 @@ impl Source for Layout {
                 io_err("read", &p)(e)
             }
         })?;
-        copy_verified(f, d, dest, 0, progress, &format!("blob {} in {}", d.digest, self.dir.display()))
+        copy_verified(
+            f,
+            d,
+            dest,
+            0,
+            progress,
+            &format!("blob {} in {}", d.digest, self.dir.display()),
+        )
     }
 }
 
@@ -197,7 +204,12 @@ impl Target for Layout {
         Ok(std::fs::metadata(&p).is_ok_and(|m| m.len() == d.size))
     }
 
-    fn put_blob(&self, d: &Descriptor, file: &Path, progress: &dyn Fn(u64)) -> Result<(), OciError> {
+    fn put_blob(
+        &self,
+        d: &Descriptor,
+        file: &Path,
+        progress: &dyn Fn(u64),
+    ) -> Result<(), OciError> {
         let p = self.blob_path(&d.digest)?;
         let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
         let src = std::fs::File::open(file).map_err(io_err("read", file))?;
@@ -226,7 +238,12 @@ impl Target for Layout {
         Self::write_atomic(&self.dir.join("index.json"), &json)
     }
 
-    fn put_referrer(&self, subject_digest: &str, bytes: &[u8], media_type: &str) -> Result<(), OciError> {
+    fn put_referrer(
+        &self,
+        subject_digest: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), OciError> {
         // Layouts have no referrers API: the fallback tag schema names it.
         let tag = format!(
             "sha256-{}",
@@ -273,7 +290,12 @@ pub fn write_archive(dir: &Path, file: &Path) -> Result<(), OciError> {
             .min_depth(1)
             .into_iter()
             .filter_map(|e| e.ok())
-            .map(|e| e.path().strip_prefix(dir).map(Path::to_path_buf).unwrap_or_default())
+            .map(|e| {
+                e.path()
+                    .strip_prefix(dir)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            })
             .collect();
         names.sort();
         for rel in names {
@@ -294,11 +316,14 @@ pub fn write_archive(dir: &Path, file: &Path) -> Result<(), OciError> {
                 h.set_mode(0o644);
                 h.set_size(md.len());
                 let f = std::fs::File::open(&p).map_err(io_err("read", &p))?;
-                b.append_data(&mut h, &rel, f).map_err(io_err("write", &tmp))?;
+                b.append_data(&mut h, &rel, f)
+                    .map_err(io_err("write", &tmp))?;
             }
         }
         let w = b.into_inner().map_err(io_err("write", &tmp))?;
-        let f = w.into_inner().map_err(|e| io_err("write", &tmp)(e.into_error()))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| io_err("write", &tmp)(e.into_error()))?;
         f.sync_all().map_err(io_err("write", &tmp))?;
         std::fs::rename(&tmp, file).map_err(io_err("write", file))
     })();

@@ -88,7 +88,11 @@ pub enum OciError {
         reason: String,
     },
     #[error("{url}: HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("cannot {op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -1,6 +1,8 @@
 //! `vzpkg pull`: an OCI image into the store.
 
-use super::image::{digest_of, host_arch, media, sha256_hex, AnyManifest, Descriptor, ImageConfig, Manifest};
+use super::image::{
+    digest_of, host_arch, media, sha256_hex, AnyManifest, Descriptor, ImageConfig, Manifest,
+};
 use super::layout::{self, Layout};
 use super::reference::Reference;
 use super::registry::Registry;
@@ -91,7 +93,9 @@ fn parse_platform(s: &str) -> Result<(String, String, Option<String>), String> {
         [os, arch, v] if !os.is_empty() && !arch.is_empty() => {
             Ok((os.into(), arch.into(), Some(v.into())))
         }
-        _ => Err(format!("`{s}` is not a platform; use OS/ARCH[/VARIANT], e.g. linux/amd64")),
+        _ => Err(format!(
+            "`{s}` is not a platform; use OS/ARCH[/VARIANT], e.g. linux/amd64"
+        )),
     }
 }
 
@@ -107,11 +111,18 @@ fn fetch(
         why: "a blob digest is not sha256".into(),
     })?;
     let dest = store.partial_dir()?.join(format!("sha256-{hex}"));
-    src.blob(d, &dest, &|n| reporter.advance(Stage::Download, n, &d.digest))?;
+    src.blob(d, &dest, &|n| {
+        reporter.advance(Stage::Download, n, &d.digest)
+    })?;
     Ok(dest)
 }
 
-fn small_blob(store: &Store, src: &dyn Source, d: &Descriptor, reference: &str) -> Result<Vec<u8>, OciError> {
+fn small_blob(
+    store: &Store,
+    src: &dyn Source,
+    d: &Descriptor,
+    reference: &str,
+) -> Result<Vec<u8>, OciError> {
     if d.size > 64 << 20 {
         return Err(OciError::BadImage {
             reference: reference.to_string(),
@@ -140,7 +151,10 @@ pub fn pull(
         reference: from.to_string(),
         why,
     })?;
-    let name = opts.name.clone().unwrap_or_else(|| reference.default_name());
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| reference.default_name());
     crate::store::check_name(&name)?;
     let want = parse_platform(
         &opts
@@ -158,9 +172,15 @@ pub fn pull(
             let scratch = store.staging_dir()?;
             let guard = Cleanup(Some(scratch.clone()));
             layout::unpack_archive(file, &scratch)?;
-            (Src::Layout(Layout::open(&scratch)?, Some(guard)), tag.clone())
+            (
+                Src::Layout(Layout::open(&scratch)?, Some(guard)),
+                tag.clone(),
+            )
         }
-        Reference::Registry(r) => (Src::Registry(Registry::new(r, opts.tls_verify, false)?), r.reference.clone()),
+        Reference::Registry(r) => (
+            Src::Registry(Registry::new(r, opts.tls_verify, false)?),
+            r.reference.clone(),
+        ),
     };
     let source = src.source();
     let shown = reference.to_string();
@@ -177,7 +197,9 @@ pub fn pull(
             actual: digest_of(&bytes),
         });
     }
-    let (manifest, digest): (Manifest, String) = match AnyManifest::parse(&bytes, mt.as_deref()).map_err(&bad)? {
+    let (manifest, digest): (Manifest, String) = match AnyManifest::parse(&bytes, mt.as_deref())
+        .map_err(&bad)?
+    {
         AnyManifest::Image(m) => (m, digest_of(&bytes)),
         AnyManifest::Index(index) => {
             let (os, arch, variant) = &want;
@@ -204,7 +226,11 @@ pub fn pull(
                         Some(v) => format!("{os}/{arch}/{v}"),
                         None => format!("{os}/{arch}"),
                     },
-                    available: if available.is_empty() { "none".into() } else { available.join(", ") },
+                    available: if available.is_empty() {
+                        "none".into()
+                    } else {
+                        available.join(", ")
+                    },
                 });
             };
             let (b, mt2) = source.manifest(&d.digest)?;
@@ -221,17 +247,25 @@ pub fn pull(
             }
         }
     };
-    if manifest.config.media_type != media::CONFIG && manifest.config.media_type != media::DOCKER_CONFIG {
+    if manifest.config.media_type != media::CONFIG
+        && manifest.config.media_type != media::DOCKER_CONFIG
+    {
         return Err(bad(format!(
             "it is not a container image (config type {}); vzpkg pulls images, not artifacts",
             manifest.config.media_type
         )));
     }
     for l in &manifest.layers {
-        let ok = l.media_type.starts_with("application/vnd.oci.image.layer.v1.tar")
-            || l.media_type.starts_with("application/vnd.docker.image.rootfs.diff.tar");
+        let ok = l
+            .media_type
+            .starts_with("application/vnd.oci.image.layer.v1.tar")
+            || l.media_type
+                .starts_with("application/vnd.docker.image.rootfs.diff.tar");
         if !ok {
-            return Err(bad(format!("layer {} has media type {}, which is not a filesystem layer", l.digest, l.media_type)));
+            return Err(bad(format!(
+                "layer {} has media type {}, which is not a filesystem layer",
+                l.digest, l.media_type
+            )));
         }
     }
     let config_bytes = small_blob(store, source, &manifest.config, &shown)?;
@@ -253,7 +287,9 @@ pub fn pull(
     let local_bytes = AtomicU64::new(0);
     let (template_id, present, foreign) = match &config.vzpkg {
         Some(tc) => {
-            if tc.layers.len() != manifest.layers.len() || config.rootfs.diff_ids.len() != manifest.layers.len() {
+            if tc.layers.len() != manifest.layers.len()
+                || config.rootfs.diff_ids.len() != manifest.layers.len()
+            {
                 return Err(bad(format!(
                     "its config lists {} store layers and {} diff ids for {} image layers",
                     tc.layers.len(),
@@ -270,7 +306,9 @@ pub fn pull(
                 });
             }
             let staged = store.stage_objects()?;
-            let missing: Vec<usize> = (0..tc.layers.len()).filter(|&i| !store.has_layer(&tc.layers[i])).collect();
+            let missing: Vec<usize> = (0..tc.layers.len())
+                .filter(|&i| !store.has_layer(&tc.layers[i]))
+                .collect();
             let total: u64 = missing.iter().map(|&i| manifest.layers[i].size).sum();
             reporter.stage_start(Stage::Download, total);
             let got: Vec<(usize, Vec<crate::store::Entry>, PathBuf)> = pool.install(|| {
@@ -291,17 +329,23 @@ pub fn pull(
                             path: file.clone(),
                             source,
                         };
-                        let dec = super::compress::decoder(&d.media_type, std::io::BufReader::with_capacity(1 << 20, f))
-                            .map_err(rerr)?;
+                        let dec = super::compress::decoder(
+                            &d.media_type,
+                            std::io::BufReader::with_capacity(1 << 20, f),
+                        )
+                        .map_err(rerr)?;
                         let mut r = HashingReader {
                             inner: dec,
                             hash: Sha256::new(),
                         };
-                        let entries = super::layer_tar::read_layer(&mut r, &staged).map_err(|source| OciError::Layer {
-                            reference: shown.clone(),
-                            index: i,
-                            source,
-                        })?;
+                        let entries =
+                            super::layer_tar::read_layer(&mut r, &staged).map_err(|source| {
+                                OciError::Layer {
+                                    reference: shown.clone(),
+                                    index: i,
+                                    source,
+                                }
+                            })?;
                         std::io::copy(&mut r, &mut std::io::sink()).map_err(rerr)?;
                         let diff_id = format!("sha256:{}", hex::encode(r.hash.finalize()));
                         if diff_id != config.rootfs.diff_ids[i] {
@@ -382,7 +426,8 @@ pub fn pull(
             };
             meta.facts.insert("oci.source".into(), shown.clone());
             meta.facts.insert("oci.manifest".into(), digest.clone());
-            meta.facts.insert("oci.architecture".into(), config.architecture.clone());
+            meta.facts
+                .insert("oci.architecture".into(), config.architecture.clone());
             let id = super::foreign::commit(store, &files, &meta, &shown, reporter)?;
             reporter.stage_end(Stage::Unpack);
             for f in files {

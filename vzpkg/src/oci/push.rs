@@ -1,7 +1,9 @@
 //! `vzpkg push`: a template out as an OCI image.
 
 use super::compress::{Compression, Encoder};
-use super::image::{self, digest_of, media, Descriptor, ImageConfig, Manifest, RootFs, RunConfig, TemplateConfig};
+use super::image::{
+    self, digest_of, media, Descriptor, ImageConfig, Manifest, RootFs, RunConfig, TemplateConfig,
+};
 use super::layout::{self, Layout};
 use super::reference::Reference;
 use super::registry::Registry;
@@ -86,11 +88,19 @@ fn blob_cache_path(store: &Store, layer: &str, c: Compression) -> PathBuf {
         Compression::Zstd => "zstd",
         Compression::Gzip => "gzip",
     };
-    store.root().join("oci-blobs").join(format!("{layer}.{name}.json"))
+    store
+        .root()
+        .join("oci-blobs")
+        .join(format!("{layer}.{name}.json"))
 }
 
 /// Tar and compress store layer `layer` into `out`.
-fn build_blob(store: &Store, layer: &str, c: Compression, out: &Path) -> Result<LayerBlob, OciError> {
+fn build_blob(
+    store: &Store,
+    layer: &str,
+    c: Compression,
+    out: &Path,
+) -> Result<LayerBlob, OciError> {
     let entries = store.layer_entries(layer)?;
     let werr = |source| OciError::Io {
         op: "write",
@@ -146,7 +156,10 @@ fn recipe_field(recipe: &str, key: &str) -> Option<String> {
 
 /// The image config and manifest annotations of a template: a function of
 /// its record alone, so every host writes the same bytes.
-fn config_for(d: &TemplateDetails, diff_ids: Vec<String>) -> (ImageConfig, BTreeMap<String, String>) {
+fn config_for(
+    d: &TemplateDetails,
+    diff_ids: Vec<String>,
+) -> (ImageConfig, BTreeMap<String, String>) {
     let arch = recipe_field(&d.recipe, "architecture")
         .as_deref()
         .and_then(image::oci_arch)
@@ -163,9 +176,15 @@ fn config_for(d: &TemplateDetails, diff_ids: Vec<String>) -> (ImageConfig, BTree
     if let Some(desc) = recipe_field(&d.recipe, "description").filter(|s| !s.is_empty()) {
         ann.insert("org.opencontainers.image.description".to_string(), desc);
     }
-    ann.insert("org.opencontainers.image.version".to_string(), d.info.id.clone());
+    ann.insert(
+        "org.opencontainers.image.version".to_string(),
+        d.info.id.clone(),
+    );
     ann.insert("vzpkg.template.id".to_string(), d.info.id.clone());
-    ann.insert("vzpkg.template.packages".to_string(), d.package_list.len().to_string());
+    ann.insert(
+        "vzpkg.template.packages".to_string(),
+        d.package_list.len().to_string(),
+    );
     let config = ImageConfig {
         architecture: arch.to_string(),
         os: "linux".into(),
@@ -268,7 +287,13 @@ pub fn push(
                 let known: Option<LayerBlob> = std::fs::read(&cache)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
-                let mk = |b: &LayerBlob| Descriptor::new(opts.compression.layer_media_type(), b.digest.clone(), b.size);
+                let mk = |b: &LayerBlob| {
+                    Descriptor::new(
+                        opts.compression.layer_media_type(),
+                        b.digest.clone(),
+                        b.size,
+                    )
+                };
                 if let Some(b) = &known {
                     if target.has_blob(&mk(b))? {
                         skipped.fetch_add(1, Ordering::Relaxed);
@@ -310,8 +335,13 @@ pub fn push(
 
     let (layers, diff_ids): (Vec<Descriptor>, Vec<String>) = layer_blobs.into_iter().unzip();
     let (config, annotations) = config_for(&details, diff_ids);
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| OciError::Internal(e.to_string()))?;
-    let config_desc = Descriptor::new(media::CONFIG, digest_of(&config_bytes), config_bytes.len() as u64);
+    let config_bytes =
+        serde_json::to_vec(&config).map_err(|e| OciError::Internal(e.to_string()))?;
+    let config_desc = Descriptor::new(
+        media::CONFIG,
+        digest_of(&config_bytes),
+        config_bytes.len() as u64,
+    );
     let small = |bytes_: &[u8], desc: &Descriptor| -> Result<(), OciError> {
         if target.has_blob(desc)? {
             skipped.fetch_add(1, Ordering::Relaxed);
@@ -338,7 +368,8 @@ pub fn push(
         subject: None,
         annotations: Some(annotations),
     };
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| OciError::Internal(e.to_string()))?;
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| OciError::Internal(e.to_string()))?;
     let digest = digest_of(&manifest_bytes);
     target.put_manifest(&tag, &manifest_bytes, media::MANIFEST)?;
 
@@ -356,10 +387,15 @@ pub fn push(
             artifact_type: Some(media::SPDX.into()),
             config: empty_desc,
             layers: vec![sbom_desc],
-            subject: Some(Descriptor::new(media::MANIFEST, digest.clone(), manifest_bytes.len() as u64)),
+            subject: Some(Descriptor::new(
+                media::MANIFEST,
+                digest.clone(),
+                manifest_bytes.len() as u64,
+            )),
             annotations: None,
         };
-        let bytes_ = serde_json::to_vec(&artifact).map_err(|e| OciError::Internal(e.to_string()))?;
+        let bytes_ =
+            serde_json::to_vec(&artifact).map_err(|e| OciError::Internal(e.to_string()))?;
         target.put_referrer(&digest, &bytes_, media::MANIFEST)?;
         sbom_digest = Some(digest_of(&bytes_));
     }

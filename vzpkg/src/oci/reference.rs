@@ -130,9 +130,8 @@ impl Reference {
         s.starts_with("oci:")
             || s.starts_with("oci-archive:")
             || s.starts_with("docker://")
-            || s.split_once('/').is_some_and(|(h, _)| {
-                h.contains('.') || h.contains(':') || h == "localhost"
-            })
+            || s.split_once('/')
+                .is_some_and(|(h, _)| h.contains('.') || h.contains(':') || h == "localhost")
     }
 
     /// A name for the template when the user gives none: the repository's
@@ -171,7 +170,11 @@ impl Reference {
             })
             .collect();
         let base = base.trim_start_matches(['.', '-']).to_string();
-        let base = if base.is_empty() { "image".to_string() } else { base };
+        let base = if base.is_empty() {
+            "image".to_string()
+        } else {
+            base
+        };
         if tag == DEFAULT_TAG {
             base
         } else {

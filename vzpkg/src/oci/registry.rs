@@ -111,7 +111,10 @@ impl Registry {
         )
     }
 
-    fn with_auth(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+    fn with_auth(
+        &self,
+        rb: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
         let guard = self.auth.lock().unwrap_or_else(|p| p.into_inner());
         match (&*guard, &self.creds) {
             (Some(Scheme::Bearer(t)), _) => rb.bearer_auth(t),
@@ -128,7 +131,11 @@ impl Registry {
         OciError::Unauthorized {
             registry: self.r.host.clone(),
             why: match &self.creds {
-                Some(c) => format!("{why} (credentials of `{}` from {})", c.user, c.from.display()),
+                Some(c) => format!(
+                    "{why} (credentials of `{}` from {})",
+                    c.user,
+                    c.from.display()
+                ),
                 None => format!("{why}; no credentials for it in {}", files.join(", ")),
             },
         }
@@ -145,18 +152,27 @@ impl Registry {
             return Ok(());
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(self.unauthorized(&format!("the registry asks for `{scheme}` auth, which vzpkg does not speak")));
+            return Err(self.unauthorized(&format!(
+                "the registry asks for `{scheme}` auth, which vzpkg does not speak"
+            )));
         }
         let params = challenge_params(params);
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let realm = get("realm").ok_or_else(|| self.unauthorized("the bearer challenge names no realm"))?;
+        let realm =
+            get("realm").ok_or_else(|| self.unauthorized("the bearer challenge names no realm"))?;
         let mut query: Vec<(&str, String)> = Vec::new();
         if let Some(s) = get("service") {
             query.push(("service", s));
         }
-        query.push(("scope", get("scope").filter(|s| s.contains(&self.r.repo)).unwrap_or_else(|| self.scope())));
-        let token_url = reqwest::Url::parse_with_params(&realm, &query)
-            .map_err(|e| self.unauthorized(&format!("the token realm `{realm}` is not a URL: {e}")))?;
+        query.push((
+            "scope",
+            get("scope")
+                .filter(|s| s.contains(&self.r.repo))
+                .unwrap_or_else(|| self.scope()),
+        ));
+        let token_url = reqwest::Url::parse_with_params(&realm, &query).map_err(|e| {
+            self.unauthorized(&format!("the token realm `{realm}` is not a URL: {e}"))
+        })?;
         let mut last = String::new();
         for attempt in 0..self.attempts {
             if attempt > 0 {
@@ -175,7 +191,9 @@ impl Registry {
             };
             let status = resp.status().as_u16();
             if status == 401 || status == 403 {
-                return Err(self.unauthorized(&format!("the token service {realm} refused (HTTP {status})")));
+                return Err(self.unauthorized(&format!(
+                    "the token service {realm} refused (HTTP {status})"
+                )));
             }
             if status >= 500 {
                 last = format!("HTTP {status}");
@@ -185,13 +203,18 @@ impl Registry {
                 .bytes()
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-                .map_err(|e| self.unauthorized(&format!("the token service {realm} sent no JSON: {e}")))?;
+                .map_err(|e| {
+                    self.unauthorized(&format!("the token service {realm} sent no JSON: {e}"))
+                })?;
             let token = body
                 .get("token")
                 .or_else(|| body.get("access_token"))
                 .and_then(|t| t.as_str())
-                .ok_or_else(|| self.unauthorized(&format!("the token service {realm} sent no token")))?;
-            *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(Scheme::Bearer(token.to_string()));
+                .ok_or_else(|| {
+                    self.unauthorized(&format!("the token service {realm} sent no token"))
+                })?;
+            *self.auth.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Scheme::Bearer(token.to_string()));
             return Ok(());
         }
         Err(OciError::Unreachable {
@@ -281,7 +304,10 @@ impl Source for Registry {
     fn manifest(&self, reference: &str) -> Result<(Vec<u8>, Option<String>), OciError> {
         let url = self.url(&format!("manifests/{reference}"));
         let resp = self.send(&url, &|| {
-            Ok(self.client.get(&url).header(reqwest::header::ACCEPT, media::ACCEPT))
+            Ok(self
+                .client
+                .get(&url)
+                .header(reqwest::header::ACCEPT, media::ACCEPT))
         })?;
         if resp.status().as_u16() == 404 {
             return Err(OciError::NotFound {
@@ -302,7 +328,8 @@ impl Source for Registry {
             attempts: 1,
             reason: e.to_string(),
         })?;
-        self.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok((bytes.to_vec(), ct))
     }
 
@@ -333,7 +360,9 @@ impl Source for Registry {
             let mut left = have;
             file.rewind().map_err(werr)?;
             while left > 0 {
-                let k = file.read(&mut buf[..left.min(1 << 20) as usize]).map_err(werr)?;
+                let k = file
+                    .read(&mut buf[..left.min(1 << 20) as usize])
+                    .map_err(werr)?;
                 if k == 0 {
                     break;
                 }
@@ -449,7 +478,12 @@ impl Target for Registry {
         }
     }
 
-    fn put_blob(&self, d: &Descriptor, file: &Path, progress: &dyn Fn(u64)) -> Result<(), OciError> {
+    fn put_blob(
+        &self,
+        d: &Descriptor,
+        file: &Path,
+        progress: &dyn Fn(u64),
+    ) -> Result<(), OciError> {
         let start = self.url("blobs/uploads/");
         let resp = self.send(&start, &|| Ok(self.client.post(&start)))?;
         if resp.status().as_u16() != 202 {
@@ -514,16 +548,25 @@ impl Target for Registry {
         if !resp.status().is_success() {
             return Err(self.status_error(&url, resp));
         }
-        self.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.bytes_out
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
-    fn put_referrer(&self, subject_digest: &str, bytes: &[u8], media_type: &str) -> Result<(), OciError> {
+    fn put_referrer(
+        &self,
+        subject_digest: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), OciError> {
         // By digest (registries with the referrers API index its subject),
         // and under the fallback tag schema for those without it.
         let digest = super::image::digest_of(bytes);
         self.put_manifest(&digest, bytes, media_type)?;
-        let tag = format!("sha256-{}", sha256_hex(subject_digest).unwrap_or(subject_digest));
+        let tag = format!(
+            "sha256-{}",
+            sha256_hex(subject_digest).unwrap_or(subject_digest)
+        );
         self.put_manifest(&tag, bytes, media_type)
     }
 }
