@@ -220,3 +220,140 @@ impl Drop for Relay {
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
+
+/// A bearer-token front for a registry, as token-auth registries behave:
+/// requests without `Authorization: Bearer <token>` get 401 with a
+/// `WWW-Authenticate: Bearer realm=...` challenge; `GET /token` hands out
+/// the token to a client presenting the right basic credentials. Accepted
+/// requests are passed to the registry one per connection.
+pub struct TokenGate {
+    pub port: u16,
+    /// Tokens handed out so far.
+    issued: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).ok()? == 0 || head.len() > 64 << 10 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    Some(head)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+impl TokenGate {
+    /// In front of the registry on `upstream_port`; `basic` is the base64
+    /// `user:password` the token endpoint accepts.
+    pub fn start(upstream_port: u16, basic: &str, token: &str) -> TokenGate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token gate");
+        let port = listener.local_addr().unwrap().port();
+        let gate = TokenGate {
+            port,
+            issued: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (issued, stop) = (gate.issued.clone(), gate.stop.clone());
+        let basic = format!("Basic {basic}");
+        let bearer = format!("Bearer {token}");
+        let token = token.to_string();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut client) = client else { continue };
+                let (issued, basic, bearer, token) =
+                    (issued.clone(), basic.clone(), bearer.clone(), token.clone());
+                std::thread::spawn(move || {
+                    let Some(head) = read_head(&mut client) else {
+                        return;
+                    };
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+                    let auth = header(&text, "authorization").unwrap_or("");
+                    let reply = |c: &mut TcpStream, status: &str, extra: &str, body: &str| {
+                        let _ = write!(
+                            c,
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+                            body.len()
+                        );
+                    };
+                    if path.starts_with("/token") {
+                        if auth == basic {
+                            issued.fetch_add(1, Ordering::Relaxed);
+                            reply(
+                                &mut client,
+                                "200 OK",
+                                "",
+                                &format!("{{\"token\":\"{token}\"}}"),
+                            );
+                        } else {
+                            reply(&mut client, "401 Unauthorized", "", "{}");
+                        }
+                        return;
+                    }
+                    if auth != bearer {
+                        let challenge = format!(
+                            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\"\r\n"
+                        );
+                        reply(
+                            &mut client,
+                            "401 Unauthorized",
+                            &challenge,
+                            "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
+                        );
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                        return;
+                    };
+                    // One request per connection: the registry closes after it.
+                    let mut fwd = String::new();
+                    for l in text.trim_end().lines() {
+                        let lower = l.to_ascii_lowercase();
+                        if !lower.starts_with("connection:") && !lower.starts_with("authorization:")
+                        {
+                            fwd.push_str(l);
+                            fwd.push_str("\r\n");
+                        }
+                    }
+                    fwd.push_str("Connection: close\r\n\r\n");
+                    if server.write_all(fwd.as_bytes()).is_err() {
+                        return;
+                    }
+                    let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let up = std::thread::spawn(move || pump(client, server, None));
+                    pump(s2, c2, None);
+                    let _ = up.join();
+                });
+            }
+        });
+        gate
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn tokens_issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TokenGate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

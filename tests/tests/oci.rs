@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use vzpkg::store::{Store, TemplateMeta};
 use vzpkg_tests::fixture::{is_root, package, shell_package, text, vzpkg_bin, Fixture};
-use vzpkg_tests::registry::{self, Registry, Relay};
+use vzpkg_tests::registry::{self, Registry, Relay, TokenGate};
 use vzpkg_tests::vzhost::{template_tree, Template, VzHost};
 
 const VERIFY: i32 = 4;
@@ -962,6 +962,58 @@ fn basic_auth_with_credentials_from_auth_files() {
     // The password is nowhere in what vzpkg printed or stored.
     let listing = format!("{:?}", walkdir(&b.path().join("templates")));
     assert!(!listing.contains("s3cret"));
+}
+
+#[test]
+fn bearer_tokens_from_the_registrys_token_service() {
+    if !ready("the token-auth registry") {
+        return;
+    }
+    let Some(a) = host_with(&[small("first", SMALL_FILES)]) else {
+        return;
+    };
+    let regdir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(regdir.path(), None);
+    let basic = base64::engine::general_purpose::STANDARD.encode("ci:t0ken-pass");
+    let gate = TokenGate::start(reg.port, &basic, "tok-4f1c9e");
+    let reference = format!("{}/t/first:v1", gate.host());
+
+    // No credentials: the token service refuses, and so does the push.
+    vz_fails(
+        a.root(),
+        &["push", "first", &reference, "--tls-verify=false"],
+        NETWORK,
+        "not authorised",
+    );
+    assert_eq!(gate.tokens_issued(), 0);
+
+    let files = tempfile::tempdir().unwrap();
+    let auth = files.path().join("auth.json");
+    std::fs::write(
+        &auth,
+        serde_json::json!({"auths": {gate.host(): {"auth": basic}}}).to_string(),
+    )
+    .unwrap();
+    let out = vz_command(
+        a.root(),
+        &["push", "first", &reference, "--tls-verify=false", "--json"],
+    )
+    .env("REGISTRY_AUTH_FILE", &auth)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(gate.tokens_issued() >= 1);
+    let b = tempfile::tempdir().unwrap();
+    let out = vz_command(
+        b.path(),
+        &["pull", &reference, "--tls-verify=false", "--json"],
+    )
+    .env("REGISTRY_AUTH_FILE", &auth)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["template_id"], info(a.root(), "first")["id"]);
 }
 
 #[test]
