@@ -1017,6 +1017,64 @@ fn bearer_tokens_from_the_registrys_token_service() {
 }
 
 #[test]
+fn vzctl_create_pulls_an_image_the_store_lacks() {
+    if !ready("vzctl create from an image") {
+        return;
+    }
+    let Some(a) = host_with(&[small("first", SMALL_FILES)]) else {
+        return;
+    };
+    let id = info(a.root(), "first")["id"].clone();
+    let regdir = tempfile::tempdir().unwrap();
+    let mut reg = Registry::start(regdir.path(), None);
+    let reference = format!("{}/templates/first:v1", reg.host());
+    vz_ok(
+        a.root(),
+        &["push", "first", &reference, "--tls-verify=false"],
+    );
+
+    let Some(h) = host_with(&[]) else { return };
+    h.ok(
+        &[
+            "create",
+            "311",
+            "--ostemplate",
+            &reference,
+            "--tls-verify=false",
+        ],
+        0,
+    );
+    let conf = std::fs::read_to_string(h.vz().join("conf/311.conf")).unwrap();
+    assert!(conf.contains("OSTEMPLATE=\"first-v1\""), "{conf}");
+    assert_eq!(info(h.root(), "first-v1")["id"], id);
+    h.ok(&["start", "311"], 0);
+    assert_eq!(h.ok(&["exec", "311", "cat /etc/os-release"], 0), OS_RELEASE);
+    h.ok(&["stop", "311"], 0);
+    // Once here, the registry is not asked again.
+    reg.stop();
+    h.ok(
+        &[
+            "create",
+            "312",
+            "--ostemplate",
+            &reference,
+            "--tls-verify=false",
+        ],
+        0,
+    );
+    // An image nobody serves: vzctl's "no template" code, nothing created.
+    let out = h.vzctl(&[
+        "create",
+        "313",
+        "--ostemplate",
+        &format!("{}/templates/none:v1", reg.host()),
+        "--tls-verify=false",
+    ]);
+    assert_eq!(out.status.code(), Some(91), "{}", text(&out));
+    assert!(!h.vz().join("conf/313.conf").exists());
+}
+
+#[test]
 fn an_index_is_resolved_by_platform() {
     if !is_root() {
         eprintln!("skipped: needs root (stores with owners and devices)");

@@ -238,6 +238,33 @@ pub(crate) fn copy_verified(
     Ok(())
 }
 
+/// The local name of the template image `reference` names, pulling it
+/// first when the store has no template of that name (`vzctl create
+/// --ostemplate REF`). The name is the reference's default one
+/// (`HOST/templates/debian-12:v1` → `debian-12-v1`).
+pub fn ensure_template(
+    store: &crate::store::Store,
+    reference: &str,
+    tls_verify: bool,
+    reporter: &dyn crate::progress::Reporter,
+) -> Result<String, OciError> {
+    let r = Reference::parse(reference).map_err(|why| OciError::BadReference {
+        reference: reference.to_string(),
+        why,
+    })?;
+    let name = r.default_name();
+    if store.resolve(&name).is_ok() {
+        return Ok(name);
+    }
+    let opts = PullOptions {
+        name: Some(name.clone()),
+        tls_verify,
+        ..PullOptions::default()
+    };
+    pull(store, reference, &opts, reporter)?;
+    Ok(name)
+}
+
 /// Removes a path (file or tree) on drop unless disarmed.
 pub(crate) struct Cleanup(pub Option<PathBuf>);
 
