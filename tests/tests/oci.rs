@@ -1074,6 +1074,105 @@ fn vzctl_create_pulls_an_image_the_store_lacks() {
     assert!(!h.vz().join("conf/313.conf").exists());
 }
 
+fn nightly_dist(tool_version: &str) -> Vec<vzpkg_tests::mirror::Published> {
+    vec![
+        shell_package(),
+        package(
+            "tool",
+            tool_version,
+            &[("Priority", "optional"), ("Depends", "fixture-shell")],
+            vzpkg_tests::debfile::DebBuilder::new("tool", tool_version, "amd64").file(
+                "usr/bin/tool",
+                format!("#!/bin/sh\necho {tool_version}\n").as_bytes(),
+                0o755,
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn rebuild_push_sends_what_was_rebuilt_and_nothing_else() {
+    if !ready("rebuild --push") {
+        return;
+    }
+    let fx = Fixture::new(&nightly_dist("1.0"));
+    let plain = fx.recipe("plain", "minbase", &[], "");
+    let tooled = fx.recipe("tooled", "minbase", &["tool"], "");
+    for r in [&plain, &tooled] {
+        let out = fx.create(r);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let regdir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(regdir.path(), None);
+    let prefix = format!("{}/nightly", reg.host());
+    let rebuild = |fx: &Fixture| {
+        vz(
+            &fx.root(),
+            &[
+                "rebuild",
+                plain.to_str().unwrap(),
+                tooled.to_str().unwrap(),
+                "--if-changed",
+                "--mirror",
+                &fx.server.url,
+                "--push",
+                &prefix,
+                "--tls-verify=false",
+                "--json",
+            ],
+        )
+    };
+    // Nothing changed: nothing pushed.
+    let out = rebuild(&fx);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["pushed"].as_array().unwrap().is_empty(), "{v}");
+
+    // tool 1.1 upstream: `tooled` is rebuilt and pushed, `plain` is not.
+    fx.republish(&nightly_dist("1.1"), &fx.key, &fx.spec);
+    let out = rebuild(&fx);
+    assert_eq!(out.status.code(), Some(11), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pushed: Vec<&str> = v["pushed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reference"].as_str().unwrap())
+        .collect();
+    let new_id = info(&fx.root(), "tooled")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        pushed,
+        [
+            format!("{prefix}/tooled:latest"),
+            format!("{prefix}/tooled:{}", &new_id[..16])
+        ],
+        "{v}"
+    );
+    let b = tempfile::tempdir().unwrap();
+    let r = vz_ok(
+        b.path(),
+        &[
+            "pull",
+            &format!("{prefix}/tooled:latest"),
+            "--tls-verify=false",
+        ],
+    );
+    assert_eq!(r["template_id"], new_id.as_str());
+    vz_fails(
+        b.path(),
+        &[
+            "pull",
+            &format!("{prefix}/plain:latest"),
+            "--tls-verify=false",
+        ],
+        1,
+        "not found",
+    );
+}
+
 #[test]
 fn an_index_is_resolved_by_platform() {
     if !is_root() {

@@ -58,6 +58,13 @@ enum Command {
         mirror: Option<String>,
         #[arg(long, default_value_t = 8)]
         jobs: usize,
+        /// OCI: push each rebuilt template (and nothing else) to
+        /// REF-PREFIX/NAME:latest and REF-PREFIX/NAME:<first 16 digits of its id>.
+        #[arg(long, value_name = "REF-PREFIX")]
+        push: Option<String>,
+        /// OCI: require HTTPS for --push (false: plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tls_verify: bool,
     },
     /// Templates in the store.
     List,
@@ -233,6 +240,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if_changed,
             mirror,
             jobs,
+            push,
+            tls_verify,
         } => {
             let mut names = recipes;
             if all {
@@ -266,6 +275,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 reports.push(report);
             }
+            let pushed = match &push {
+                Some(prefix) => push_rebuilt(
+                    &paths,
+                    prefix,
+                    tls_verify,
+                    &mut reports,
+                    cli.json,
+                    reporter.as_ref(),
+                ),
+                None => Vec::new(),
+            };
             let code = if reports
                 .iter()
                 .any(|r| r.outcome == vzpkg::rebuild::Outcome::Failed)
@@ -282,7 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": code != exit::REBUILD_FAILED, "exit_code": code, "templates": reports})
+                    serde_json::json!({"ok": code != exit::REBUILD_FAILED, "exit_code": code, "templates": reports, "pushed": pushed})
                 );
             }
             std::process::exit(code);
@@ -538,6 +558,58 @@ fn reporter_for(json: bool) -> Box<dyn Reporter> {
     } else {
         Box::new(vzpkg::terminal::Lines::new())
     }
+}
+
+/// `rebuild --push`: push what was rebuilt; a failed push fails its recipe.
+fn push_rebuilt(
+    paths: &Paths,
+    prefix: &str,
+    tls_verify: bool,
+    reports: &mut [vzpkg::rebuild::RebuildReport],
+    json: bool,
+    reporter: &dyn Reporter,
+) -> Vec<vzpkg::oci::PushReport> {
+    use vzpkg::rebuild::Outcome;
+    let mut pushed = Vec::new();
+    let store = match Store::open(&paths.store) {
+        Ok(s) => s,
+        Err(e) => {
+            for r in reports.iter_mut().filter(|r| r.outcome == Outcome::Rebuilt) {
+                r.outcome = Outcome::Failed;
+                r.error = Some(format!("push: {e}"));
+            }
+            return pushed;
+        }
+    };
+    let options = vzpkg::oci::PushOptions {
+        tls_verify,
+        ..vzpkg::oci::PushOptions::default()
+    };
+    let prefix = prefix.trim_end_matches('/');
+    for r in reports.iter_mut().filter(|r| r.outcome == Outcome::Rebuilt) {
+        let Some(id) = r.new_id.clone() else { continue };
+        let short = id.get(..16).unwrap_or(&id);
+        for tag in ["latest", short] {
+            let to = format!("{prefix}/{}:{tag}", r.name);
+            match vzpkg::oci::push(&store, &id, &to, &options, reporter) {
+                Ok(p) => {
+                    if !json {
+                        println!("{}: pushed {} {}", r.name, p.reference, p.digest);
+                    }
+                    pushed.push(p);
+                }
+                Err(e) => {
+                    if !json {
+                        println!("{}: push to {to} failed: {e}", r.name);
+                    }
+                    r.outcome = Outcome::Failed;
+                    r.error = Some(format!("push to {to}: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    pushed
 }
 
 fn print_rebuild(r: &vzpkg::rebuild::RebuildReport) {
