@@ -166,7 +166,7 @@ pub fn host_arch() -> &'static str {
 
 /// A manifest, index or list, told apart by media type or shape.
 pub enum AnyManifest {
-    Image(Manifest),
+    Image(Box<Manifest>),
     Index(Index),
 }
 
@@ -191,7 +191,7 @@ impl AnyManifest {
                 .map_err(|e| format!("not an image index: {e}"))
         } else {
             serde_json::from_value(v)
-                .map(AnyManifest::Image)
+                .map(|m| AnyManifest::Image(Box::new(m)))
                 .map_err(|e| format!("not an image manifest: {e}"))
         }
     }

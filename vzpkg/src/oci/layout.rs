@@ -191,7 +191,6 @@ impl Source for Layout {
             f,
             d,
             dest,
-            0,
             progress,
             &format!("blob {} in {}", d.digest, self.dir.display()),
         )
@@ -213,7 +212,7 @@ impl Target for Layout {
         let p = self.blob_path(&d.digest)?;
         let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
         let src = std::fs::File::open(file).map_err(io_err("read", file))?;
-        let r = copy_verified(src, d, &tmp, 0, progress, &format!("blob {}", d.digest))
+        let r = copy_verified(src, d, &tmp, progress, &format!("blob {}", d.digest))
             .and_then(|()| std::fs::rename(&tmp, &p).map_err(io_err("write", &p)));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);

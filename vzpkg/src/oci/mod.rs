@@ -184,13 +184,12 @@ pub(crate) trait Target: Sync {
     ) -> Result<(), OciError>;
 }
 
-/// Copy `from` (positioned at byte `skip` of the blob) into `dest`,
-/// checking size and digest as it streams. A failed check removes `dest`.
+/// Copy blob `d` from `from` into `dest`, checking size and digest as it
+/// streams. A failed check removes `dest`.
 pub(crate) fn copy_verified(
     mut from: impl Read,
     d: &Descriptor,
     dest: &Path,
-    skip: u64,
     progress: &dyn Fn(u64),
     what: &str,
 ) -> Result<(), OciError> {
@@ -204,7 +203,6 @@ pub(crate) fn copy_verified(
         path: PathBuf::from(what),
         source,
     };
-    debug_assert_eq!(skip, 0);
     let mut out = std::fs::File::create(dest).map_err(werr)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -200,7 +200,7 @@ pub fn pull(
     let (manifest, digest): (Manifest, String) = match AnyManifest::parse(&bytes, mt.as_deref())
         .map_err(&bad)?
     {
-        AnyManifest::Image(m) => (m, digest_of(&bytes)),
+        AnyManifest::Image(m) => (*m, digest_of(&bytes)),
         AnyManifest::Index(index) => {
             let (os, arch, variant) = &want;
             let pick = index.manifests.iter().find(|d| {
@@ -242,7 +242,7 @@ pub fn pull(
                 });
             }
             match AnyManifest::parse(&b, mt2.as_deref().or(Some(&d.media_type))).map_err(&bad)? {
-                AnyManifest::Image(m) => (m, d.digest.clone()),
+                AnyManifest::Image(m) => (*m, d.digest.clone()),
                 AnyManifest::Index(_) => return Err(bad("an index inside an index".into())),
             }
         }

@@ -236,7 +236,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                     |source| VpsError::Pull {
                         ctid,
                         reference: ostemplate.clone(),
-                        source,
+                        source: Box::new(source),
                     },
                 )?
             } else {

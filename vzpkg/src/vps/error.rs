@@ -59,7 +59,7 @@ pub enum VpsError {
         ctid: u32,
         reference: String,
         #[source]
-        source: crate::oci::OciError,
+        source: Box<crate::oci::OciError>,
     },
     #[error("VPS {ctid} is running (init pid {pid}); stop it first: `vzctl stop {ctid}`")]
     Running { ctid: u32, pid: i32 },
