@@ -7,7 +7,11 @@ set -euo pipefail
 # Tests: dpkg-dev (dpkg-deb checks the test-built .deb files), fuse3,
 # rpm and createrepo-c for RPM repositories, iproute2 for network namespaces.
 # Benchmarks: mmdebstrap is the yardstick.
-packages=(debian-archive-keyring ca-certificates dpkg-dev fuse3 rpm createrepo-c iproute2 mmdebstrap)
+# OCI: docker-registry (distribution v2) serves images on loopback; skopeo,
+# podman (with runc), umoci and apache2-utils (htpasswd) are the standard
+# clients and tools the OCI tests check our images against.
+packages=(debian-archive-keyring ca-certificates dpkg-dev fuse3 rpm createrepo-c iproute2 mmdebstrap
+    docker-registry skopeo podman runc umoci apache2-utils)
 
 missing=()
 for p in "${packages[@]}"; do

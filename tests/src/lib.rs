@@ -5,6 +5,7 @@
 
 pub mod fixture;
 pub mod mirror;
+pub mod registry;
 pub mod server;
 pub mod signing;
 pub mod vzhost;

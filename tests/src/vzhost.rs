@@ -135,7 +135,9 @@ fn copy_in(root: &Path, from: &Path, at: &Path) {
     std::fs::copy(from, &dest).unwrap();
 }
 
-fn template_tree(dir: &Path, t: &Template) -> Option<()> {
+/// Write template `t`'s tree into `dir` (None, with the reason on stderr, when
+/// the host lacks one of its tools).
+pub fn template_tree(dir: &Path, t: &Template) -> Option<()> {
     for tool in t.tools {
         let found = ["/bin", "/usr/bin"]
             .iter()

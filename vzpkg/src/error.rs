@@ -37,6 +37,8 @@ pub enum Error {
     Export(#[from] crate::export::ExportError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Oci(#[from] crate::oci::OciError),
     #[error("no Debian mirror: the recipe names none, --mirror was not given, and {etc_apt} has no `deb` source; pass --mirror URL")]
     NoMirror { etc_apt: PathBuf },
     #[error("{recipe}: building `kind = \"{kind}\"` recipes is not supported by this command yet")]
@@ -122,6 +124,13 @@ impl Error {
             Error::Export(crate::export::ExportError::UnknownSuffix { .. }) => exit::USAGE,
             Error::Export(_) => exit::FAILURE,
             Error::Store(_) => exit::STORE,
+            Error::Oci(e) if e.is_verification() => exit::VERIFY,
+            Error::Oci(e) if e.is_network() => exit::NETWORK,
+            Error::Oci(e) if e.is_bad_image() => exit::PACKAGE,
+            Error::Oci(crate::oci::OciError::BadReference { .. }) => exit::USAGE,
+            Error::Oci(crate::oci::OciError::Store(_)) => exit::STORE,
+            Error::Oci(crate::oci::OciError::Cancelled) => exit::INTERRUPTED,
+            Error::Oci(_) => exit::FAILURE,
             Error::Staging { .. } | Error::Normalize(_) => exit::FAILURE,
             Error::Cancelled(_) => exit::INTERRUPTED,
         }

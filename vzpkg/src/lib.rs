@@ -20,6 +20,7 @@ pub mod http;
 pub mod layout;
 pub mod lock;
 pub mod normalize;
+pub mod oci;
 pub mod openpgp;
 pub mod package;
 pub mod progress;

@@ -11,6 +11,8 @@ pub enum Stage {
     Unpack,
     Configure,
     Commit,
+    /// Sending blobs to an image registry or layout (`push`).
+    Upload,
 }
 
 impl Stage {
@@ -22,6 +24,7 @@ impl Stage {
             Stage::Unpack => "unpack",
             Stage::Configure => "configure",
             Stage::Commit => "commit",
+            Stage::Upload => "upload",
         }
     }
 }

@@ -30,7 +30,7 @@ impl Default for Bars {
 
 impl Reporter for Bars {
     fn stage_start(&self, stage: Stage, total: u64) {
-        let template = if stage == Stage::Download {
+        let template = if matches!(stage, Stage::Download | Stage::Upload) {
             "{prefix:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}"
         } else {
             "{prefix:>10} [{bar:30}] {pos}/{len} {wide_msg}"
@@ -92,7 +92,7 @@ impl Reporter for Lines {
         if let Ok(mut s) = self.started.lock() {
             s.insert(stage, Instant::now());
         }
-        let unit = if stage == Stage::Download {
+        let unit = if matches!(stage, Stage::Download | Stage::Upload) {
             "bytes"
         } else {
             "items"

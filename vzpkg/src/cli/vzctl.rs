@@ -58,6 +58,9 @@ enum Cmd {
         /// overlay, no quota, faster for metadata-heavy work.
         #[arg(long, value_parser = ["yes", "no"])]
         diskquota: Option<String>,
+        /// OCI: for an image --ostemplate, require HTTPS (false: plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tls_verify: bool,
     },
     /// Mount if needed and boot the VPS's init in new namespaces.
     Start {
@@ -219,8 +222,27 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             private,
             root,
             diskquota,
+            tls_verify,
         } => {
             let ctid = parse_ctid(&ctid)?;
+            // OCI: an image reference is pulled when the store lacks it.
+            let ostemplate = if crate::oci::Reference::looks_like(&ostemplate) {
+                let store =
+                    crate::store::Store::open(&vz.store).map_err(|source| VpsError::Store {
+                        path: vz.store.clone(),
+                        source,
+                    })?;
+                let reporter = crate::terminal::Lines::new();
+                crate::oci::ensure_template(&store, &ostemplate, tls_verify, &reporter).map_err(
+                    |source| VpsError::Pull {
+                        ctid,
+                        reference: ostemplate.clone(),
+                        source: Box::new(source),
+                    },
+                )?
+            } else {
+                ostemplate
+            };
             let opts = CreateOptions {
                 ostemplate,
                 hostname,

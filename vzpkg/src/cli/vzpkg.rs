@@ -61,6 +61,13 @@ enum Command {
         mirror: Option<String>,
         #[arg(long, default_value_t = 8)]
         jobs: usize,
+        /// OCI: push each rebuilt template (and nothing else) to
+        /// REF-PREFIX/NAME:latest and REF-PREFIX/NAME:<first 16 digits of its id>.
+        #[arg(long, value_name = "REF-PREFIX")]
+        push: Option<String>,
+        /// OCI: require HTTPS for --push (false: plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        tls_verify: bool,
     },
     /// Templates in the store.
     List,
@@ -85,6 +92,32 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Write a template as an OCI image: REF is HOST[:PORT]/REPO[:TAG] (a registry),
+    /// oci:DIR[:TAG] (an OCI layout) or oci-archive:FILE[:TAG].
+    Push {
+        template: String,
+        reference: String,
+        #[command(flatten)]
+        oci: OciArgs,
+        /// Layer compression: zstd, or gzip for older clients.
+        #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip"])]
+        compression: String,
+        /// Do not attach an SPDX SBOM of the template's packages.
+        #[arg(long)]
+        no_sbom: bool,
+    },
+    /// Commit an OCI or Docker image as a template (REF as for push).
+    Pull {
+        reference: String,
+        /// The template name; default: the repository's last part (and tag).
+        #[arg(long)]
+        name: Option<String>,
+        /// OS/ARCH[/VARIANT] to take from a multi-platform image; default linux/this host's.
+        #[arg(long)]
+        platform: Option<String>,
+        #[command(flatten)]
+        oci: OciArgs,
+    },
     /// Drop a template's name (its data stays until `gc`).
     Rm { name: String },
     /// Remove what no name reaches, and say how much was freed.
@@ -105,6 +138,17 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+}
+
+/// Options shared by push and pull (image transfer).
+#[derive(clap::Args)]
+struct OciArgs {
+    /// Require HTTPS with a verified certificate (false: plain HTTP, for a local registry).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Blobs transferred at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
 }
 
 /// Run vzpkg on `args` (`args[0]` is the program name); its exit code.
@@ -186,6 +230,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if_changed,
             mirror,
             jobs,
+            push,
+            tls_verify,
         } => {
             let mut names = recipes;
             if all {
@@ -219,6 +265,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
                 reports.push(report);
             }
+            let pushed = match &push {
+                Some(prefix) => push_rebuilt(
+                    &paths,
+                    prefix,
+                    tls_verify,
+                    &mut reports,
+                    cli.json,
+                    reporter.as_ref(),
+                ),
+                None => Vec::new(),
+            };
             let code = if reports
                 .iter()
                 .any(|r| r.outcome == crate::rebuild::Outcome::Failed)
@@ -235,7 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": code != exit::REBUILD_FAILED, "exit_code": code, "templates": reports})
+                    serde_json::json!({"ok": code != exit::REBUILD_FAILED, "exit_code": code, "templates": reports, "pushed": pushed})
                 );
             }
             return Ok(code);
@@ -358,6 +415,73 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("{name} {id} ({} entries)", s.entries);
             }
         }
+        Command::Push {
+            template,
+            reference,
+            oci,
+            compression,
+            no_sbom,
+        } => {
+            let store = Store::open(&paths.store).map_err(crate::Error::from)?;
+            let _ = ctrlc::set_handler(crate::cancel::request);
+            let options = crate::oci::PushOptions {
+                compression: crate::oci::Compression::parse(&compression).unwrap_or_default(),
+                tls_verify: oci.tls_verify,
+                jobs: oci.jobs,
+                sbom: !no_sbom,
+            };
+            let reporter = reporter_for(cli.json);
+            let r = crate::oci::push(&store, &template, &reference, &options, reporter.as_ref())
+                .map_err(crate::Error::from)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&r)?;
+                v["ok"] = true.into();
+                println!("{v}");
+            } else {
+                println!(
+                    "{} {} ({} blobs sent, {} present, {}, {:.1}s)",
+                    r.reference,
+                    r.digest,
+                    r.blobs_pushed,
+                    r.blobs_skipped,
+                    human_bytes(r.bytes_pushed),
+                    r.seconds
+                );
+            }
+        }
+        Command::Pull {
+            reference,
+            name,
+            platform,
+            oci,
+        } => {
+            let store = Store::open(&paths.store).map_err(crate::Error::from)?;
+            let _ = ctrlc::set_handler(crate::cancel::request);
+            let options = crate::oci::PullOptions {
+                name,
+                tls_verify: oci.tls_verify,
+                jobs: oci.jobs,
+                platform,
+            };
+            let reporter = reporter_for(cli.json);
+            let r = crate::oci::pull(&store, &reference, &options, reporter.as_ref())
+                .map_err(crate::Error::from)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&r)?;
+                v["ok"] = true.into();
+                println!("{v}");
+            } else {
+                println!(
+                    "{} {} ({} layers, {} already here, {} fetched, {:.1}s)",
+                    r.name,
+                    r.template_id,
+                    r.layers,
+                    r.layers_present,
+                    human_bytes(r.bytes_fetched),
+                    r.seconds
+                );
+            }
+        }
         Command::Rm { name } => {
             let store = Store::open(&paths.store).map_err(crate::Error::from)?;
             store.remove_tag(&name).map_err(crate::Error::from)?;
@@ -430,6 +554,58 @@ fn reporter_for(json: bool) -> Box<dyn Reporter> {
     } else {
         Box::new(crate::terminal::Lines::new())
     }
+}
+
+/// `rebuild --push`: push what was rebuilt; a failed push fails its recipe.
+fn push_rebuilt(
+    paths: &Paths,
+    prefix: &str,
+    tls_verify: bool,
+    reports: &mut [crate::rebuild::RebuildReport],
+    json: bool,
+    reporter: &dyn Reporter,
+) -> Vec<crate::oci::PushReport> {
+    use crate::rebuild::Outcome;
+    let mut pushed = Vec::new();
+    let store = match Store::open(&paths.store) {
+        Ok(s) => s,
+        Err(e) => {
+            for r in reports.iter_mut().filter(|r| r.outcome == Outcome::Rebuilt) {
+                r.outcome = Outcome::Failed;
+                r.error = Some(format!("push: {e}"));
+            }
+            return pushed;
+        }
+    };
+    let options = crate::oci::PushOptions {
+        tls_verify,
+        ..crate::oci::PushOptions::default()
+    };
+    let prefix = prefix.trim_end_matches('/');
+    for r in reports.iter_mut().filter(|r| r.outcome == Outcome::Rebuilt) {
+        let Some(id) = r.new_id.clone() else { continue };
+        let short = id.get(..16).unwrap_or(&id);
+        for tag in ["latest", short] {
+            let to = format!("{prefix}/{}:{tag}", r.name);
+            match crate::oci::push(&store, &id, &to, &options, reporter) {
+                Ok(p) => {
+                    if !json {
+                        println!("{}: pushed {} {}", r.name, p.reference, p.digest);
+                    }
+                    pushed.push(p);
+                }
+                Err(e) => {
+                    if !json {
+                        println!("{}: push to {to} failed: {e}", r.name);
+                    }
+                    r.outcome = Outcome::Failed;
+                    r.error = Some(format!("push to {to}: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    pushed
 }
 
 fn print_rebuild(r: &crate::rebuild::RebuildReport) {

@@ -14,9 +14,11 @@
 //! - `tags/<name>`: a template id.
 //! - `tmp/<kind>-<pid>-…`: staging trees and writes in progress, removed once
 //!   their process is gone.
+//! - `partial/`: downloads an interrupted pull resumes (OCI blobs).
 //! - `lock`: `flock`ed shared by commit, checkout and fsck, exclusive by gc.
 
 mod fsck;
+mod import;
 mod layer;
 mod manifest;
 mod object;
@@ -24,10 +26,11 @@ mod template;
 mod tree;
 
 pub use fsck::{FsckReport, GcReport, Problem};
+pub use import::StagedObjects;
 pub use layer::LayerSplit;
 pub use template::LayerSummary;
 
-use manifest::{Entry, Kind};
+pub use manifest::{Entry, Kind, Meta};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -69,6 +72,12 @@ pub enum StoreError {
     DanglingTag { name: String, id: String },
     #[error("checkout destination {path} exists and is not an empty directory; choose a new path or empty it first")]
     DestNotEmpty { path: PathBuf },
+    #[error("{source_name}: layer {id} cannot be committed: {why}; the image is damaged or was not made for this store")]
+    BadLayer {
+        source_name: PathBuf,
+        id: String,
+        why: String,
+    },
     #[error("internal error in the store: {what}; please report it")]
     Internal { what: &'static str },
     #[error(transparent)]
@@ -128,6 +137,11 @@ pub struct TemplateDetails {
 
 pub struct Store {
     root: PathBuf,
+}
+
+/// Whether `name` can be a template name (a tag), with the reason if not.
+pub fn check_name(name: &str) -> Result<(), StoreError> {
+    check_tag(name)
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -357,10 +371,27 @@ impl Store {
         self.sync(&objects)?;
 
         let entries: Vec<Entry> = scanned.into_iter().map(|s| s.entry).collect();
+        let id = self.commit_layer_entries(layer::split(&entries, split), meta)?;
+        if staged {
+            // Committed: the files live on in objects/; a leftover is cleaned later.
+            let _ = std::fs::remove_dir_all(&tree);
+        }
+        Ok(id)
+    }
+
+    /// Build the layers (bottom first) whose objects are in `objects/`,
+    /// record the template and tag it `meta.name`. Layers already in the
+    /// store are kept as they are. Returns the template id.
+    fn commit_layer_entries(
+        &self,
+        layers: Vec<Vec<Entry>>,
+        meta: &TemplateMeta,
+    ) -> Result<String, StoreError> {
+        let objects = self.objects();
         let mut built = TmpGuard(Vec::new());
         let mut built_ids = std::collections::HashSet::new();
         let mut summaries = Vec::new();
-        for l in layer::split(&entries, split) {
+        for l in layers {
             crate::cancel::check()?;
             let bytes = manifest::encode(&l);
             let id = manifest::digest(&bytes);
@@ -440,10 +471,6 @@ impl Store {
                 let _ = template::fsync_dir(&self.templates());
             }
             return Err(e);
-        }
-        if staged {
-            // Committed: the files live on in objects/; a leftover is cleaned later.
-            let _ = std::fs::remove_dir_all(&tree);
         }
         Ok(id)
     }

@@ -53,6 +53,14 @@ pub enum VpsError {
         #[source]
         source: crate::store::StoreError,
     },
+    /// OCI: the image named by --ostemplate could not be pulled.
+    #[error("VPS {ctid}: OS template image `{reference}`: {source}")]
+    Pull {
+        ctid: u32,
+        reference: String,
+        #[source]
+        source: Box<crate::oci::OciError>,
+    },
     #[error("VPS {ctid} is running (init pid {pid}); stop it first: `vzctl stop {ctid}`")]
     Running { ctid: u32, pid: i32 },
     #[error("VPS {ctid} is already running (init pid {pid}); use `vzctl restart {ctid}` or stop it first")]
@@ -166,7 +174,7 @@ impl VpsError {
             VpsError::BadCtid { .. } | VpsError::BadValue { .. } => exit::BAD_VALUE,
             VpsError::Exists { .. } => exit::EXISTS,
             VpsError::NotFound { .. } => exit::NOT_EXIST,
-            VpsError::Template { .. } => exit::NO_TEMPLATE,
+            VpsError::Template { .. } | VpsError::Pull { .. } => exit::NO_TEMPLATE,
             VpsError::Running { .. } | VpsError::AlreadyRunning { .. } => exit::RUNNING,
             VpsError::NotRunning { .. } => exit::NOT_RUNNING,
             VpsError::Mount { .. } | VpsError::NotMounted { .. } | VpsError::Simfs { .. } => {

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Templates through a registry: push and pull time and bytes of debian-12
+# with vzpkg, against `skopeo copy` of the same image in the same run; then
+# the bytes a second template sharing its /usr and /lib layers pulls, against
+# a full pull. The registry is Debian's docker-registry on a loopback port,
+# one fresh instance per measured push so nothing is already there.
+# A benchmark, not a test: run it as root on an otherwise idle machine.
+#
+#   scripts/bench-oci.sh [MIRROR_URL]
+#
+# MIRROR_URL defaults to the first Debian archive in the host's apt sources.
+# BENCH_ROOT=DIR reuses the stores of an earlier run there (no rebuilds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+host_mirror() {
+    { grep -shE '^\s*URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true
+      grep -shE '^\s*deb\s' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+        | sed -E 's/\[[^]]*\]//' | awk '{print $2}' || true
+    } 2>/dev/null | grep -v -e security -e '^$' | head -n1 || true
+}
+mirror=${1:-$(host_mirror)}
+[ -n "$mirror" ] || { echo "no mirror: pass one as the first argument" >&2; exit 2; }
+
+cargo build --release --quiet --bin vzpkg
+vzpkg=${CARGO_TARGET_DIR:-$PWD/target}/release/vzpkg
+if [ -n "${BENCH_ROOT:-}" ]; then
+    work=$BENCH_ROOT
+    mkdir -p "$work"
+else
+    work=$(mktemp -d /var/tmp/vzpkg-bench-oci.XXXXXX)
+fi
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    [ -n "${BENCH_ROOT:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+mib() { awk -v n="$1" 'BEGIN { printf "%.1f MiB", n / 1048576 }'; }
+json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A fresh registry under $work/NAME; prints its host:port.
+registry() {
+    local dir=$work/$1 port
+    rm -rf "$dir"; mkdir -p "$dir/data"
+    port=$(free_port)
+    cat > "$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: 127.0.0.1:$port
+EOF
+    docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    REG=127.0.0.1:$port
+}
+
+# The templates: debian-12 and a variant differing only in /etc.
+a=$work/a
+if ! "$vzpkg" --root "$a" info debian-12 > /dev/null 2>&1; then
+    "$vzpkg" --root "$a" create debian-12 --mirror "$mirror" --json > /dev/null
+fi
+if ! "$vzpkg" --root "$a" info debian-12-motd > /dev/null 2>&1; then
+    sed -e 's/^name = "debian-12"/name = "debian-12-motd"/' \
+        -e 's|^commands = \[\]|commands = ["echo bench > /etc/motd"]|' \
+        recipes/debian-12.toml > "$work/debian-12-motd.toml"
+    cp recipes/debian-12.lock "$work/debian-12-motd.lock" 2>/dev/null || true
+    "$vzpkg" --root "$a" create "$work/debian-12-motd.toml" --mirror "$mirror" --json > /dev/null
+fi
+echo "cores: $(nproc)   template: debian-12 $("$vzpkg" --root "$a" info debian-12 --json | json '["id"][:16]')"
+
+# Push: vzpkg from the store; skopeo from an OCI layout of the same image
+# (blobs already made) to a registry of its own.
+rm -rf "$work/layout" "$work/b" "$work/c" "$work/skopeo-pull"
+"$vzpkg" --root "$a" push debian-12 "oci:$work/layout:v1" --json > /dev/null
+rm -rf "$a/templates/oci-blobs"   # a cold push tars and compresses again
+registry reg-vzpkg
+t0=$(now); "$vzpkg" --root "$a" push debian-12 "$REG/bench/debian-12:v1" --tls-verify=false --json > "$work/push.json"; t1=$(now)
+vz_push=$(secs "$t0" "$t1"); vz_push_bytes=$(json '["bytes_pushed"]' < "$work/push.json")
+vz_reg=$REG
+t0=$(now); "$vzpkg" --root "$a" push debian-12 "$REG/bench/debian-12:v1" --tls-verify=false --json > "$work/push2.json"; t1=$(now)
+vz_push_again=$(secs "$t0" "$t1"); vz_push_again_bytes=$(json '["bytes_pushed"]' < "$work/push2.json")
+registry reg-skopeo
+t0=$(now); skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/bench/debian-12:v1"; t1=$(now)
+sk_push=$(secs "$t0" "$t1")
+sk_push_bytes=$(du -sb "$work/reg-skopeo/data" | awk '{print $1}')
+
+# Pull: vzpkg into an empty store (download, verify, commit); skopeo into a
+# layout (download, verify).
+t0=$(now); "$vzpkg" --root "$work/b" pull "$vz_reg/bench/debian-12:v1" --tls-verify=false --json > "$work/pull.json"; t1=$(now)
+vz_pull=$(secs "$t0" "$t1"); vz_pull_bytes=$(json '["bytes_fetched"]' < "$work/pull.json")
+t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$vz_reg/bench/debian-12:v1" "oci:$work/skopeo-pull:v1"; t1=$(now)
+sk_pull=$(secs "$t0" "$t1")
+sk_pull_bytes=$(du -sb "$work/skopeo-pull/blobs" | awk '{print $1}')
+same=$("$vzpkg" --root "$work/b" info debian-12-v1 --json | json '["id"]')
+[ "$same" = "$("$vzpkg" --root "$a" info debian-12 --json | json '["id"]')" ] || { echo "pulled template has another id" >&2; exit 1; }
+
+# A second template sharing layers: into the store that has debian-12, and
+# into an empty one.
+"$vzpkg" --root "$a" push debian-12-motd "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > /dev/null
+"$vzpkg" --root "$work/b" pull "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > "$work/shared.json"
+"$vzpkg" --root "$work/c" pull "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > "$work/full.json"
+shared_bytes=$(json '["bytes_fetched"]' < "$work/shared.json")
+full_bytes=$(json '["bytes_fetched"]' < "$work/full.json")
+present=$(json '["layers_present"]' < "$work/shared.json"); layers=$(json '["layers"]' < "$work/shared.json")
+
+printf '%-34s %9s %12s\n' "" seconds bytes
+printf '%-34s %9s %12s\n' "vzpkg push (tar+zstd+upload)" "$vz_push" "$(mib "$vz_push_bytes")"
+printf '%-34s %9s %12s\n' "vzpkg push again (all there)" "$vz_push_again" "$(mib "$vz_push_again_bytes")"
+printf '%-34s %9s %12s\n' "skopeo copy layout -> registry" "$sk_push" "$(mib "$sk_push_bytes")"
+printf '%-34s %9s %12s\n' "vzpkg pull (into the store)" "$vz_pull" "$(mib "$vz_pull_bytes")"
+printf '%-34s %9s %12s\n' "skopeo copy registry -> layout" "$sk_pull" "$(mib "$sk_pull_bytes")"
+echo "second template (shares $present of $layers layers): $(mib "$shared_bytes") pulled, against $(mib "$full_bytes") for a full pull"
