@@ -510,7 +510,13 @@ pub struct MountPlan {
     hostname: Vec<u8>,
     /// `pivot_root` into the tree (else the caller chroots a child into it).
     pub pivot: bool,
+    /// Make `/dev`'s nodes with mknod (a VPS with walls: nothing of the
+    /// host's devtmpfs inside); bind the host's where mknod is refused.
+    pub mknod_nodes: bool,
 }
+
+/// Device numbers of [`DEV_NODES`], for [`MountPlan::mknod_nodes`].
+const DEV_NUMBERS: [(u32, u32); 6] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];
 
 fn cpath(p: &Path) -> Result<CString, std::ffi::NulError> {
     CString::new(p.as_os_str().as_bytes())
@@ -540,6 +546,7 @@ impl MountPlan {
         }
         Ok(MountPlan {
             pivot: true,
+            mknod_nodes: false,
             root: cpath(root)?,
             proc_dir: cpath(&root.join("proc"))?,
             dev_dir: cpath(&dev)?,
@@ -575,7 +582,25 @@ impl MountPlan {
             c"mode=0755,size=65536k",
         )?;
         report(Step::DevNodes);
-        for (host, target) in &self.dev_nodes {
+        for (i, (host, target)) in self.dev_nodes.iter().enumerate() {
+            if self.mknod_nodes {
+                let (major, minor) = DEV_NUMBERS[i % DEV_NUMBERS.len()];
+                match rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    target.as_c_str(),
+                    rustix::fs::FileType::CharacterDevice,
+                    Mode::from_raw_mode(0o666),
+                    rustix::fs::makedev(major, minor),
+                ) {
+                    Ok(()) => {
+                        // The umask must not narrow them.
+                        rustix::fs::chmod(target.as_c_str(), Mode::from_raw_mode(0o666))?;
+                        continue;
+                    }
+                    Err(rustix::io::Errno::PERM) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             drop(rustix::fs::open(
                 target.as_c_str(),
                 OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,

@@ -32,6 +32,7 @@ pub mod daemon;
 mod error;
 pub mod overlay;
 pub mod process;
+pub mod walls;
 
 pub use error::{exit, VpsError};
 pub use overlay::MountState;
@@ -131,6 +132,11 @@ pub struct VpsConfig {
     pub quotaugidlimit: u64,
     /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
     pub disk_quota: bool,
+    // Isolation (walls.rs): OpenVZ's DEVNODES, DEVICES and CAPABILITY.
+    pub devnodes: Vec<walls::DevNode>,
+    pub devices: Vec<walls::DeviceRule>,
+    /// Capabilities switched on or off against [`walls::DEFAULT_CAPS`].
+    pub capability: Vec<(u32, bool)>,
 }
 
 impl VpsConfig {
@@ -157,6 +163,16 @@ impl VpsConfig {
         c.set("QUOTATIME", &self.quotatime.to_string());
         c.set("QUOTAUGIDLIMIT", &self.quotaugidlimit.to_string());
         c.set("DISK_QUOTA", if self.disk_quota { "yes" } else { "no" });
+        // Isolation (walls.rs): written once something is granted.
+        for (key, value) in [
+            ("DEVNODES", walls::devnodes_text(&self.devnodes)),
+            ("DEVICES", walls::devices_text(&self.devices)),
+            ("CAPABILITY", walls::capability_text(&self.capability)),
+        ] {
+            if !value.is_empty() || c.get(key).is_some() {
+                c.set(key, &value);
+            }
+        }
         c
     }
 
@@ -201,6 +217,13 @@ impl VpsConfig {
                 Some("no") => false,
                 Some(_) => return Err(bad("DISK_QUOTA", "expected yes or no")),
             },
+            // Isolation (walls.rs).
+            devnodes: walls::merge_devnodes(&[], c.get("DEVNODES").unwrap_or(""))
+                .map_err(|e| bad("DEVNODES", &e.to_string()))?,
+            devices: walls::merge_devices(&[], c.get("DEVICES").unwrap_or(""))
+                .map_err(|e| bad("DEVICES", &e.to_string()))?,
+            capability: walls::merge_capability(&[], c.get("CAPABILITY").unwrap_or(""))
+                .map_err(|e| bad("CAPABILITY", &e.to_string()))?,
         })
     }
 }
@@ -229,6 +252,11 @@ pub struct SetOptions {
     pub quotaugidlimit: Option<u64>,
     /// Takes effect at the next mount.
     pub disk_quota: Option<bool>,
+    // Isolation (walls.rs): `--devnodes`, `--devices` (live on a running
+    // VPS), `--capability` (at the next start), each as given.
+    pub devnodes: Vec<String>,
+    pub devices: Vec<String>,
+    pub capability: Vec<String>,
     pub save: bool,
 }
 
@@ -546,6 +574,9 @@ impl Vz {
             // mount scans only the private area; metadata-heavy VPSs may
             // choose the bare overlay (`--diskquota no`), which is faster.
             disk_quota: opts.disk_quota.unwrap_or(true),
+            devnodes: Vec::new(),
+            devices: Vec::new(),
+            capability: Vec::new(),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -640,13 +671,19 @@ impl Vz {
         if fresh_id {
             files.push(("etc/machine-id", machine_id(ctid)?, 0o444));
         }
+        // Resolved inside the VPS's tree: a symlink planted there (`etc`
+        // pointing at the host's /etc) must not send the write onto the host.
+        let etc = top.join("etc");
+        crate::sys::resolve::make_dir_in(top, "etc", 0o755)
+            .map_err(io_err(ctid, "create", &etc))?;
+        let dir = crate::sys::resolve::open_dir_in(top, Path::new("etc"))
+            .map_err(io_err(ctid, "open", &etc))?;
         for (rel, text, mode) in files {
             let p = top.join(rel);
+            let name = rel.trim_start_matches("etc/");
             // Replace, never write through: the lower file may be a symlink.
-            let _ = std::fs::remove_file(&p);
-            std::fs::write(&p, text).map_err(io_err(ctid, "write", &p))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-                .map_err(io_err(ctid, "chmod", &p))?;
+            crate::sys::resolve::replace_file(&dir, name, text.as_bytes(), mode)
+                .map_err(io_err(ctid, "write", &p))?;
         }
         Ok(())
     }
@@ -935,18 +972,38 @@ impl Vz {
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
-        let plan =
-            process::StartPlan::new(&cfg.ve_root, &hostname, private_net).map_err(|why| {
-                VpsError::Start {
-                    ctid,
-                    step: "prepare".into(),
-                    source: std::io::Error::other(why),
-                }
-            })?;
-        let pid = process::start(&plan).map_err(|(step, source)| VpsError::Start {
-            ctid,
-            step,
-            source,
+        // Isolation (walls.rs): the walls, and the devices cgroup init joins.
+        let walled = walls::for_vps(&self.root.base, &cfg)?;
+        let mut cgroup = None;
+        if let Some((w, cg)) = &walled {
+            cg.create(ctid, &w.device_rules)?;
+            cgroup = Some(cg.procs(ctid)?);
+        }
+        let remove_cgroup = || {
+            if let Some((_, cg)) = &walled {
+                let _ = cg.remove();
+            }
+        };
+        // Every VPS has a network namespace of its own.
+        let _ = private_net;
+        let plan = process::StartPlan::new(
+            &cfg.ve_root,
+            &hostname,
+            true,
+            walled.as_ref().map(|(w, _)| w.clone()),
+            cgroup,
+        )
+        .map_err(|why| {
+            remove_cgroup();
+            VpsError::Start {
+                ctid,
+                step: "prepare".into(),
+                source: std::io::Error::other(why),
+            }
+        })?;
+        let pid = process::start(&plan).map_err(|(step, source)| {
+            remove_cgroup();
+            VpsError::Start { ctid, step, source }
         })?;
         let pid_file = self.root.pid_file(ctid);
         write_atomic(ctid, &pid_file, format!("{pid}\n").as_bytes())?;
@@ -967,6 +1024,10 @@ impl Vz {
             source,
         })?;
         let _ = std::fs::remove_file(self.root.pid_file(ctid));
+        // Isolation (walls.rs): the devices cgroup goes with init.
+        if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
+            let _ = cg.remove();
+        }
         Ok(how)
     }
 
@@ -990,12 +1051,32 @@ impl Vz {
         };
         self.shell_check(&cfg)?;
         let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-        process::exec_in(pid, &os).map_err(|(step, source)| VpsError::Exec {
-            ctid,
-            command: argv.join(" "),
-            step,
-            source,
+        let (walls, cgroup) = self.walls_for_exec(&cfg)?;
+        process::exec_in(pid, &os, walls.as_ref(), cgroup).map_err(|(step, source)| {
+            VpsError::Exec {
+                ctid,
+                command: argv.join(" "),
+                step,
+                source,
+            }
         })
+    }
+
+    /// Isolation (walls.rs): what a command entering the running VPS gets,
+    /// the same as its init, and its devices cgroup's `cgroup.procs`.
+    fn walls_for_exec(
+        &self,
+        cfg: &VpsConfig,
+    ) -> Result<(Option<walls::Walls>, Option<std::os::fd::OwnedFd>), VpsError> {
+        let Some((w, cg)) = walls::for_vps(&self.root.base, cfg)? else {
+            return Ok((None, None));
+        };
+        if !cg.path.is_dir() {
+            // Started before the VPS had walls: give it its cgroup now.
+            cg.create(cfg.ctid, &w.device_rules)?;
+        }
+        let fd = cg.procs(cfg.ctid)?;
+        Ok((Some(w), Some(fd)))
     }
 
     fn shell_check(&self, cfg: &VpsConfig) -> Result<(), VpsError> {
@@ -1014,11 +1095,14 @@ impl Vz {
         if let Some(pid) = self.running_pid(&cfg) {
             self.shell_check(&cfg)?;
             let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-            return process::exec_in(pid, &os).map_err(|(step, source)| VpsError::Exec {
-                ctid,
-                command: shown.to_string(),
-                step,
-                source,
+            let (walls, cgroup) = self.walls_for_exec(&cfg)?;
+            return process::exec_in(pid, &os, walls.as_ref(), cgroup).map_err(|(step, source)| {
+                VpsError::Exec {
+                    ctid,
+                    command: shown.to_string(),
+                    step,
+                    source,
+                }
             });
         }
         let lock = self.lock(ctid)?;
@@ -1063,8 +1147,35 @@ impl Vz {
                 });
             }
         }
+        // Isolation (walls.rs): bad grants are refused before anything changes.
+        let mut devnodes = cfg.devnodes.clone();
+        for a in &opts.devnodes {
+            devnodes = walls::merge_devnodes(&devnodes, a)?;
+        }
+        let mut devices = cfg.devices.clone();
+        for a in &opts.devices {
+            devices = walls::merge_devices(&devices, a)?;
+        }
+        let mut capability = cfg.capability.clone();
+        for a in &opts.capability {
+            capability = walls::merge_capability(&capability, a)?;
+        }
         let _lock = self.lock(ctid)?;
         let mut live = false;
+        if !opts.devnodes.is_empty() || !opts.devices.is_empty() {
+            let mut now = cfg.clone();
+            now.devnodes = devnodes.clone();
+            now.devices = devices.clone();
+            if let (Some(pid), Some((old, cg)), Some((new, _))) = (
+                self.running_pid(&cfg),
+                walls::for_vps(&self.root.base, &cfg)?,
+                walls::for_vps(&self.root.base, &now)?,
+            ) {
+                cg.update_rules(ctid, &old.device_rules, &new.device_rules)?;
+                new.make_nodes_in(pid, ctid)?;
+                live = true;
+            }
+        }
         let mounted = self.mount_state(&cfg)? == MountState::Mounted;
         let quota_change = opts.diskspace.is_some()
             || opts.diskinodes.is_some()
@@ -1099,6 +1210,9 @@ impl Vz {
         cfg.quotatime = opts.quotatime.unwrap_or(cfg.quotatime);
         cfg.quotaugidlimit = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
         cfg.disk_quota = opts.disk_quota.unwrap_or(cfg.disk_quota);
+        cfg.devnodes = devnodes;
+        cfg.devices = devices;
+        cfg.capability = capability;
         self.save_config(&cfg)?;
         if opts.hostname.is_some() {
             // Through the mount (the overlay copies up, simfs charges the
@@ -1112,10 +1226,7 @@ impl Vz {
             } else {
                 cfg.upper()
             };
-            let etc = top.join("etc");
-            let written = std::fs::create_dir_all(&etc)
-                .map_err(io_err(ctid, "create", &etc))
-                .and_then(|()| self.write_identity(&cfg, &top, false));
+            let written = self.write_identity(&cfg, &top, false);
             if mounted_here {
                 self.umount_locked(&cfg)?;
             }

@@ -1,11 +1,13 @@
 //! Processes of a running VPS: starting its PID 1, stopping it, running a
 //! command inside it, and telling from `/proc` whether it runs.
 //!
-//! `start` forks twice: the first child leaves vzctl's session, unshares the
-//! mount, PID, UTS and IPC (optionally network) namespaces, forks the VPS's
-//! PID 1, hands its pid back and exits, so PID 1 is detached from vzctl.
-//! PID 1 sets up the root with [`MountPlan`] (the same code a build chroot
-//! uses), then execs the template's `/sbin/init`; a template without one
+//! `start` forks twice: the first child leaves vzctl's session, joins the
+//! VPS's devices cgroup, unshares the mount, PID, UTS, IPC, network and
+//! cgroup namespaces, forks the VPS's PID 1, hands its pid back and exits,
+//! so PID 1 is detached from vzctl. PID 1 sets up the root with
+//! [`MountPlan`] (the same code a build chroot uses), puts up the VPS's
+//! [`Walls`] (masks, then system-call filter and capabilities last), then
+//! execs the template's `/sbin/init`; a template without one
 //! gets [`minimal_init`], which stays in this (forked) program: it reaps
 //! orphans and, on SIGTERM or SIGINT, passes SIGTERM to every process of the
 //! VPS, waits up to a second and exits, which kills what is left.
@@ -13,6 +15,7 @@
 //! Both forks happen in a process that may have other threads (a test), so
 //! everything after `fork` is plain system calls on data prepared before it.
 
+use super::walls::{DeviceCgroup, Walls};
 use crate::sandbox::{MountPlan, Step};
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
@@ -43,6 +46,9 @@ pub fn vps_env() -> Vec<(String, String)> {
 const STEP_SETSID: u8 = 100;
 const STEP_LOOPBACK: u8 = 101;
 const STEP_STDIO: u8 = 102;
+const STEP_CGROUP: u8 = 103;
+const STEP_WALL_MOUNTS: u8 = 104;
+const STEP_LOCK_DOWN: u8 = 105;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -52,6 +58,9 @@ fn step_name(code: u8) -> String {
         STEP_SETSID => "leave vzctl's session".into(),
         STEP_LOOPBACK => "bring up the loopback interface".into(),
         STEP_STDIO => "point stdin/stdout/stderr at /dev/null".into(),
+        STEP_CGROUP => "join the VPS's devices cgroup".into(),
+        STEP_WALL_MOUNTS => "mask /proc and /sys files, make /proc/sys read-only".into(),
+        STEP_LOCK_DOWN => "install the system-call filter and drop capabilities".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -60,19 +69,32 @@ fn step_name(code: u8) -> String {
 pub struct StartPlan {
     pub mounts: MountPlan,
     pub private_net: bool,
+    /// The VPS's walls; `None` for a privileged VPS (no walls).
+    pub walls: Option<Walls>,
+    /// `cgroup.procs` of the VPS's devices cgroup, joined before the unshare.
+    pub cgroup: Option<OwnedFd>,
     /// argv and envp for `/sbin/init`, or `None` for the built-in init.
     pub init: Option<(CString, Vec<CString>, Vec<CString>)>,
 }
 
 impl StartPlan {
-    pub fn new(root: &Path, hostname: &str, private_net: bool) -> Result<StartPlan, String> {
+    pub fn new(
+        root: &Path,
+        hostname: &str,
+        private_net: bool,
+        walls: Option<Walls>,
+        cgroup: Option<OwnedFd>,
+    ) -> Result<StartPlan, String> {
         let bad = |_| {
             format!(
                 "{} or hostname {hostname:?} contains a NUL byte",
                 root.display()
             )
         };
-        let mounts = MountPlan::new(root, hostname, true).map_err(bad)?;
+        let mut mounts = MountPlan::new(root, hostname, true).map_err(bad)?;
+        // Nodes of the VPS's own, not binds of the host's: no file of the
+        // host's /dev (devtmpfs) is reachable from inside.
+        mounts.mknod_nodes = walls.is_some();
         let inside = root.join(INIT_PATH.trim_start_matches('/'));
         // A dangling symlink (to systemd, say) still counts: exec follows it inside.
         let init = if std::fs::symlink_metadata(&inside).is_ok() {
@@ -89,6 +111,8 @@ impl StartPlan {
         Ok(StartPlan {
             mounts,
             private_net,
+            walls,
+            cgroup,
             init,
         })
     }
@@ -193,6 +217,13 @@ unsafe fn first_child(
     // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
     // output must see EOF when vzctl exits, not when the VPS stops, and a
     // lock vzctl lets go must not stay held by a copy while we set up.
+    // The devices cgroup first: its fd goes with the others below.
+    if let Some(fd) = &plan.cgroup {
+        record(wfd, TAG_STEP, STEP_CGROUP, 0);
+        if let Err(e) = DeviceCgroup::join(fd.as_raw_fd()) {
+            fail(wfd, STEP_CGROUP, &e);
+        }
+    }
     close_all_but(wfd);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
     if libc::setsid() < 0 {
@@ -203,6 +234,11 @@ unsafe fn first_child(
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if plan.private_net {
         flags |= libc::CLONE_NEWNET;
+    }
+    if plan.walls.is_some() {
+        // Rooted at the devices cgroup joined above: /proc/self/cgroup
+        // inside shows no host path.
+        flags |= libc::CLONE_NEWCGROUP;
     }
     if libc::unshare(flags) != 0 {
         fail(wfd, Step::Unshare as u8, &io::Error::last_os_error());
@@ -247,6 +283,12 @@ unsafe fn pid1(
     if let Err(e) = applied {
         fail(wfd, current, &e);
     }
+    if let Some(walls) = &plan.walls {
+        record(wfd, TAG_STEP, STEP_WALL_MOUNTS, 0);
+        if let Err(e) = walls.apply_mounts() {
+            fail(wfd, STEP_WALL_MOUNTS, &e);
+        }
+    }
     if plan.private_net {
         record(wfd, TAG_STEP, STEP_LOOPBACK, 0);
         if let Err(e) = loopback_up() {
@@ -263,6 +305,12 @@ unsafe fn pid1(
     }
     if null > 2 {
         libc::close(null);
+    }
+    if let Some(walls) = &plan.walls {
+        record(wfd, TAG_STEP, STEP_LOCK_DOWN, 0);
+        if let Err(e) = walls.lock_down() {
+            fail(wfd, STEP_LOCK_DOWN, &e);
+        }
     }
     match &plan.init {
         Some((path, _, _)) => {
@@ -479,7 +527,8 @@ pub fn stop(pid: i32, fast: bool, timeout: Duration) -> io::Result<Stopped> {
 
 /// The namespaces a command joins, in the order it joins them: the mount
 /// namespace last, since joining it changes what `/proc` paths mean.
-const NAMESPACES: [(&str, libc::c_int); 5] = [
+const NAMESPACES: [(&str, libc::c_int); 6] = [
+    ("cgroup", libc::CLONE_NEWCGROUP),
     ("ipc", libc::CLONE_NEWIPC),
     ("uts", libc::CLONE_NEWUTS),
     ("net", libc::CLONE_NEWNET),
@@ -489,8 +538,16 @@ const NAMESPACES: [(&str, libc::c_int); 5] = [
 
 /// Run `argv` (an absolute path inside the VPS first) in the namespaces and
 /// root of the running VPS whose init is `pid`, on the caller's stdio, and
-/// return its exit code (128 + signal if it was killed).
-pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Error)> {
+/// return its exit code (128 + signal if it was killed). With `walls`, the
+/// command joins the VPS's devices cgroup (`cgroup`, its `cgroup.procs`)
+/// and gets init's system-call filter and capabilities: no way in is
+/// stronger than init.
+pub fn exec_in(
+    pid: i32,
+    argv: &[&OsStr],
+    walls: Option<&Walls>,
+    cgroup: Option<OwnedFd>,
+) -> Result<i32, (&'static str, io::Error)> {
     let mut fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
@@ -516,6 +573,8 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
     .map_err(|e| ("open the VPS's root", io::Error::from(e)))?;
     let raw: Vec<(RawFd, libc::c_int)> = fds.iter().map(|(f, n)| (f.as_raw_fd(), *n)).collect();
     let root_fd = root.as_raw_fd();
+    let cgroup_fd = cgroup.as_ref().map(|f| f.as_raw_fd());
+    let walls = walls.cloned();
 
     let Some((program, rest)) = argv.split_first() else {
         return Err(("run", io::Error::other("empty command line")));
@@ -525,6 +584,12 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
     // SAFETY: only system calls between fork and exec, on data made before.
     unsafe {
         cmd.pre_exec(move || {
+            // Not dumpable until exec: no process of the VPS may ptrace
+            // this one while it still has the host's capabilities.
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+            if let Some(fd) = cgroup_fd {
+                DeviceCgroup::join(fd)?;
+            }
             for (fd, flag) in &raw {
                 if libc::setns(*fd, *flag) != 0 {
                     return Err(io::Error::last_os_error());
@@ -544,6 +609,9 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
                 return Err(io::Error::last_os_error());
             }
             libc::chdir(c"/".as_ptr());
+            if let Some(w) = &walls {
+                w.lock_down()?;
+            }
             Ok(())
         });
     }
@@ -561,6 +629,7 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
         libc::signal(libc::SIGQUIT, old_quit);
     }
     drop(fds);
+    drop(cgroup);
     let status = result.map_err(|e| ("enter the VPS's namespaces and run", e))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
