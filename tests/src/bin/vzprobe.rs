@@ -49,6 +49,8 @@ fn main() {
         eprintln!("usage: vzprobe PROBE [ARGS]");
         std::process::exit(2)
     };
+    // The probes' scratch space; the test template may have no /tmp.
+    let _ = std::fs::create_dir("/tmp");
     // SAFETY (all blocks below): plain system calls on local buffers.
     let r = unsafe {
         match probe.as_str() {
@@ -89,6 +91,32 @@ fn main() {
                     );
                     libc::close(fd as i32);
                     n.map(|n| format!("read {n} bytes of the disk"))
+                });
+                libc::unlink(path.as_ptr());
+                r
+            }
+            // mknod a character device, then open it (no read or ioctl).
+            "open-dev" => {
+                let (major, minor) = (num(args.get(1)), num(args.get(2)));
+                let path = c("/tmp/vzprobe-dev");
+                libc::unlink(path.as_ptr());
+                let r = check(
+                    "mknod",
+                    libc::mknod(
+                        path.as_ptr(),
+                        libc::S_IFCHR | 0o600,
+                        libc::makedev(major, minor),
+                    ) as libc::c_long,
+                )
+                .and_then(|_| {
+                    check(
+                        "open",
+                        libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) as _,
+                    )
+                })
+                .map(|fd| {
+                    libc::close(fd as i32);
+                    format!("opened device {major}:{minor}")
                 });
                 libc::unlink(path.as_ptr());
                 r
@@ -189,15 +217,24 @@ fn main() {
             }
             // Set the clock: the kernel's time zone, to the value it has.
             "clock" => {
+                // `struct timezone` (libc has it only as an opaque type).
+                #[repr(C)]
+                struct TimeZone {
+                    minutes_west: i32,
+                    dst_time: i32,
+                }
                 let mut tv: libc::timeval = std::mem::zeroed();
-                let mut tz: libc::timezone = std::mem::zeroed();
-                libc::gettimeofday(&mut tv, (&mut tz as *mut libc::timezone).cast());
+                let mut tz = TimeZone {
+                    minutes_west: 0,
+                    dst_time: 0,
+                };
+                libc::gettimeofday(&mut tv, (&mut tz as *mut TimeZone).cast());
                 check(
                     "settimeofday",
                     libc::syscall(
                         libc::SYS_settimeofday,
                         std::ptr::null::<libc::timeval>(),
-                        &tz as *const libc::timezone,
+                        &tz as *const TimeZone,
                     ),
                 )
                 .map(|_| "set the kernel's time zone".into())
@@ -234,7 +271,10 @@ fn main() {
                 }
                 Ok(names.join(","))
             }
-            // "shocker": a handle of /, opened back by handle.
+            // "shocker": a handle of PATH's directory (default /dev, a tmpfs,
+            // which has handles; the VPS's overlay root has none), opened
+            // back by handle: with a guessed handle, any inode of that file
+            // system, past the VPS's root.
             "shocker" => {
                 #[repr(C)]
                 struct Handle {
@@ -248,19 +288,20 @@ fn main() {
                     f: [0; 128],
                 };
                 let mut mount_id = 0i32;
+                let path = c(args.get(1).map_or("/dev", |s| s.as_str()));
                 check(
                     "name_to_handle_at",
                     libc::syscall(
                         libc::SYS_name_to_handle_at,
                         libc::AT_FDCWD,
-                        c"/".as_ptr(),
+                        path.as_ptr(),
                         &mut h as *mut Handle,
                         &mut mount_id as *mut i32,
                         0,
                     ),
                 )
                 .and_then(|_| {
-                    let dir = libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                    let dir = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
                     check(
                         "open_by_handle_at",
                         libc::syscall(
@@ -271,7 +312,7 @@ fn main() {
                         ),
                     )
                 })
-                .map(|_| "opened / by its handle".into())
+                .map(|_| "opened a directory by its handle".into())
             }
             // Leave the root through `..`, plain and with the chroot trick;
             // "ok" only if MARKER (a file on the host) shows up.
@@ -336,6 +377,23 @@ fn main() {
                     ))
                 }
             }
+            // How much of a file can be read (a masked one: nothing).
+            "size" => {
+                let path = args.get(1).cloned().unwrap_or_default();
+                match std::fs::File::open(&path) {
+                    Err(e) => Err((format!("open {path}"), e)),
+                    Ok(f) => {
+                        use std::io::Read;
+                        let mut buf = Vec::new();
+                        match f.take(1 << 20).read_to_end(&mut buf) {
+                            Ok(n) => Ok(format!("{n} bytes")),
+                            Err(e) => Err((format!("read {path}"), e)),
+                        }
+                    }
+                }
+            }
+            // Who this process is: a setuid program sees euid 0.
+            "ids" => Ok(format!("uid={} euid={}", libc::getuid(), libc::geteuid())),
             // What the process is allowed: bounding set, no_new_privs, seccomp.
             "status" => {
                 let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -265,7 +265,7 @@ impl Filter {
                 by_errno
                     .entry(d.errno)
                     .or_default()
-                    .insert(d.nr.into(), Vec::new());
+                    .insert(d.nr, Vec::new());
             }
         }
         let mut programs = Vec::new();
@@ -325,7 +325,8 @@ impl Filter {
 #[cfg(target_arch = "x86_64")]
 fn x32_refused() -> BpfProgram {
     use seccompiler::sock_filter;
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    // BPF_LD | BPF_W | BPF_ABS (the first two are 0).
+    const LD_W_ABS: u16 = 0x20;
     const JGE_K: u16 = 0x05 | 0x30;
     const RET_K: u16 = 0x06;
     let ins = |code, jt, jf, k| sock_filter { code, jt, jf, k };

@@ -1016,6 +1016,11 @@ impl Vz {
         let cfg = self.config(ctid)?;
         let _lock = self.lock(ctid)?;
         let Some(pid) = self.running_pid(&cfg) else {
+            // Isolation (walls.rs): an init that ended by itself (reboot,
+            // crash) leaves its devices cgroup; it goes here.
+            if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
+                let _ = cg.remove();
+            }
             return Err(VpsError::NotRunning { ctid });
         };
         let how = process::stop(pid, fast, timeout).map_err(|source| VpsError::Stop {
@@ -1166,12 +1171,11 @@ impl Vz {
             let mut now = cfg.clone();
             now.devnodes = devnodes.clone();
             now.devices = devices.clone();
-            if let (Some(pid), Some((old, cg)), Some((new, _))) = (
+            if let (Some(pid), Some((new, cg))) = (
                 self.running_pid(&cfg),
-                walls::for_vps(&self.root.base, &cfg)?,
                 walls::for_vps(&self.root.base, &now)?,
             ) {
-                cg.update_rules(ctid, &old.device_rules, &new.device_rules)?;
+                cg.update_rules(ctid, &new.device_rules)?;
                 new.make_nodes_in(pid, ctid)?;
                 live = true;
             }

@@ -27,7 +27,7 @@ use rustix::fs::{FileType, Mode};
 use rustix::mount::MountFlags;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -446,10 +446,16 @@ impl DeviceCgroup {
         Ok(())
     }
 
-    /// Change a running VPS's rules from `old` to `new` (`set --devices`
-    /// live): new grants allowed, removed ones denied, one by one, so the
-    /// VPS never loses `/dev/null` in between.
-    pub fn update_rules(&self, ctid: u32, old: &[String], new: &[String]) -> Result<(), VpsError> {
+    /// Change a running VPS's rules to `new` (`set --devices` live): from
+    /// what the cgroup allows now, new grants allowed and the rest denied,
+    /// one by one, so the VPS never loses `/dev/null` in between.
+    pub fn update_rules(&self, ctid: u32, new: &[String]) -> Result<(), VpsError> {
+        let list = self.path.join("devices.list");
+        let now = std::fs::read_to_string(&list).map_err(|e| VpsError::Walls {
+            ctid,
+            why: format!("cannot read {}: {e}", list.display()),
+        })?;
+        let old: Vec<String> = now.lines().map(str::to_string).collect();
         let write = |file: &str, line: &str| {
             let p = self.path.join(file);
             std::fs::write(&p, line).map_err(|e| VpsError::Walls {
@@ -717,11 +723,6 @@ fn make_parents(path: &std::ffi::CStr) {
             }
         }
     }
-}
-
-/// Keep the fd's number for a forked child.
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
 }
 
 #[cfg(test)]
