@@ -231,9 +231,9 @@ fn battery(h: &Host, id: &str, walled: bool) {
         Some((major, minor, fstype)) => {
             let a = probe(h, id, &format!("disk-read {major} {minor}"));
             if walled {
-                // mknod is allowed (package scripts make nodes); open is not.
+                // mknod is allowed (package scripts make nodes) where the
+                // kernel lets the VPS's root make nodes at all; open is not.
                 refused(&a, EPERM, "open of the host's disk");
-                assert!(a.line.contains("open"), "{}", a.line);
             } else {
                 assert!(a.ok, "disk read privileged: {}", a.line);
             }
@@ -368,6 +368,17 @@ fn escape_battery_fails_in_a_default_vps_and_the_host_is_unchanged() {
     );
     let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
     assert!(!procs.trim().is_empty(), "init is not in {}", cg.display());
+    // /dev/console is a pty of the VPS's own, read by a keeper outside:
+    // writing a lot to it does not block.
+    let out = h.ok(
+        &[
+            "exec",
+            "801",
+            "test -c /dev/console && i=0 && while [ $i -lt 4000 ]; do echo 'a console line of some length, to fill a pty buffer'; i=$((i+1)); done > /dev/console && echo written",
+        ],
+        0,
+    );
+    assert_eq!(out, "written\n");
     battery(&h, "801", true);
     let _ = h.vzctl(&["stop", "801"]);
     assert!(!cg.exists(), "{} left after stop", cg.display());
@@ -514,4 +525,25 @@ fn symlinks_planted_in_the_private_area_stay_inside() {
     h.ok(&["set", "804", "--hostname", "settled", "--save"], 0);
     h.ok(&["start", "804"], 0);
     assert_eq!(h.ok(&["exec", "804", "cat /etc/hostname"], 0), "settled\n");
+}
+
+#[test]
+fn exec_on_a_stopped_vps_gets_the_same_walls() {
+    let Some(h) = host() else { return };
+    create(&h, "805", false);
+    // Not started: exec gets fresh namespaces on the root, walled like init.
+    let status = probe(&h, "805", "status").line;
+    assert!(
+        status.contains("Seccomp: 2") && status.contains("NoNewPrivs: 0"),
+        "{status}"
+    );
+    assert_eq!(probe(&h, "805", "module").errno, EPERM);
+    assert_eq!(probe(&h, "805", "open-dev 10 237").errno, EPERM);
+    assert_eq!(probe(&h, "805", "sys-rw").errno, EPERM);
+    assert_eq!(probe(&h, "805", "netif").line, "ok lo");
+    assert_eq!(
+        h.ok(&["status", "805"], 0),
+        "CTID 805 exist unmounted down\n"
+    );
+    assert!(!h.devices_cgroup("805").exists());
 }

@@ -211,6 +211,17 @@ pub struct Sandbox {
     pub mount_sys: bool,
     /// Who is PID 1 of the new PID namespace.
     pub init: InitMode,
+    /// A VPS's walls (`vzctl exec` on a stopped VPS): the same as its init
+    /// gets, with a network and a cgroup namespace of its own.
+    pub walls: Option<SandboxWalls>,
+}
+
+/// The walls a sandboxed command of a VPS gets, and the `cgroup.procs` of
+/// the VPS's devices cgroup it joins before anything else.
+#[derive(Debug, Clone)]
+pub struct SandboxWalls {
+    pub walls: crate::vps::walls::Walls,
+    pub cgroup: std::sync::Arc<OwnedFd>,
 }
 
 /// How the command relates to PID 1 of its PID namespace.
@@ -236,6 +247,7 @@ impl Sandbox {
             env: vec![("PATH".into(), DEFAULT_PATH.into())],
             mount_sys: true,
             init: InitMode::Command,
+            walls: None,
         }
     }
 
@@ -313,6 +325,8 @@ impl Sandbox {
                 }
             })?;
         plan.pivot = self.init == InitMode::Command;
+        plan.mknod_nodes = self.walls.is_some();
+        let walls = self.walls.clone();
         let (mut step_reader, step_writer) = io::pipe().map_err(io_err("creating a pipe"))?;
 
         let mut cmd = Command::new(program);
@@ -345,7 +359,7 @@ impl Sandbox {
         // SAFETY: the closure runs between fork and exec; it only makes
         // syscalls on data prepared before the fork and never allocates.
         unsafe {
-            cmd.pre_exec(move || enter_sandbox(&plan, step_fd));
+            cmd.pre_exec(move || enter_sandbox(&plan, step_fd, walls.as_ref()));
         }
         let spawned = cmd.spawn();
         // Drop every write end this process holds so the reads below end.
@@ -707,11 +721,18 @@ fn note_step(fd: RawFd, step: Step) {
 
 /// Runs in the forked child before exec. Returns `Ok` only in the process
 /// that is to exec the command (PID 1 of the new PID namespace).
-fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
+fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, walls: Option<&SandboxWalls>) -> io::Result<()> {
     note_step(step_fd, Step::Unshare);
     // If vzpkg dies, take the sandbox with it.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    if let Some(w) = walls {
+        crate::vps::walls::DeviceCgroup::join(w.cgroup.as_raw_fd())?;
+    }
     unshare_namespaces()?;
+    if walls.is_some() {
+        // SAFETY: FILES is not among the flags.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET | UnshareFlags::NEWCGROUP) }?;
+    }
     note_step(step_fd, Step::Fork);
     // SAFETY: this process is the single-threaded child of a fork.
     let pid = unsafe { libc::fork() };
@@ -721,6 +742,9 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
     if pid == 0 {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         plan.apply(&mut |s| note_step(step_fd, s))?;
+        if let Some(w) = walls {
+            w.walls.apply_mounts()?;
+        }
         if !plan.pivot {
             // PID 1 stays at the namespace's root and reaps; the command
             // runs chrooted below it.
@@ -738,6 +762,9 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
             rustix::process::chdir(c"/")?;
         }
         note_step(step_fd, Step::Exec);
+        if let Some(w) = walls {
+            w.walls.lock_down()?;
+        }
         return Ok(());
     }
     wait_and_mirror(pid, true)

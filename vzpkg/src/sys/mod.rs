@@ -2,5 +2,6 @@
 //! glue) where the runtime talks to the kernel without a safe wrapper.
 
 pub mod caps;
+pub mod console;
 pub mod resolve;
 pub mod seccomp;

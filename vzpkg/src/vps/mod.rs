@@ -1112,10 +1112,21 @@ impl Vz {
         }
         let lock = self.lock(ctid)?;
         let mounted_here = self.mount_locked(&cfg)? != Mounted::Already;
+        // Isolation (walls.rs): the command gets init's walls and devices cgroup.
+        let walled = walls::for_vps(&self.root.base, &cfg)?;
+        let mut sandbox_walls = None;
+        if let Some((w, cg)) = &walled {
+            cg.create(ctid, &w.device_rules)?;
+            sandbox_walls = Some(crate::sandbox::SandboxWalls {
+                walls: w.clone(),
+                cgroup: std::sync::Arc::new(cg.procs(ctid)?),
+            });
+        }
         let result = self.shell_check(&cfg).and_then(|()| {
             let mut sb = crate::sandbox::Sandbox::new(&cfg.ve_root);
             sb.hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
             sb.env = process::vps_env();
+            sb.walls = sandbox_walls;
             let opts = crate::sandbox::RunOptions {
                 output: crate::sandbox::OutputMode::Stream,
                 stdin: crate::sandbox::StdinMode::Inherit,
@@ -1131,6 +1142,9 @@ impl Vz {
                 })
                 .map_err(|source| VpsError::Sandbox { ctid, source })
         });
+        if let Some((_, cg)) = &walled {
+            let _ = cg.remove();
+        }
         if mounted_here {
             self.umount_locked(&cfg)?;
         }

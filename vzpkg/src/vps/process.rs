@@ -49,6 +49,7 @@ const STEP_STDIO: u8 = 102;
 const STEP_CGROUP: u8 = 103;
 const STEP_WALL_MOUNTS: u8 = 104;
 const STEP_LOCK_DOWN: u8 = 105;
+const STEP_CONSOLE: u8 = 106;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -61,6 +62,7 @@ fn step_name(code: u8) -> String {
         STEP_CGROUP => "join the VPS's devices cgroup".into(),
         STEP_WALL_MOUNTS => "mask /proc and /sys files, make /proc/sys read-only".into(),
         STEP_LOCK_DOWN => "install the system-call filter and drop capabilities".into(),
+        STEP_CONSOLE => "make /dev/console a pty and hand its master to the keeper".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -73,6 +75,8 @@ pub struct StartPlan {
     pub walls: Option<Walls>,
     /// `cgroup.procs` of the VPS's devices cgroup, joined before the unshare.
     pub cgroup: Option<OwnedFd>,
+    /// The console keeper's channel (a VPS with walls).
+    pub console: Option<crate::sys::console::Channel>,
     /// argv and envp for `/sbin/init`, or `None` for the built-in init.
     pub init: Option<(CString, Vec<CString>, Vec<CString>)>,
 }
@@ -108,11 +112,17 @@ impl StartPlan {
         } else {
             None
         };
+        let console = if walls.is_some() {
+            Some(crate::sys::console::channel().map_err(|e| format!("a socket pair: {e}"))?)
+        } else {
+            None
+        };
         Ok(StartPlan {
             mounts,
             private_net,
             walls,
             cgroup,
+            console,
             init,
         })
     }
@@ -224,10 +234,28 @@ unsafe fn first_child(
             fail(wfd, STEP_CGROUP, &e);
         }
     }
-    close_all_but(wfd);
+    let (keeper_fd, vps_fd) = match &plan.console {
+        Some(c) => (c.keeper.as_raw_fd(), c.vps.as_raw_fd()),
+        None => (-1, -1),
+    };
+    close_all_but(&[wfd, keeper_fd, vps_fd]);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
     if libc::setsid() < 0 {
         fail(wfd, STEP_SETSID, &io::Error::last_os_error());
+    }
+    if keeper_fd >= 0 {
+        // The console keeper, forked before the PID namespace exists so no
+        // process of the VPS sees it.
+        record(wfd, TAG_STEP, STEP_CONSOLE, 0);
+        let k = libc::fork();
+        if k < 0 {
+            fail(wfd, STEP_CONSOLE, &io::Error::last_os_error());
+        }
+        if k == 0 {
+            close_all_but(&[keeper_fd]);
+            crate::sys::console::keep(keeper_fd)
+        }
+        libc::close(keeper_fd);
     }
     record(wfd, TAG_STEP, Step::Unshare as u8, 0);
     let mut flags =
@@ -249,7 +277,11 @@ unsafe fn first_child(
         fail(wfd, Step::Fork as u8, &io::Error::last_os_error());
     }
     if pid == 0 {
-        pid1(plan, wfd, argv, envp)
+        pid1(plan, wfd, vps_fd, argv, envp)
+    }
+    if vps_fd >= 0 {
+        // If this fails the keeper leaves once PID 1 closes its end too.
+        let _ = crate::sys::console::send_pid(vps_fd, pid);
     }
     record(wfd, TAG_PID, 0, pid);
     libc::_exit(0)
@@ -259,6 +291,7 @@ unsafe fn first_child(
 unsafe fn pid1(
     plan: &StartPlan,
     wfd: RawFd,
+    console_fd: RawFd,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
@@ -288,6 +321,13 @@ unsafe fn pid1(
         if let Err(e) = walls.apply_mounts() {
             fail(wfd, STEP_WALL_MOUNTS, &e);
         }
+    }
+    if console_fd >= 0 {
+        record(wfd, TAG_STEP, STEP_CONSOLE, 0);
+        if let Err(e) = crate::sys::console::make_console(console_fd) {
+            fail(wfd, STEP_CONSOLE, &e);
+        }
+        libc::close(console_fd);
     }
     if plan.private_net {
         record(wfd, TAG_STEP, STEP_LOOPBACK, 0);
@@ -326,15 +366,30 @@ unsafe fn pid1(
     }
 }
 
-fn close_all_but(keep: RawFd) {
+/// Close every descriptor above stdio but those in `keep` (-1 entries are
+/// ignored). No allocation.
+fn close_all_but(keep: &[RawFd]) {
+    let mut sorted = [-1 as RawFd; 4];
+    let mut n = 0;
+    for &fd in keep {
+        if fd > 2 && n < sorted.len() {
+            sorted[n] = fd;
+            n += 1;
+        }
+    }
+    sorted[..n].sort_unstable();
+    let mut lo = 3u32;
     // SAFETY: plain system calls in a forked child.
     unsafe {
-        let ranges = [(3u32, keep as u32 - 1), (keep as u32 + 1, u32::MAX)];
-        for (lo, hi) in ranges {
+        for &fd in sorted[..n].iter().chain(std::iter::once(&-1)) {
+            let hi = if fd < 0 { u32::MAX } else { fd as u32 - 1 };
             if lo <= hi && libc::syscall(libc::SYS_close_range, lo, hi, 0u32) != 0 {
-                for fd in lo..hi.min(1024) {
-                    libc::close(fd as i32);
+                for f in lo..hi.min(1024) {
+                    libc::close(f as i32);
                 }
+            }
+            if fd >= 0 {
+                lo = fd as u32 + 1;
             }
         }
     }
