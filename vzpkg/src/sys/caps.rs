@@ -146,4 +146,35 @@ mod tests {
         assert_eq!(c.with(27, false).names(), ["kill"]);
         assert!(c.with(21, true).has(21));
     }
+
+    /// In a forked child: after `restrict`, the bounding, effective and
+    /// inheritable sets hold only what was kept.
+    #[test]
+    fn restrict_leaves_only_the_kept_set() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: dropping capabilities needs root's CAP_SETPCAP");
+            return;
+        }
+        let keep = Caps::of(&["chown", "kill", "setpcap"]);
+        let last = last_cap();
+        // SAFETY: the child makes system calls only and leaves with _exit.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            let ok = restrict(keep, last).is_ok()
+                && (0..=last).all(|c| {
+                    let set = CapabilitySet::from_bits_retain(1 << c);
+                    rustix::thread::capability_is_in_bounding_set(set).ok() == Some(keep.has(c))
+                })
+                && rustix::thread::capabilities(None).is_ok_and(|s| {
+                    s.effective.bits() == keep.0 && s.inheritable.bits() & !keep.0 == 0
+                });
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
 }

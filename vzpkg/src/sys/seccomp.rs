@@ -355,4 +355,61 @@ mod tests {
         let names: std::collections::HashSet<_> = DENIED.iter().map(|d| d.name).collect();
         assert_eq!(names.len(), DENIED.len(), "a call is listed twice");
     }
+
+    /// Installed in a forked child: refused calls get their errno, others
+    /// go through, and no_new_privs stays off.
+    #[test]
+    fn installed_filter_refuses_and_lets_through() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: installing a filter without no_new_privs needs root");
+            return;
+        }
+        let filter = Filter::for_caps(Caps::default()).unwrap();
+        // SAFETY: the child makes system calls only and leaves with _exit.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            let code = unsafe {
+                let errno = || *libc::__errno_location();
+                if filter.install().is_err() {
+                    libc::_exit(10);
+                }
+                let image = [0u8; 8];
+                let r = libc::syscall(libc::SYS_init_module, image.as_ptr(), 8usize, c"".as_ptr());
+                if r != -1 || errno() != libc::EPERM {
+                    libc::_exit(11);
+                }
+                let r = libc::syscall(libc::SYS_io_uring_setup, 1u32, std::ptr::null_mut::<u8>());
+                if r != -1 || errno() != libc::ENOSYS {
+                    libc::_exit(12);
+                }
+                let r = libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0);
+                if r != -1 || errno() != libc::ENOSYS {
+                    libc::_exit(13);
+                }
+                // x32's getpid: refused as a kernel without x32 would.
+                #[cfg(target_arch = "x86_64")]
+                if libc::syscall(libc::SYS_getpid | 0x4000_0000) != -1 || errno() != libc::ENOSYS {
+                    libc::_exit(14);
+                }
+                if libc::getpid() <= 0 {
+                    libc::_exit(15);
+                }
+                if libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 0 {
+                    libc::_exit(16);
+                }
+                0
+            };
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "child died: {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "see the exit codes in the child"
+        );
+    }
 }
