@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use vzpkg::quota::cli::exit;
+use vzpkg::cli::vzquota::exit;
 use vzpkg::quota::{IdKind, IdLimits, StateFile};
 use vzpkg_tests::fixture::is_root;
 

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cache;
 pub mod cancel;
+pub mod cli;
 pub mod configure;
 pub mod control;
 pub mod debversion;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod fetch;
 pub mod http;
+pub mod layout;
 pub mod lock;
 pub mod normalize;
 pub mod openpgp;

@@ -12,10 +12,10 @@
 //! process only waits and passes the exit status on. All mounts live in the
 //! new mount namespace and vanish with it; the host never sees them.
 
+use crate::sys::{self, ns::UnshareFlags, process::Forked};
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
-use rustix::thread::UnshareFlags;
-use std::ffi::{CStr, CString, OsStr};
+use rustix::mount::MountFlags;
+use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -356,11 +356,11 @@ impl Sandbox {
             }
         }
         let step_fd = step_writer.as_raw_fd();
-        // SAFETY: the closure runs between fork and exec; it only makes
-        // syscalls on data prepared before the fork and never allocates.
-        unsafe {
-            cmd.pre_exec(move || enter_sandbox(&plan, step_fd, walls.as_ref()));
-        }
+        // The closure runs between fork and exec; it only makes syscalls on
+        // data prepared before the fork and never allocates.
+        sys::process::before_exec(&mut cmd, move || {
+            enter_sandbox(&plan, step_fd, walls.as_ref())
+        });
         let spawned = cmd.spawn();
         // Drop every write end this process holds so the reads below end.
         drop(cmd);
@@ -582,11 +582,11 @@ impl MountPlan {
     /// namespace; `report` hears each step before it is tried.
     pub fn apply(&self, report: &mut dyn FnMut(Step)) -> io::Result<()> {
         report(Step::PrivateMounts);
-        make_mounts_private()?;
+        sys::mount::make_private()?;
         report(Step::BindRoot);
         rustix::mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
         report(Step::MountProc);
-        mount_proc(&self.proc_dir)?;
+        sys::mount::mount_proc(&self.proc_dir)?;
         report(Step::MountDev);
         rustix::mount::mount(
             c"tmpfs",
@@ -658,7 +658,7 @@ impl MountPlan {
         rustix::system::sethostname(&self.hostname)?;
         if self.pivot {
             report(Step::PivotRoot);
-            pivot_into(&self.root)?;
+            sys::mount::pivot_into(&self.root)?;
         }
         Ok(())
     }
@@ -667,56 +667,14 @@ impl MountPlan {
 /// Unshare the namespaces a sandboxed command gets. The caller's children
 /// (not the caller) land in the new PID namespace.
 pub fn unshare_namespaces() -> io::Result<()> {
-    // SAFETY: FILES is not among the flags, so no file descriptor table is split.
-    unsafe {
-        rustix::thread::unshare_unsafe(
-            UnshareFlags::NEWNS
-                | UnshareFlags::NEWPID
-                | UnshareFlags::NEWUTS
-                | UnshareFlags::NEWIPC,
-        )
-    }
-    .map_err(io::Error::from)
-}
-
-/// Make every mount in this mount namespace private so that nothing mounted
-/// from here on propagates to the host.
-pub fn make_mounts_private() -> io::Result<()> {
-    rustix::mount::mount_change(
-        c"/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    sys::ns::unshare(
+        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC,
     )
-    .map_err(io::Error::from)
-}
-
-/// A fresh procfs for the calling process's PID namespace at `target`.
-pub fn mount_proc(target: &CStr) -> io::Result<()> {
-    rustix::mount::mount(
-        c"proc",
-        target,
-        c"proc",
-        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-        None,
-    )
-    .map_err(io::Error::from)
-}
-
-/// Make the mount point `root` the root directory and detach the old root.
-pub fn pivot_into(root: &CStr) -> io::Result<()> {
-    rustix::process::chdir(root)?;
-    // Stacking the old root under the new one and detaching it avoids
-    // needing a put_old directory inside the tree.
-    rustix::process::pivot_root(c".", c".")?;
-    rustix::mount::unmount(c".", UnmountFlags::DETACH)?;
-    rustix::process::chdir(c"/")?;
-    Ok(())
 }
 
 fn note_step(fd: RawFd, step: Step) {
-    let b = [step as u8];
-    // SAFETY: `fd` is the step pipe's write end, open until exec closes it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let _ = rustix::io::write(fd, &b);
+    // `fd` is the step pipe's write end, open until exec closes it.
+    sys::process::write_fd(fd, &[step as u8]);
 }
 
 /// Runs in the forked child before exec. Returns `Ok` only in the process
@@ -724,23 +682,18 @@ fn note_step(fd: RawFd, step: Step) {
 fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, walls: Option<&SandboxWalls>) -> io::Result<()> {
     note_step(step_fd, Step::Unshare);
     // If vzpkg dies, take the sandbox with it.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    sys::process::die_with_parent()?;
     if let Some(w) = walls {
         crate::vps::walls::DeviceCgroup::join(w.cgroup.as_raw_fd())?;
     }
     unshare_namespaces()?;
     if walls.is_some() {
-        // SAFETY: FILES is not among the flags.
-        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET | UnshareFlags::NEWCGROUP) }?;
+        sys::ns::unshare(sys::ns::UnshareFlags::NEWNET | sys::ns::UnshareFlags::NEWCGROUP)?;
     }
     note_step(step_fd, Step::Fork);
-    // SAFETY: this process is the single-threaded child of a fork.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    // This process is the single-threaded child of a fork.
+    let Forked::Parent(pid) = sys::process::fork()? else {
+        sys::process::die_with_parent()?;
         plan.apply(&mut |s| note_step(step_fd, s))?;
         if let Some(w) = walls {
             w.walls.apply_mounts()?;
@@ -748,15 +701,10 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, walls: Option<&SandboxWalls>)
         if !plan.pivot {
             // PID 1 stays at the namespace's root and reaps; the command
             // runs chrooted below it.
-            // SAFETY: still a single-threaded child of a fork.
-            let pid = unsafe { libc::fork() };
-            if pid < 0 {
-                return Err(io::Error::last_os_error());
+            if let Forked::Parent(pid) = sys::process::fork()? {
+                sys::process::wait_and_mirror(pid, true)
             }
-            if pid != 0 {
-                wait_and_mirror(pid, true)
-            }
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            sys::process::die_with_parent()?;
             note_step(step_fd, Step::PivotRoot);
             rustix::process::chroot(plan.root.as_c_str())?;
             rustix::process::chdir(c"/")?;
@@ -766,55 +714,8 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, walls: Option<&SandboxWalls>)
             w.walls.lock_down()?;
         }
         return Ok(());
-    }
-    wait_and_mirror(pid, true)
-}
-
-/// The middle process: wait for the command and leave with its status.
-pub(crate) fn wait_and_mirror(pid: libc::pid_t, close_stdio: bool) -> ! {
-    // Close our copies of the pipes (including the spawn error pipe) so the
-    // caller's reads end when the command execs or exits, not when we do.
-    // SAFETY: plain syscalls; nothing in this process uses those fds again.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-            for fd in 3..1024 {
-                libc::close(fd);
-            }
-        }
-        // A command on the caller's terminal keeps it; a captured one must
-        // not see its pipe held open by this process.
-        if close_stdio {
-            libc::close(0);
-            libc::close(1);
-            libc::close(2);
-        }
-        // Ctrl-C and termination stop the command too (it dies with us).
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-        libc::signal(libc::SIGHUP, libc::SIG_DFL);
-    }
-    let mut status: libc::c_int = 0;
-    loop {
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            // SAFETY: terminating this process without running any Rust code.
-            unsafe { libc::_exit(127) }
-        }
-    }
-    // SAFETY: re-raising the command's signal or exiting with its code.
-    unsafe {
-        if libc::WIFSIGNALED(status) {
-            let sig = libc::WTERMSIG(status);
-            libc::signal(sig, libc::SIG_DFL);
-            libc::kill(libc::getpid(), sig);
-            libc::_exit(128 + sig);
-        }
-        libc::_exit(libc::WEXITSTATUS(status))
-    }
+    };
+    sys::process::wait_and_mirror(pid, true)
 }
 
 /// A tiny real tree for tests: the host's `/bin/sh` and the libraries it needs.

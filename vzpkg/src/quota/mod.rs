@@ -2,13 +2,12 @@
 //! 1K blocks and inodes, soft and hard limits with grace, a scan of the tree
 //! to initialise usage and a state file with a dirty flag. Second level
 //! ([`ugid`]): the same per uid and per gid inside the tree, on when the
-//! ugid limit (`QUOTAUGIDLIMIT`) is above 0. [`cli`] is the `vzquota` tool.
+//! ugid limit (`QUOTAUGIDLIMIT`) is above 0. [`crate::cli::vzquota`] is the `vzquota` tool.
 //!
 //! Usage is kept in bytes of allocated space (`st_blocks * 512`) so the
 //! incremental accounting never drifts from a scan through rounding; limits
 //! and reports are in 1K blocks as OpenVZ has them.
 
-pub mod cli;
 mod ugid;
 
 pub use ugid::{IdEntry, IdGrace, IdKind, IdLimits, Owner, UgidQuota};

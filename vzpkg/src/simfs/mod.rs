@@ -13,6 +13,7 @@
 //! followed, so no name, symlink, `..` or concurrent rename seen through the
 //! mount can reach outside the backing root.
 
+pub mod control;
 mod fs;
 #[cfg(test)]
 mod tests;

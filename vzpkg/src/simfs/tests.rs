@@ -529,21 +529,7 @@ fn only_the_private_area_is_charged_and_copy_up_costs_the_copy() {
         .open(ov.p("mapped"))
         .unwrap();
     f.set_len(64 << 10).unwrap();
-    // SAFETY: a fresh shared mapping of a 64K file we own, unmapped below.
-    unsafe {
-        let m = libc::mmap(
-            std::ptr::null_mut(),
-            64 << 10,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            0,
-        );
-        assert_ne!(m, libc::MAP_FAILED);
-        std::ptr::write_bytes(m.cast::<u8>(), 9, 64 << 10);
-        assert_eq!(libc::msync(m, 64 << 10, libc::MS_SYNC), 0);
-        libc::munmap(m, 64 << 10);
-    }
+    crate::sys::fs::fill_through_mapping(std::os::fd::AsFd::as_fd(&f), 64 << 10, 9).unwrap();
     drop(f);
     same("writes through mmap");
     assert!(h.usage().bytes >= ov.scan().bytes && ov.scan().bytes >= 64 << 10);

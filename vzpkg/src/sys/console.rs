@@ -73,6 +73,35 @@ fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
     Ok(())
 }
 
+/// Close every descriptor above stdio but those in `keep` (-1 entries
+/// are ignored). No allocation: for a forked child.
+pub fn close_fds_except(keep: &[RawFd]) {
+    let mut sorted = [-1 as RawFd; 4];
+    let mut n = 0;
+    for &fd in keep {
+        if fd > 2 && n < sorted.len() {
+            sorted[n] = fd;
+            n += 1;
+        }
+    }
+    sorted[..n].sort_unstable();
+    let mut lo = 3u32;
+    // SAFETY: plain system calls in a forked child that no longer uses them.
+    unsafe {
+        for &fd in sorted[..n].iter().chain(std::iter::once(&-1)) {
+            let hi = if fd < 0 { u32::MAX } else { fd as u32 - 1 };
+            if lo <= hi && libc::syscall(libc::SYS_close_range, lo, hi, 0u32) != 0 {
+                for f in lo..hi.min(1024) {
+                    libc::close(f as i32);
+                }
+            }
+            if fd >= 0 {
+                lo = fd as u32 + 1;
+            }
+        }
+    }
+}
+
 /// From the starting process: init's host pid.
 pub fn send_pid(sock: RawFd, pid: i32) -> io::Result<()> {
     let p = pid.to_le_bytes();

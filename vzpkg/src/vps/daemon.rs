@@ -17,9 +17,10 @@
 use super::error::io_err;
 use super::{overlay, VpsConfig, VpsError, Vz};
 use crate::quota::{Limits, Usage};
-use crate::simfs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::simfs::{self, control, control::Reply, control::Request};
+use crate::sys::{self, signal, signal::SignalFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -101,16 +102,9 @@ pub fn spawn(vz: &Vz, cfg: &VpsConfig) -> Result<i32, VpsError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it detaches from vzctl's
-    // terminal and process group, so a Ctrl-C there never reaches simfs.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // setsid detaches from vzctl's terminal and process group, so a Ctrl-C
+    // there never reaches simfs.
+    sys::process::before_exec(&mut cmd, sys::process::setsid);
     let mut child = cmd.spawn().map_err(|e| {
         simfs_err(
             ctid,
@@ -164,21 +158,7 @@ fn read_line_within(fd: OwnedFd, timeout: Duration) -> std::io::Result<Option<St
         if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
-        let mut p = libc::pollfd {
-            fd: f.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
+        if !sys::poll::wait_readable(f.as_fd(), Some(left))? {
             continue;
         }
         let mut chunk = [0u8; 512];
@@ -190,20 +170,12 @@ fn read_line_within(fd: OwnedFd, timeout: Duration) -> std::io::Result<Option<St
     }
 }
 
-/// Send one request line to the running simfs process; its reply line.
-fn request(vz: &Vz, ctid: u32, line: &str) -> Result<String, VpsError> {
+/// Send one request to the running simfs process; its reply, which must
+/// be a success.
+fn request(vz: &Vz, ctid: u32, req: &Request) -> Result<Reply, VpsError> {
     let sock = vz.root.simfs_socket(ctid);
     let log = vz.root.simfs_log(ctid);
-    let talk = || -> std::io::Result<String> {
-        let mut s = UnixStream::connect(&sock)?;
-        s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-        s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-        s.write_all(format!("{line}\n").as_bytes())?;
-        let mut reply = String::new();
-        BufReader::new(s).read_line(&mut reply)?;
-        Ok(reply.trim_end().to_string())
-    };
-    let reply = talk().map_err(|e| {
+    let reply = control::ask(&sock, req, REQUEST_TIMEOUT, REQUEST_TIMEOUT).map_err(|e| {
         simfs_err(
             ctid,
             format!(
@@ -213,79 +185,43 @@ fn request(vz: &Vz, ctid: u32, line: &str) -> Result<String, VpsError> {
             &log,
         )
     })?;
-    match reply.strip_prefix("ok") {
-        Some(rest) => Ok(rest.trim().to_string()),
-        None => Err(simfs_err(
+    if reply.is_ok() {
+        Ok(reply)
+    } else {
+        Err(simfs_err(
             ctid,
-            format!("it refused `{line}`: {reply}"),
+            format!("it refused `{}`: {reply}", req.encode()),
             &log,
+        ))
+    }
+}
+
+/// The usage in a reply that must carry one.
+fn usage_of(vz: &Vz, ctid: u32, reply: Reply) -> Result<Usage, VpsError> {
+    match reply {
+        Reply::Usage(u) => Ok(u),
+        other => Err(simfs_err(
+            ctid,
+            format!("unexpected reply {:?}", other.encode()),
+            &vz.root.simfs_log(ctid),
         )),
     }
 }
 
 /// Change the limits of the mounted VPS now; its usage afterwards.
 pub fn set_limits(vz: &Vz, ctid: u32, l: Limits, ugid_limit: u64) -> Result<Usage, VpsError> {
-    let reply = request(
-        vz,
-        ctid,
-        &format!(
-            "limits {} {} {} {} {} {} {}",
-            l.block_soft,
-            l.block_hard,
-            l.inode_soft,
-            l.inode_hard,
-            l.block_grace,
-            l.inode_grace,
-            ugid_limit
-        ),
-    )?;
-    parse_usage(&reply).ok_or_else(|| {
-        simfs_err(
-            ctid,
-            format!("unexpected reply {reply:?}"),
-            &vz.root.simfs_log(ctid),
-        )
-    })
+    let req = Request::Limits {
+        limits: l,
+        ugid_limit,
+    };
+    let reply = request(vz, ctid, &req)?;
+    usage_of(vz, ctid, reply)
 }
 
 /// The usage the running simfs process counts.
 pub fn usage(vz: &Vz, ctid: u32) -> Result<Usage, VpsError> {
-    let reply = request(vz, ctid, "usage")?;
-    parse_usage(&reply).ok_or_else(|| {
-        simfs_err(
-            ctid,
-            format!("unexpected reply {reply:?}"),
-            &vz.root.simfs_log(ctid),
-        )
-    })
-}
-
-fn parse_usage(s: &str) -> Option<Usage> {
-    let mut it = s.split_whitespace().map(|w| w.parse::<u64>().ok());
-    Some(Usage {
-        bytes: it.next()??,
-        inodes: it.next()??,
-    })
-}
-
-/// First-level limits and the ugid limit of a `limits` request.
-fn parse_limits(words: &str) -> Option<(Limits, u64)> {
-    let v: Vec<u64> = words
-        .split_whitespace()
-        .map(|w| w.parse().ok())
-        .collect::<Option<_>>()?;
-    let [bs, bh, is, ih, bg, ig, ugid] = v[..] else {
-        return None;
-    };
-    let l = Limits {
-        block_soft: bs,
-        block_hard: bh,
-        inode_soft: is,
-        inode_hard: ih,
-        block_grace: bg,
-        inode_grace: ig,
-    };
-    Some((l, ugid))
+    let reply = request(vz, ctid, &Request::Usage)?;
+    usage_of(vz, ctid, reply)
 }
 
 /// Ask the simfs process to unmount the root, save its state and exit.
@@ -295,7 +231,7 @@ pub fn unmount(vz: &Vz, ctid: u32, root: &Path) -> Result<bool, VpsError> {
     let Some(pid) = live_pid(vz, ctid) else {
         return Ok(false);
     };
-    match request(vz, ctid, "umount") {
+    match request(vz, ctid, &Request::Umount) {
         Ok(_) => {}
         Err(VpsError::Simfs { why, .. }) if why.contains("busy ") => {
             return Err(VpsError::Umount {
@@ -354,8 +290,7 @@ pub fn serve(vz: &Vz, ctid: u32) -> i32 {
     println!("ready {}", std::process::id());
     let _ = std::io::stdout().flush();
     // Closing the pipe tells vzctl we are up; later output goes to the log.
-    // SAFETY: replacing fd 1 with a duplicate of fd 2.
-    unsafe { libc::dup2(2, 1) };
+    sys::process::stdout_to_stderr();
     server.run()
 }
 
@@ -365,7 +300,7 @@ struct Server {
     /// Taken on exit.
     handle: Option<simfs::SimfsHandle>,
     listener: UnixListener,
-    signals: OwnedFd,
+    signals: SignalFd,
 }
 
 impl Server {
@@ -373,20 +308,8 @@ impl Server {
         let cfg = vz.config(ctid).map_err(|e| e.to_string())?;
         // Blocked before simfs starts its threads, which inherit the mask,
         // so these signals only ever arrive through the signalfd.
-        // SAFETY: plain signal-mask calls on a local set.
-        let signals = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-                libc::sigaddset(&mut set, s);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
-            if fd < 0 {
-                return Err(format!("signalfd: {}", std::io::Error::last_os_error()));
-            }
-            OwnedFd::from_raw_fd(fd)
-        };
+        let signals = SignalFd::new(&[signal::SIGTERM, signal::SIGINT, signal::SIGHUP])
+            .map_err(|e| format!("signalfd: {e}"))?;
         let sock = vz.root.simfs_socket(ctid);
         let _ = std::fs::remove_file(&sock);
         let listener = UnixListener::bind(&sock)
@@ -439,37 +362,15 @@ impl Server {
     fn run(mut self) -> i32 {
         let ctid = self.cfg.ctid;
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.signals.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.listener.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if r < 0 {
+            let Ok([signalled, requested]) =
+                sys::poll::readable([self.signals.as_fd(), self.listener.as_fd()])
+            else {
                 continue;
-            }
-            if fds[0].revents & libc::POLLIN != 0 {
-                let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                let size = std::mem::size_of::<libc::signalfd_siginfo>();
-                // SAFETY: reading one siginfo into a buffer of its size.
-                let n = unsafe {
-                    libc::read(
-                        self.signals.as_raw_fd(),
-                        (&mut info as *mut libc::signalfd_siginfo).cast(),
-                        size,
-                    )
-                };
-                if n as usize == size {
-                    match info.ssi_signo as i32 {
-                        libc::SIGHUP => self.reload(),
+            };
+            if signalled {
+                if let Some(sig) = self.signals.read() {
+                    match sig {
+                        signal::SIGHUP => self.reload(),
                         _ => match self.finish() {
                             Ok(done) => return i32::from(done.is_err()),
                             Err(why) => eprintln!(
@@ -479,7 +380,7 @@ impl Server {
                     }
                 }
             }
-            if fds[1].revents & libc::POLLIN != 0 {
+            if requested {
                 if let Ok((stream, _)) = self.listener.accept() {
                     match self.answer(stream) {
                         Err(e) => eprintln!("simfs {ctid}: a request failed: {e}"),
@@ -558,76 +459,70 @@ impl Server {
         stream.set_nonblocking(false)?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-        let mut line = String::new();
-        BufReader::new(&stream).take(4096).read_line(&mut line)?;
-        let line = line.trim();
-        let reply = match line.split_once(' ').unwrap_or((line, "")) {
-            ("limits", rest) => match (parse_limits(rest), &self.handle) {
-                (Some((l, ugid)), Some(handle)) => {
+        let usage = |u: Usage| Reply::Usage(u);
+        let reply = match control::read_request(&stream)? {
+            Err(why) => Reply::Error(why),
+            Ok(Request::Limits {
+                limits: l,
+                ugid_limit: ugid,
+            }) => match &self.handle {
+                Some(handle) => {
                     handle.set_limits(l);
                     eprintln!(
                         "simfs {}: limits set live: {l:?}, ugid limit {ugid}",
                         self.cfg.ctid
                     );
                     match handle.set_ugid_limit(ugid).and_then(|()| handle.sync()) {
-                        Ok(()) => {
-                            let u = handle.usage();
-                            format!("ok {} {}", u.bytes, u.inodes)
-                        }
-                        Err(e) => format!("error {e}"),
+                        Ok(()) => usage(handle.usage()),
+                        Err(e) => Reply::Error(e.to_string()),
                     }
                 }
-                _ => "error expected seven numbers".to_string(),
+                None => Reply::Error("expected seven numbers".to_string()),
             },
-            ("usage", _) => {
-                let u = self
-                    .handle
+            Ok(Request::Usage) => usage(
+                self.handle
                     .as_ref()
                     .map(|h| {
                         h.settle();
                         h.usage()
                     })
-                    .unwrap_or_default();
-                format!("ok {} {}", u.bytes, u.inodes)
-            }
+                    .unwrap_or_default(),
+            ),
             // `vzquota stat`: the live figures into the quota file.
-            ("sync", _) => match self.handle.as_ref().map(|h| {
+            Ok(Request::Sync) => match self.handle.as_ref().map(|h| {
                 h.settle();
                 h.sync()
             }) {
-                Some(Ok(())) => "ok".to_string(),
-                Some(Err(e)) => format!("error {e}"),
-                None => "error not mounted".to_string(),
+                Some(Ok(())) => Reply::Done,
+                Some(Err(e)) => Reply::Error(e.to_string()),
+                None => Reply::Error("not mounted".to_string()),
             },
             // `vzquota setlimit`/`setlimit2`: the limits it wants, in the
             // file named (else in the state file).
-            ("reload", from) => match self
-                .handle
-                .as_ref()
-                .map(|h| h.reload(Some(Path::new(from)).filter(|_| !from.is_empty())))
-            {
-                Some(Ok(())) => {
-                    eprintln!(
-                        "simfs {}: limits re-read from the quota file",
-                        self.cfg.ctid
-                    );
-                    "ok".to_string()
+            Ok(Request::Reload { from }) => {
+                match self.handle.as_ref().map(|h| h.reload(from.as_deref())) {
+                    Some(Ok(())) => {
+                        eprintln!(
+                            "simfs {}: limits re-read from the quota file",
+                            self.cfg.ctid
+                        );
+                        Reply::Done
+                    }
+                    Some(Err(e)) => Reply::Error(e.to_string()),
+                    None => Reply::Error("not mounted".to_string()),
                 }
-                Some(Err(e)) => format!("error {e}"),
-                None => "error not mounted".to_string(),
-            },
-            ("umount", _) => {
+            }
+            Ok(Request::Umount) => {
                 let (reply, code) = match self.finish() {
-                    Ok(Ok(u)) => (format!("ok {} {}", u.bytes, u.inodes), Some(0)),
-                    Ok(Err(why)) => (format!("error {why}"), Some(1)),
-                    Err(why) => (format!("busy {why}"), None),
+                    Ok(Ok(u)) => (usage(u), Some(0)),
+                    Ok(Err(why)) => (Reply::Error(why.to_string()), Some(1)),
+                    Err(why) => (Reply::Busy(why.to_string()), None),
                 };
-                (&stream).write_all(format!("{reply}\n").as_bytes())?;
+                control::send_reply(&stream, &reply)?;
                 return Ok(code);
             }
-            _ => format!("error unknown request {line:?}"),
         };
-        (&stream).write_all(format!("{reply}\n").as_bytes())?;
+        control::send_reply(&stream, &reply)?;
         Ok(None)
     }
 }

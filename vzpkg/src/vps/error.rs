@@ -66,6 +66,18 @@ pub enum VpsError {
         line: usize,
         why: String,
     },
+    #[error("host config {path} line {line}: {why}; fix that line")]
+    HostConf {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("cannot {op} host config {path}: {source}")]
+    HostIo {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("VPS {ctid}: config {path} has no {key}; the VPS was not made by `vzctl create`, recreate it")]
     ConfKey {
         ctid: u32,
@@ -169,6 +181,8 @@ impl VpsError {
             VpsError::NoShell { .. } => exit::BROKEN,
             VpsError::Locked { .. } => exit::LOCKED,
             VpsError::Conf { .. }
+            | VpsError::HostConf { .. }
+            | VpsError::HostIo { .. }
             | VpsError::ConfKey { .. }
             | VpsError::Io { .. }
             | VpsError::Exec { .. }

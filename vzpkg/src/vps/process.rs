@@ -17,11 +17,17 @@
 
 use super::walls::{DeviceCgroup, Walls};
 use crate::sandbox::{MountPlan, Step};
+use crate::sys::{
+    self,
+    ns::{Namespace, UnshareFlags},
+    process::{Exec, Forked},
+    signal,
+};
+use rustix::process::Signal;
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -76,9 +82,9 @@ pub struct StartPlan {
     /// `cgroup.procs` of the VPS's devices cgroup, joined before the unshare.
     pub cgroup: Option<OwnedFd>,
     /// The console keeper's channel (a VPS with walls).
-    pub console: Option<crate::sys::console::Channel>,
-    /// argv and envp for `/sbin/init`, or `None` for the built-in init.
-    pub init: Option<(CString, Vec<CString>, Vec<CString>)>,
+    pub console: Option<sys::console::Channel>,
+    /// `/sbin/init` with its argv and envp, or `None` for the built-in init.
+    pub init: Option<Exec>,
 }
 
 impl StartPlan {
@@ -108,12 +114,12 @@ impl StartPlan {
                 .map(|(k, v)| CString::new(format!("{k}={v}")))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad)?;
-            Some((path.clone(), vec![path], env))
+            Some(Exec::new(path.clone(), vec![path], env))
         } else {
             None
         };
         let console = if walls.is_some() {
-            Some(crate::sys::console::channel().map_err(|e| format!("a socket pair: {e}"))?)
+            Some(sys::console::channel().map_err(|e| format!("a socket pair: {e}"))?)
         } else {
             None
         };
@@ -138,42 +144,18 @@ pub fn start(plan: &StartPlan) -> Result<i32, (String, io::Error)> {
         rustix::io::fcntl_dupfd_cloexec(&pipe_writer, 3).map_err(|e| pipe_err(e.into()))?;
     // Every write end must close for the read below to end.
     drop(pipe_writer);
-    let argv_ptrs: Vec<*const libc::c_char> = plan
-        .init
-        .as_ref()
-        .map(|(_, argv, _)| {
-            argv.iter()
-                .map(|a| a.as_ptr())
-                .chain([std::ptr::null()])
-                .collect()
-        })
-        .unwrap_or_default();
-    let env_ptrs: Vec<*const libc::c_char> = plan
-        .init
-        .as_ref()
-        .map(|(_, _, env)| {
-            env.iter()
-                .map(|a| a.as_ptr())
-                .chain([std::ptr::null()])
-                .collect()
-        })
-        .unwrap_or_default();
     let wfd = writer.as_raw_fd();
 
-    // SAFETY: the child only makes system calls on data prepared above.
-    let first = unsafe { libc::fork() };
-    if first < 0 {
-        return Err(("fork".into(), io::Error::last_os_error()));
-    }
-    if first == 0 {
-        // SAFETY: in the forked child; never returns.
-        unsafe { first_child(plan, wfd, &argv_ptrs, &env_ptrs) }
-    }
+    let first = match sys::process::fork() {
+        Err(e) => return Err(("fork".into(), e)),
+        // In the forked child; never returns.
+        Ok(Forked::Child) => first_child(plan, wfd),
+        Ok(Forked::Parent(pid)) => pid,
+    };
     drop(writer);
     let records = read_records(OwnedFd::from(reader));
-    let mut status = 0;
-    // SAFETY: reaping our own child, which exits right after the second fork.
-    unsafe { libc::waitpid(first, &mut status, 0) };
+    // Reaping our own child, which exits right after the second fork.
+    let _ = sys::process::wait(first);
     let mut pid = None;
     let mut last_step = String::from("start");
     for r in records.map_err(|e| ("read the start pipe".to_string(), e))? {
@@ -206,24 +188,17 @@ fn read_records(reader: OwnedFd) -> io::Result<Vec<[u8; 8]>> {
 
 fn record(fd: RawFd, tag: u8, step: u8, value: i32) {
     let v = value.to_le_bytes();
-    let b = [tag, step, 0, 0, v[0], v[1], v[2], v[3]];
-    // SAFETY: `fd` is the start pipe's write end, open in this process.
-    unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+    // `fd` is the start pipe's write end, open in this process.
+    sys::process::write_fd(fd, &[tag, step, 0, 0, v[0], v[1], v[2], v[3]]);
 }
 
 fn fail(fd: RawFd, step: u8, e: &io::Error) -> ! {
     record(fd, TAG_ERROR, step, e.raw_os_error().unwrap_or(libc::EIO));
-    // SAFETY: leaving a forked child without running Rust destructors.
-    unsafe { libc::_exit(1) }
+    sys::process::exit_now(1)
 }
 
 /// The first child: new session, new namespaces, fork PID 1, report, exit.
-unsafe fn first_child(
-    plan: &StartPlan,
-    wfd: RawFd,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-) -> ! {
+fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
     // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
     // output must see EOF when vzctl exits, not when the VPS stops, and a
     // lock vzctl lets go must not stay held by a copy while we set up.
@@ -238,76 +213,64 @@ unsafe fn first_child(
         Some(c) => (c.keeper.as_raw_fd(), c.vps.as_raw_fd()),
         None => (-1, -1),
     };
-    close_all_but(&[wfd, keeper_fd, vps_fd]);
+    sys::console::close_fds_except(&[wfd, keeper_fd, vps_fd]);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
-    if libc::setsid() < 0 {
-        fail(wfd, STEP_SETSID, &io::Error::last_os_error());
+    if let Err(e) = sys::process::setsid() {
+        fail(wfd, STEP_SETSID, &e);
     }
     if keeper_fd >= 0 {
         // The console keeper, forked before the PID namespace exists so no
         // process of the VPS sees it.
         record(wfd, TAG_STEP, STEP_CONSOLE, 0);
-        let k = libc::fork();
-        if k < 0 {
-            fail(wfd, STEP_CONSOLE, &io::Error::last_os_error());
+        match sys::process::fork() {
+            Err(e) => fail(wfd, STEP_CONSOLE, &e),
+            Ok(Forked::Child) => {
+                sys::console::close_fds_except(&[keeper_fd]);
+                sys::console::keep(keeper_fd)
+            }
+            Ok(Forked::Parent(_)) => sys::process::close_fd(keeper_fd),
         }
-        if k == 0 {
-            close_all_but(&[keeper_fd]);
-            crate::sys::console::keep(keeper_fd)
-        }
-        libc::close(keeper_fd);
     }
     record(wfd, TAG_STEP, Step::Unshare as u8, 0);
     let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
     if plan.private_net {
-        flags |= libc::CLONE_NEWNET;
+        flags |= UnshareFlags::NEWNET;
     }
     if plan.walls.is_some() {
         // Rooted at the devices cgroup joined above: /proc/self/cgroup
         // inside shows no host path.
-        flags |= libc::CLONE_NEWCGROUP;
+        flags |= UnshareFlags::NEWCGROUP;
     }
-    if libc::unshare(flags) != 0 {
-        fail(wfd, Step::Unshare as u8, &io::Error::last_os_error());
+    if let Err(e) = sys::ns::unshare(flags) {
+        fail(wfd, Step::Unshare as u8, &e);
     }
     record(wfd, TAG_STEP, Step::Fork as u8, 0);
-    let pid = libc::fork();
-    if pid < 0 {
-        fail(wfd, Step::Fork as u8, &io::Error::last_os_error());
+    match sys::process::fork() {
+        Err(e) => fail(wfd, Step::Fork as u8, &e),
+        Ok(Forked::Child) => pid1(plan, wfd, vps_fd),
+        Ok(Forked::Parent(pid)) => {
+            if vps_fd >= 0 {
+                // If this fails the keeper leaves once PID 1 closes its end too.
+                let _ = sys::console::send_pid(vps_fd, pid);
+            }
+            record(wfd, TAG_PID, 0, pid);
+            sys::process::exit_now(0)
+        }
     }
-    if pid == 0 {
-        pid1(plan, wfd, vps_fd, argv, envp)
-    }
-    if vps_fd >= 0 {
-        // If this fails the keeper leaves once PID 1 closes its end too.
-        let _ = crate::sys::console::send_pid(vps_fd, pid);
-    }
-    record(wfd, TAG_PID, 0, pid);
-    libc::_exit(0)
 }
 
 /// PID 1 of the new namespaces.
-unsafe fn pid1(
-    plan: &StartPlan,
-    wfd: RawFd,
-    console_fd: RawFd,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-) -> ! {
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGPIPE,
-        libc::SIGCHLD,
-    ] {
-        libc::signal(sig, libc::SIG_DFL);
-    }
+fn pid1(plan: &StartPlan, wfd: RawFd, console_fd: RawFd) -> ! {
+    sys::signal::unblock_all();
+    sys::signal::set_default(&[
+        signal::SIGINT,
+        signal::SIGTERM,
+        signal::SIGHUP,
+        signal::SIGQUIT,
+        signal::SIGPIPE,
+        signal::SIGCHLD,
+    ]);
     let mut current = 0u8;
     let applied = plan.mounts.apply(&mut |s| {
         current = s as u8;
@@ -324,27 +287,20 @@ unsafe fn pid1(
     }
     if console_fd >= 0 {
         record(wfd, TAG_STEP, STEP_CONSOLE, 0);
-        if let Err(e) = crate::sys::console::make_console(console_fd) {
+        if let Err(e) = sys::console::make_console(console_fd) {
             fail(wfd, STEP_CONSOLE, &e);
         }
-        libc::close(console_fd);
+        sys::process::close_fd(console_fd);
     }
     if plan.private_net {
         record(wfd, TAG_STEP, STEP_LOOPBACK, 0);
-        if let Err(e) = loopback_up() {
+        if let Err(e) = sys::net::loopback_up() {
             fail(wfd, STEP_LOOPBACK, &e);
         }
     }
     record(wfd, TAG_STEP, STEP_STDIO, 0);
-    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-    if null < 0 {
-        fail(wfd, STEP_STDIO, &io::Error::last_os_error());
-    }
-    for fd in 0..3 {
-        libc::dup2(null, fd);
-    }
-    if null > 2 {
-        libc::close(null);
+    if let Err(e) = sys::process::stdio_to_dev_null() {
+        fail(wfd, STEP_STDIO, &e);
     }
     if let Some(walls) = &plan.walls {
         record(wfd, TAG_STEP, STEP_LOCK_DOWN, 0);
@@ -353,121 +309,38 @@ unsafe fn pid1(
         }
     }
     match &plan.init {
-        Some((path, _, _)) => {
+        Some(init) => {
             record(wfd, TAG_STEP, Step::Exec as u8, 0);
-            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            fail(wfd, Step::Exec as u8, &io::Error::last_os_error())
+            let e = init.exec();
+            fail(wfd, Step::Exec as u8, &e)
         }
         None => {
             // Closing the pipe tells vzctl that setup is done.
-            libc::close(wfd);
+            sys::process::close_fd(wfd);
             minimal_init()
         }
     }
 }
 
-/// Close every descriptor above stdio but those in `keep` (-1 entries are
-/// ignored). No allocation.
-fn close_all_but(keep: &[RawFd]) {
-    let mut sorted = [-1 as RawFd; 4];
-    let mut n = 0;
-    for &fd in keep {
-        if fd > 2 && n < sorted.len() {
-            sorted[n] = fd;
-            n += 1;
-        }
-    }
-    sorted[..n].sort_unstable();
-    let mut lo = 3u32;
-    // SAFETY: plain system calls in a forked child.
-    unsafe {
-        for &fd in sorted[..n].iter().chain(std::iter::once(&-1)) {
-            let hi = if fd < 0 { u32::MAX } else { fd as u32 - 1 };
-            if lo <= hi && libc::syscall(libc::SYS_close_range, lo, hi, 0u32) != 0 {
-                for f in lo..hi.min(1024) {
-                    libc::close(f as i32);
-                }
-            }
-            if fd >= 0 {
-                lo = fd as u32 + 1;
-            }
-        }
-    }
-}
-
-extern "C" fn note_signal(_: libc::c_int) {}
-
 /// PID 1 for templates without `/sbin/init`: reap, and stop on SIGTERM/SIGINT.
 fn minimal_init() -> ! {
-    // SAFETY: plain system calls; no allocation.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGCHLD] {
-            libc::sigaddset(&mut set, sig);
-            // The kernel drops signals to a namespace's init that has no
-            // handler, even blocked ones; a handler makes them pend.
-            libc::signal(sig, note_signal as *const () as libc::sighandler_t);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        loop {
-            let sig = libc::sigwaitinfo(&set, std::ptr::null_mut());
-            reap();
-            if sig == libc::SIGTERM || sig == libc::SIGINT {
-                libc::kill(-1, libc::SIGTERM);
-                for _ in 0..20 {
-                    if !reap() {
-                        break;
-                    }
-                    let ts = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 50_000_000,
-                    };
-                    libc::nanosleep(&ts, std::ptr::null_mut());
-                }
-                libc::_exit(0);
-            }
-        }
-    }
-}
-
-/// Reap finished children; false once there are no children left.
-fn reap() -> bool {
+    // Plain system calls; no allocation.
+    let signals =
+        sys::signal::InitSignals::install(&[signal::SIGTERM, signal::SIGINT, signal::SIGCHLD]);
     loop {
-        let mut status = 0;
-        // SAFETY: waiting for any child of this process.
-        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if r == 0 {
-            return true;
-        }
-        if r < 0 {
-            return io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD);
-        }
-    }
-}
-
-fn loopback_up() -> io::Result<()> {
-    // SAFETY: a socket and two ioctls on a zeroed, NUL-terminated ifreq.
-    unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if s < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut req: libc::ifreq = std::mem::zeroed();
-        req.ifr_name[0] = b'l' as libc::c_char;
-        req.ifr_name[1] = b'o' as libc::c_char;
-        let mut r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req);
-        if r == 0 {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            r = libc::ioctl(s, libc::SIOCSIFFLAGS, &req);
-        }
-        let e = io::Error::last_os_error();
-        libc::close(s);
-        if r != 0 {
-            return Err(e);
+        let sig = signals.wait();
+        sys::process::reap_finished();
+        if sig == signal::SIGTERM || sig == signal::SIGINT {
+            sys::signal::kill_all(signal::SIGTERM);
+            for _ in 0..20 {
+                if !sys::process::reap_finished() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sys::process::exit_now(0);
         }
     }
-    Ok(())
 }
 
 /// Is `pid` a process that still runs: present, and neither a zombie nor
@@ -509,23 +382,7 @@ pub fn is_vps_init(pid: i32, root: Option<&Path>) -> bool {
 
 /// Wait until `pidfd`'s process has exited, up to `timeout`.
 fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let mut p = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if r > 0 {
-            return true;
-        }
-        if r == 0 || left.is_zero() {
-            return false;
-        }
-    }
+    sys::poll::wait_readable(pidfd.as_fd(), Some(timeout)).unwrap_or(false)
 }
 
 /// How a stop went.
@@ -543,33 +400,20 @@ pub enum Stopped {
 /// PID namespace with it). A `TimedOut` error if it is still alive 10 s
 /// after SIGKILL.
 pub fn stop(pid: i32, fast: bool, timeout: Duration) -> io::Result<Stopped> {
-    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+    let Some(pidfd) = sys::ns::pidfd_open(pid)? else {
         return Ok(Stopped::Gone);
     };
-    let pidfd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::SRCH) => return Ok(Stopped::Gone),
-        Err(e) => return Err(e.into()),
-    };
-    let send = |sig: i32| {
-        // SAFETY: signalling through a pidfd cannot hit a reused pid.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_fd().as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0u32,
-            )
-        }
+    // Signalling through a pidfd cannot hit a reused pid.
+    let send = |sig| {
+        let _ = sys::ns::pidfd_kill(pidfd.as_fd(), sig);
     };
     if !fast {
-        send(libc::SIGTERM);
+        send(Signal::TERM);
         if wait_exit(&pidfd, timeout) {
             return Ok(Stopped::Clean);
         }
     }
-    send(libc::SIGKILL);
+    send(Signal::KILL);
     if wait_exit(&pidfd, Duration::from_secs(10)) {
         Ok(Stopped::Killed)
     } else {
@@ -582,13 +426,13 @@ pub fn stop(pid: i32, fast: bool, timeout: Duration) -> io::Result<Stopped> {
 
 /// The namespaces a command joins, in the order it joins them: the mount
 /// namespace last, since joining it changes what `/proc` paths mean.
-const NAMESPACES: [(&str, libc::c_int); 6] = [
-    ("cgroup", libc::CLONE_NEWCGROUP),
-    ("ipc", libc::CLONE_NEWIPC),
-    ("uts", libc::CLONE_NEWUTS),
-    ("net", libc::CLONE_NEWNET),
-    ("pid", libc::CLONE_NEWPID),
-    ("mnt", libc::CLONE_NEWNS),
+const NAMESPACES: [(&str, Namespace); 6] = [
+    ("cgroup", Namespace::ControlGroup),
+    ("ipc", Namespace::InterProcessCommunication),
+    ("uts", Namespace::HostNameAndNISDomainName),
+    ("net", Namespace::Network),
+    ("pid", Namespace::ProcessID),
+    ("mnt", Namespace::Mount),
 ];
 
 /// Run `argv` (an absolute path inside the VPS first) in the namespaces and
@@ -603,7 +447,7 @@ pub fn exec_in(
     walls: Option<&Walls>,
     cgroup: Option<OwnedFd>,
 ) -> Result<i32, (&'static str, io::Error)> {
-    let mut fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
+    let mut fds: Vec<(OwnedFd, Namespace)> = Vec::new();
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
         let own = format!("/proc/self/ns/{name}");
@@ -614,7 +458,7 @@ pub fn exec_in(
         };
         // Joining our own namespace again is harmless except for the
         // network one, which a VPS usually shares with the host.
-        if same && flag == libc::CLONE_NEWNET {
+        if same && flag == Namespace::Network {
             continue;
         }
         let f = std::fs::File::open(&path).map_err(|e| ("open the VPS's namespaces", e))?;
@@ -626,65 +470,43 @@ pub fn exec_in(
         rustix::fs::Mode::empty(),
     )
     .map_err(|e| ("open the VPS's root", io::Error::from(e)))?;
-    let raw: Vec<(RawFd, libc::c_int)> = fds.iter().map(|(f, n)| (f.as_raw_fd(), *n)).collect();
-    let root_fd = root.as_raw_fd();
-    let cgroup_fd = cgroup.as_ref().map(|f| f.as_raw_fd());
-    let walls = walls.cloned();
 
     let Some((program, rest)) = argv.split_first() else {
         return Err(("run", io::Error::other("empty command line")));
     };
     let mut cmd = Command::new(program);
     cmd.args(rest).env_clear().envs(vps_env());
-    // SAFETY: only system calls between fork and exec, on data made before.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Not dumpable until exec: no process of the VPS may ptrace
-            // this one while it still has the host's capabilities.
-            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
-            if let Some(fd) = cgroup_fd {
-                DeviceCgroup::join(fd)?;
-            }
-            for (fd, flag) in &raw {
-                if libc::setns(*fd, *flag) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            // A PID namespace applies to children only: fork once more.
-            let child = libc::fork();
-            if child < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if child > 0 {
-                crate::sandbox::wait_and_mirror(child, false)
-            }
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-            if libc::fchdir(root_fd) != 0 || libc::chroot(c".".as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            libc::chdir(c"/".as_ptr());
-            if let Some(w) = &walls {
-                w.lock_down()?;
-            }
-            Ok(())
-        });
-    }
+    let walls = walls.cloned();
+    // Only system calls between fork and exec, on data made before; `cmd`
+    // owns `fds` and `root` until it is dropped after the command.
+    sys::process::before_exec(&mut cmd, move || {
+        // Not dumpable until exec: no process of the VPS may ptrace this
+        // one while it still has the host's capabilities.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+        if let Some(fd) = &cgroup {
+            DeviceCgroup::join(fd.as_raw_fd())?;
+        }
+        for (fd, ns) in &fds {
+            sys::ns::setns(fd.as_fd(), *ns)?;
+        }
+        // A PID namespace applies to children only: fork once more.
+        if let Forked::Parent(child) = sys::process::fork()? {
+            sys::process::wait_and_mirror(child, false)
+        }
+        sys::signal::set_default(&[signal::SIGINT, signal::SIGQUIT]);
+        rustix::process::fchdir(&root)?;
+        rustix::process::chroot(c".")?;
+        let _ = rustix::process::chdir(c"/");
+        if let Some(w) = &walls {
+            w.lock_down()?;
+        }
+        Ok(())
+    });
     // Like system(3): Ctrl-C is for the command, not for vzctl.
-    let (old_int, old_quit) = unsafe {
-        (
-            libc::signal(libc::SIGINT, libc::SIG_IGN),
-            libc::signal(libc::SIGQUIT, libc::SIG_IGN),
-        )
-    };
+    let ignored = sys::signal::ignore_interactive();
     let result = cmd.status();
-    // SAFETY: restoring the dispositions saved above.
-    unsafe {
-        libc::signal(libc::SIGINT, old_int);
-        libc::signal(libc::SIGQUIT, old_quit);
-    }
-    drop(fds);
-    drop(cgroup);
+    drop(ignored);
+    drop(cmd);
     let status = result.map_err(|e| ("enter the VPS's namespaces and run", e))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
@@ -697,27 +519,18 @@ pub fn exec_in(
 pub fn set_hostname_in(pid: i32, hostname: &str) -> io::Result<()> {
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/uts"))?;
     let name = CString::new(hostname).map_err(io::Error::other)?;
-    let fd = ns.as_raw_fd();
-    // SAFETY: the child makes two system calls and exits.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if child == 0 {
-        // SAFETY: as above.
-        unsafe {
-            let ok = libc::setns(fd, libc::CLONE_NEWUTS) == 0
-                && libc::sethostname(name.as_ptr(), name.as_bytes().len()) == 0;
-            libc::_exit(if ok { 0 } else { 1 });
+    // The child makes two system calls and exits.
+    let child = match sys::process::fork()? {
+        Forked::Child => {
+            let ok = sys::ns::setns(ns.as_fd(), Namespace::HostNameAndNISDomainName).is_ok()
+                && rustix::system::sethostname(name.as_bytes()).is_ok();
+            sys::process::exit_now(if ok { 0 } else { 1 })
         }
-    }
-    let mut status = 0;
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(child, &mut status, 0) };
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other("setns/sethostname in a child failed"))
+        Forked::Parent(child) => child,
+    };
+    match sys::process::wait(child)? {
+        sys::process::Exit::Code(0) => Ok(()),
+        _ => Err(io::Error::other("setns/sethostname in a child failed")),
     }
 }
 

@@ -91,22 +91,20 @@ fn a_held_lock_refuses_at_once_and_one_let_go_waits_for_forked_copies() {
 
     // A child forked while the lock is held keeps a copy of it for 300 ms,
     // as one between fork and exec would.
-    // SAFETY: the child only sleeps and exits.
-    let child = unsafe { libc::fork() };
-    assert!(child >= 0);
-    if child == 0 {
-        unsafe {
-            libc::usleep(300_000);
-            libc::_exit(0);
+    // The child only sleeps and exits.
+    let child = match crate::sys::process::fork().unwrap() {
+        crate::sys::process::Forked::Child => {
+            std::thread::sleep(Duration::from_millis(300));
+            crate::sys::process::exit_now(0)
         }
-    }
+        crate::sys::process::Forked::Parent(pid) => pid,
+    };
     drop(held);
     let t0 = std::time::Instant::now();
     let again = vz.lock(101);
     let waited = t0.elapsed();
-    let mut status = 0;
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(child, &mut status, 0) };
+    // Reaping our own child.
+    let _ = crate::sys::process::wait(child);
     assert!(again.is_ok(), "{:?}", again.err());
     assert!(waited >= Duration::from_millis(150), "{waited:?}");
 }
@@ -245,4 +243,28 @@ fn a_stale_mount_is_replaced() {
     assert_eq!(overlay::mounts_at(&cfg.ve_root).unwrap().len(), 1);
     assert_eq!(h.vz.status(301).unwrap().stale_mount, None);
     h.vz.destroy(301).unwrap();
+}
+
+#[test]
+fn global_conf_missing_is_empty_and_present_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = VzRoot::new(dir.path());
+    let empty = root.global_conf().unwrap();
+    assert_eq!(empty.get("LOCAL_UID"), None);
+    std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+    std::fs::write(
+        dir.path().join("conf/vz.conf"),
+        "# host\nLOCAL_UID=\"200000\"\nCGROUP_PARENT=\"vz\"\n",
+    )
+    .unwrap();
+    let conf = root.global_conf().unwrap();
+    assert_eq!(conf.get("LOCAL_UID"), Some("200000"));
+    assert_eq!(conf.get("CGROUP_PARENT"), Some("vz"));
+    std::fs::write(
+        dir.path().join("conf/vz.conf"),
+        "LOCAL_UID=\"unterminated\n",
+    )
+    .unwrap();
+    let e = root.global_conf().unwrap_err();
+    assert!(e.to_string().contains("vz.conf line 1"), "{e}");
 }

@@ -1,15 +1,16 @@
 //! `vzctl`: the OpenVZ-compatible front door to the VPS runtime. It parses
-//! its own command line and returns vzctl's exit code (see [`super::exit`]).
+//! its own command line and returns vzctl's exit code (see [`crate::vps::exit`]).
 
-use super::conf::{parse_blocks, parse_count, parse_limits};
-use super::{exit, parse_ctid, CreateOptions, Mounted, SetOptions, Stopped, VpsError, Vz};
+use crate::layout;
+use crate::vps::conf::{parse_blocks, parse_count, parse_limits};
+use crate::vps::{exit, parse_ctid, CreateOptions, Mounted, SetOptions, Stopped, VpsError, Vz};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the template store's ROOT is when nothing says otherwise.
-pub const DEFAULT_VZPKG_ROOT: &str = "/var/lib/vzpkg";
+pub use crate::layout::DEFAULT_STORE_ROOT as DEFAULT_VZPKG_ROOT;
 
 #[derive(Parser)]
 #[command(
@@ -19,10 +20,10 @@ pub const DEFAULT_VZPKG_ROOT: &str = "/var/lib/vzpkg";
 )]
 struct Cli {
     /// Where VPSs live: conf/, private/, root/, run/.
-    #[arg(long, global = true, env = "VZ_ROOT", default_value = "/vz")]
+    #[arg(long, global = true, env = layout::VZ_ROOT_ENV, default_value = layout::DEFAULT_VZ_ROOT)]
     vzroot: PathBuf,
     /// vzpkg's ROOT; templates come from ROOT/templates.
-    #[arg(long, global = true, env = "VZPKG_ROOT")]
+    #[arg(long, global = true, env = layout::STORE_ROOT_ENV)]
     vzpkg_root: Option<PathBuf>,
     /// Machine-readable output (list, status).
     #[arg(long, global = true)]
@@ -382,7 +383,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
         }
         Cmd::Simfs { ctid } => {
             let ctid = parse_ctid(&ctid)?;
-            return Ok(super::daemon::serve(vz, ctid));
+            return Ok(crate::vps::daemon::serve(vz, ctid));
         }
         Cmd::Destroy { ctid } => {
             let ctid = parse_ctid(&ctid)?;

@@ -8,31 +8,19 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::simfs::control::{self, Reply, Request};
 
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
-use super::{
+use crate::quota::{
     now_secs, scan_tree, IdGrace, IdKind, IdLimits, Quota, StateError, StateFile, UgidQuota,
     DEFAULT_GRACE,
 };
 
-/// Where quota files live unless `--quota-dir`/`$VZQUOTA_DIR` says otherwise.
-pub const DEFAULT_QUOTA_DIR: &str = "/var/vzquota";
-
-/// The quota directory of the VPSs under `vz_root`: `$VZQUOTA_DIR` when
-/// set; OpenVZ's `/var/vzquota` for the default VZ root `/vz`; otherwise
-/// `VZ_ROOT/vzquota`, so VZ roots side by side never share quota files.
-/// vzctl and vzquota both use this, so each finds the other's files.
-pub fn quota_dir_for(vz_root: Option<&Path>) -> PathBuf {
-    if let Some(d) = std::env::var_os("VZQUOTA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    match vz_root {
-        Some(r) if r != Path::new("/vz") => r.join("vzquota"),
-        _ => PathBuf::from(DEFAULT_QUOTA_DIR),
-    }
-}
+pub use crate::layout::{quota_dir_for, DEFAULT_QUOTA_DIR};
 
 /// Exit codes: OpenVZ's where it has one.
 pub mod exit {
@@ -545,9 +533,9 @@ pub fn vzquota_run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write
         }
     };
     let mut run = Run {
-        quota_dir: cli.quota_dir.unwrap_or_else(|| {
-            quota_dir_for(std::env::var_os("VZ_ROOT").map(PathBuf::from).as_deref())
-        }),
+        quota_dir: cli
+            .quota_dir
+            .unwrap_or_else(|| quota_dir_for(crate::layout::vz_root_from_env().as_deref())),
         quiet: cli.quiet,
         out,
         err,
@@ -668,7 +656,7 @@ impl Run<'_> {
                 if !s.running {
                     return Err(VzquotaError::NotRunning { id: target.id });
                 }
-                if self.live(&s, target.id, "usage").is_some() {
+                if self.live(&s, target.id, &Request::Usage).is_some() {
                     return Err(VzquotaError::Served { id: target.id });
                 }
                 s.running = false;
@@ -715,7 +703,7 @@ impl Run<'_> {
                     return Err(VzquotaError::NotRunning { id: target.id });
                 }
                 // The live figures, when simfs serves the tree.
-                if self.live(&s, target.id, "sync").is_some() {
+                if self.live(&s, target.id, &Request::Sync).is_some() {
                     s = self.load(&target)?.1;
                 }
                 self.print(&s, ugid);
@@ -925,7 +913,13 @@ impl Run<'_> {
         if s.running && s.socket.is_some() {
             let handed = file.with_extension(format!("new-{}", std::process::id()));
             s.save(&handed)?;
-            let taken = self.live(s, id, &format!("reload {}", handed.display()));
+            let taken = self.live(
+                s,
+                id,
+                &Request::Reload {
+                    from: Some(handed.clone()),
+                },
+            );
             let _ = std::fs::remove_file(&handed);
             if taken.is_some() {
                 return Ok(());
@@ -937,12 +931,16 @@ impl Run<'_> {
     /// Send `request` to the simfs process serving this quota, if any; its
     /// reply. A process that is gone is only warned about: its file is
     /// marked dirty and the next mount recounts.
-    fn live(&mut self, s: &StateFile, id: u32, request: &str) -> Option<String> {
+    fn live(&mut self, s: &StateFile, id: u32, request: &Request) -> Option<Reply> {
         let sock = s.socket.as_ref().filter(|_| s.running)?;
-        match ask(sock, request) {
-            Ok(reply) if reply.starts_with("ok") => Some(reply),
+        let (read, write) = (Duration::from_secs(10), Duration::from_secs(2));
+        match control::ask(sock, request, read, write) {
+            Ok(reply) if reply.is_ok() => Some(reply),
             Ok(reply) => {
-                self.warn(&format!("the simfs process of id {id} answered {reply:?}"));
+                self.warn(&format!(
+                    "the simfs process of id {id} answered {:?}",
+                    reply.encode()
+                ));
                 None
             }
             Err(e) => {
@@ -956,151 +954,5 @@ impl Run<'_> {
     }
 }
 
-/// One request line to a simfs control socket; the reply line.
-fn ask(sock: &Path, request: &str) -> io::Result<String> {
-    use std::io::{BufRead, BufReader, Read};
-    use std::time::Duration;
-    let stream = std::os::unix::net::UnixStream::connect(sock)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    (&stream).write_all(format!("{request}\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(&stream).take(4096).read_line(&mut line)?;
-    Ok(line.trim().to_string())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grace_syntax() {
-        assert_eq!(parse_grace("0"), Some(0));
-        assert_eq!(parse_grace("259200"), Some(259_200));
-        assert_eq!(parse_grace("7d"), Some(7 * 86_400));
-        assert_eq!(parse_grace("7D"), Some(7 * 86_400));
-        assert_eq!(parse_grace("1w"), Some(604_800));
-        assert_eq!(parse_grace("01w"), Some(604_800));
-        assert_eq!(parse_grace("2h"), Some(7200));
-        assert_eq!(parse_grace("3m"), Some(90 * 86_400));
-        assert_eq!(parse_grace("1y"), Some(365 * 86_400));
-        assert_eq!(parse_grace("3:00:00:00"), Some(259_200));
-        assert_eq!(parse_grace("1:02:03:04"), Some(86_400 + 7200 + 180 + 4));
-        assert_eq!(parse_grace("1:00:00"), Some(3600));
-        assert_eq!(parse_grace("01:30"), Some(90));
-        for bad in [
-            "",
-            "d",
-            "7x",
-            "-1",
-            "1:60",
-            "1:1:60:0",
-            "0:24:00:00",
-            "1:2:3:4:5",
-            "1::2",
-            ":5",
-            "7 d",
-            "1.5d",
-            "99999999999999999999",
-        ] {
-            assert_eq!(parse_grace(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn time_columns() {
-        assert_eq!(time_str(259_200), "3days");
-        assert_eq!(time_str(3600 + 29), "01:00");
-        assert_eq!(time_str(90), "00:02");
-        assert_eq!(grace_left(None, 10), "");
-        assert_eq!(grace_left(Some(10), 10), "none");
-        assert_eq!(grace_left(Some(100), 40), "00:01");
-    }
-
-    fn run(args: &[&str]) -> (i32, String, String) {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let argv = std::iter::once("vzquota")
-            .chain(args.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let code = vzquota_run(argv, &mut out, &mut err);
-        (
-            code,
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
-        )
-    }
-
-    #[test]
-    fn usage_and_bad_values_differ() {
-        let dir = tempfile::tempdir().unwrap();
-        let qd = dir.path().to_str().unwrap();
-        assert_eq!(run(&["--quota-dir", qd, "frobnicate", "1"]).0, exit::USAGE);
-        assert_eq!(run(&["--quota-dir", qd, "on"]).0, exit::USAGE);
-        assert_eq!(
-            run(&["--quota-dir", qd, "on", "1", "-b", "lots"]).0,
-            exit::BAD_VALUE
-        );
-        assert_eq!(
-            run(&["--quota-dir", qd, "on", "1", "-e", "7x"]).0,
-            exit::BAD_VALUE
-        );
-        assert_eq!(
-            run(&["--quota-dir", qd, "on", "1", "-s", "2"]).0,
-            exit::BAD_VALUE
-        );
-        assert_eq!(run(&["--quota-dir", qd, "on", "x"]).0, exit::BAD_VALUE);
-        assert_eq!(run(&["--help"]).0, exit::OK);
-        let (code, _, err) = run(&[
-            "--quota-dir",
-            qd,
-            "init",
-            "1",
-            "-p",
-            qd,
-            "-b",
-            "10",
-            "-B",
-            "5",
-        ]);
-        assert_eq!(code, exit::BAD_VALUE, "{err}");
-        assert!(err.contains("hard limit is below"), "{err}");
-    }
-
-    #[test]
-    fn old_state_file_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("quota.7");
-        std::fs::write(
-            &p,
-            br#"{"version":1,"dirty":false,"usage":{"bytes":8192,"inodes":3},
-                "limits":{"block_soft":100,"block_hard":200,"inode_soft":10,"inode_hard":20,
-                          "block_grace":60,"inode_grace":60}}"#,
-        )
-        .unwrap();
-        let s = StateFile::load(&p).unwrap().unwrap();
-        assert!(!s.running && s.path.is_none() && !s.ugid.active());
-        let qd = dir.path().to_str().unwrap();
-        let (code, out, err) = run(&["--quota-dir", qd, "show", "7"]);
-        assert_eq!(code, 0, "{err}");
-        let row: Vec<&str> = out
-            .lines()
-            .find(|l| l.trim_start().starts_with("1k-blocks"))
-            .map(|l| l.split_whitespace().collect())
-            .unwrap_or_default();
-        assert_eq!(row, ["1k-blocks", "8", "100", "200"], "{out}");
-        assert!(!out.contains("User/group"), "{out}");
-        // Written back in the new format, still the same figures.
-        assert_eq!(
-            run(&["--quota-dir", qd, "setlimit", "7", "-s", "1", "-u", "10"]).0,
-            0
-        );
-        let s2 = StateFile::load(&p).unwrap().unwrap();
-        assert_eq!(
-            (s2.version, s2.usage, s2.limits),
-            (StateFile::VERSION, s.usage, s.limits)
-        );
-        assert!(s2.ugid.active() && s2.dirty, "second level on: rescan due");
-    }
-}
+mod tests;
