@@ -21,13 +21,30 @@ pub struct Template<'a> {
 
 pub struct VzHost {
     dir: tempfile::TempDir,
+    /// `VZ_CGROUP_PARENT` for this host's VPSs: unique per run, removed on drop.
+    cgroup_parent: String,
 }
+
+/// Hosts made by this process so far, for unique cgroup parents.
+static HOSTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl VzHost {
     /// A host with `templates` committed, or `None` (with the reason on
     /// stderr) when the machine lacks what `what` tests need: root, and
     /// `/dev/fuse` when `fuse` is set.
     pub fn new(what: &str, fuse: bool, templates: &[Template]) -> Option<VzHost> {
+        VzHost::with_programs(what, fuse, templates, &[])
+    }
+
+    /// As [`VzHost::new`], with `programs` (a host path and where it goes
+    /// inside, e.g. a test's probe binary) and their libraries copied into
+    /// every template.
+    pub fn with_programs(
+        what: &str,
+        fuse: bool,
+        templates: &[Template],
+        programs: &[(&Path, &str)],
+    ) -> Option<VzHost> {
         if !is_root() {
             eprintln!("skipped: {what} tests need root (overlay mounts and namespaces)");
             return None;
@@ -45,13 +62,21 @@ impl VzHost {
         for t in templates {
             let tree = tempfile::tempdir().unwrap();
             template_tree(tree.path(), t)?;
+            for (host, inside) in programs {
+                for lib in shared_libraries(host) {
+                    copy_in(tree.path(), &lib, &lib);
+                }
+                copy_in(tree.path(), host, Path::new(inside));
+            }
             let meta = TemplateMeta {
                 name: t.name.into(),
                 ..Default::default()
             };
             store.commit(tree.path(), &meta).unwrap();
         }
-        Some(VzHost { dir })
+        let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup_parent = format!("vzpkg-test-{}-{n}", std::process::id());
+        Some(VzHost { dir, cgroup_parent })
     }
 
     /// `VZPKG_ROOT`: the store is `templates/` under it.
@@ -75,6 +100,7 @@ impl VzHost {
             .args(args)
             .env("VZ_ROOT", self.vz())
             .env("VZPKG_ROOT", self.root())
+            .env("VZ_CGROUP_PARENT", &self.cgroup_parent)
             .output()
             .expect("run vzctl")
     }
@@ -101,8 +127,43 @@ impl VzHost {
     }
 }
 
+impl VzHost {
+    /// The VPS's devices cgroup (v1), as vzctl names it for this host.
+    pub fn devices_cgroup(&self, id: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup/devices")
+            .join(&self.cgroup_parent)
+            .join(id)
+    }
+
+    /// Remove this host's cgroup parent (and any VPS cgroup left in it) in
+    /// every v1 hierarchy.
+    fn remove_cgroups(&self) {
+        let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        for h in hier.flatten() {
+            let parent = h.path().join(&self.cgroup_parent);
+            if let Ok(kids) = std::fs::read_dir(&parent) {
+                for k in kids.flatten() {
+                    if k.path().is_dir() {
+                        let _ = std::fs::remove_dir(k.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&parent);
+        }
+    }
+}
+
 impl Drop for VzHost {
     fn drop(&mut self) {
+        self.stop_all();
+        self.remove_cgroups();
+    }
+}
+
+impl VzHost {
+    fn stop_all(&self) {
         let Ok(rd) = std::fs::read_dir(self.vz().join("conf")) else {
             return;
         };

@@ -211,6 +211,17 @@ pub struct Sandbox {
     pub mount_sys: bool,
     /// Who is PID 1 of the new PID namespace.
     pub init: InitMode,
+    /// A VPS's walls (`vzctl exec` on a stopped VPS): the same as its init
+    /// gets, with a network and a cgroup namespace of its own.
+    pub walls: Option<SandboxWalls>,
+}
+
+/// The walls a sandboxed command of a VPS gets, and the `cgroup.procs` of
+/// the VPS's devices cgroup it joins before anything else.
+#[derive(Debug, Clone)]
+pub struct SandboxWalls {
+    pub walls: crate::vps::walls::Walls,
+    pub cgroup: std::sync::Arc<OwnedFd>,
 }
 
 /// How the command relates to PID 1 of its PID namespace.
@@ -236,6 +247,7 @@ impl Sandbox {
             env: vec![("PATH".into(), DEFAULT_PATH.into())],
             mount_sys: true,
             init: InitMode::Command,
+            walls: None,
         }
     }
 
@@ -313,6 +325,8 @@ impl Sandbox {
                 }
             })?;
         plan.pivot = self.init == InitMode::Command;
+        plan.mknod_nodes = self.walls.is_some();
+        let walls = self.walls.clone();
         let (mut step_reader, step_writer) = io::pipe().map_err(io_err("creating a pipe"))?;
 
         let mut cmd = Command::new(program);
@@ -344,7 +358,9 @@ impl Sandbox {
         let step_fd = step_writer.as_raw_fd();
         // The closure runs between fork and exec; it only makes syscalls on
         // data prepared before the fork and never allocates.
-        sys::process::before_exec(&mut cmd, move || enter_sandbox(&plan, step_fd));
+        sys::process::before_exec(&mut cmd, move || {
+            enter_sandbox(&plan, step_fd, walls.as_ref())
+        });
         let spawned = cmd.spawn();
         // Drop every write end this process holds so the reads below end.
         drop(cmd);
@@ -508,7 +524,13 @@ pub struct MountPlan {
     hostname: Vec<u8>,
     /// `pivot_root` into the tree (else the caller chroots a child into it).
     pub pivot: bool,
+    /// Make `/dev`'s nodes with mknod (a VPS with walls: nothing of the
+    /// host's devtmpfs inside); bind the host's where mknod is refused.
+    pub mknod_nodes: bool,
 }
+
+/// Device numbers of [`DEV_NODES`], for [`MountPlan::mknod_nodes`].
+const DEV_NUMBERS: [(u32, u32); 6] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];
 
 fn cpath(p: &Path) -> Result<CString, std::ffi::NulError> {
     CString::new(p.as_os_str().as_bytes())
@@ -538,6 +560,7 @@ impl MountPlan {
         }
         Ok(MountPlan {
             pivot: true,
+            mknod_nodes: false,
             root: cpath(root)?,
             proc_dir: cpath(&root.join("proc"))?,
             dev_dir: cpath(&dev)?,
@@ -573,7 +596,25 @@ impl MountPlan {
             c"mode=0755,size=65536k",
         )?;
         report(Step::DevNodes);
-        for (host, target) in &self.dev_nodes {
+        for (i, (host, target)) in self.dev_nodes.iter().enumerate() {
+            if self.mknod_nodes {
+                let (major, minor) = DEV_NUMBERS[i % DEV_NUMBERS.len()];
+                match rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    target.as_c_str(),
+                    rustix::fs::FileType::CharacterDevice,
+                    Mode::from_raw_mode(0o666),
+                    rustix::fs::makedev(major, minor),
+                ) {
+                    Ok(()) => {
+                        // The umask must not narrow them.
+                        rustix::fs::chmod(target.as_c_str(), Mode::from_raw_mode(0o666))?;
+                        continue;
+                    }
+                    Err(rustix::io::Errno::PERM) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             drop(rustix::fs::open(
                 target.as_c_str(),
                 OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
@@ -638,16 +679,25 @@ fn note_step(fd: RawFd, step: Step) {
 
 /// Runs in the forked child before exec. Returns `Ok` only in the process
 /// that is to exec the command (PID 1 of the new PID namespace).
-fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
+fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, walls: Option<&SandboxWalls>) -> io::Result<()> {
     note_step(step_fd, Step::Unshare);
     // If vzpkg dies, take the sandbox with it.
     sys::process::die_with_parent()?;
+    if let Some(w) = walls {
+        crate::vps::walls::DeviceCgroup::join(w.cgroup.as_raw_fd())?;
+    }
     unshare_namespaces()?;
+    if walls.is_some() {
+        sys::ns::unshare(sys::ns::UnshareFlags::NEWNET | sys::ns::UnshareFlags::NEWCGROUP)?;
+    }
     note_step(step_fd, Step::Fork);
     // This process is the single-threaded child of a fork.
     let Forked::Parent(pid) = sys::process::fork()? else {
         sys::process::die_with_parent()?;
         plan.apply(&mut |s| note_step(step_fd, s))?;
+        if let Some(w) = walls {
+            w.walls.apply_mounts()?;
+        }
         if !plan.pivot {
             // PID 1 stays at the namespace's root and reaps; the command
             // runs chrooted below it.
@@ -660,6 +710,9 @@ fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
             rustix::process::chdir(c"/")?;
         }
         note_step(step_fd, Step::Exec);
+        if let Some(w) = walls {
+            w.walls.lock_down()?;
+        }
         return Ok(());
     };
     sys::process::wait_and_mirror(pid, true)

@@ -69,8 +69,9 @@ enum Cmd {
         /// Accepted for compatibility: start always returns once init runs.
         #[arg(long)]
         wait: bool,
-        /// A network namespace of its own (loopback only).
-        #[arg(long)]
+        /// Accepted for compatibility: every VPS has a network namespace of
+        /// its own now.
+        #[arg(long, hide = true)]
         private_net: bool,
     },
     /// SIGTERM to init, SIGKILL after the timeout, then unmount the root
@@ -149,6 +150,19 @@ enum Cmd {
         /// (from the next mount on).
         #[arg(long, value_parser = ["yes", "no"])]
         diskquota: Option<String>,
+        // Isolation (walls.rs).
+        /// NAME:PERMS or none: make the host's /dev/NAME inside and allow it
+        /// (PERMS of r, w, q; NAME:none removes it). Live on a running VPS.
+        #[arg(long)]
+        devnodes: Vec<String>,
+        /// b|c:MAJOR:MINOR:PERMS, all:PERMS, or none: allow a device (MAJOR
+        /// and MINOR numbers or *; PERMS of r, w, q, or none). Live.
+        #[arg(long)]
+        devices: Vec<String>,
+        /// NAME:on|off[,...]: a capability for the VPS's root (kernel names
+        /// without CAP_, e.g. sys_time:on). Takes effect at the next start.
+        #[arg(long)]
+        capability: Vec<String>,
         #[arg(long)]
         save: bool,
     },
@@ -364,10 +378,16 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             quotatime,
             quotaugidlimit,
             diskquota,
+            devnodes,
+            devices,
+            capability,
             save,
         } => {
             let ctid = parse_ctid(&ctid)?;
             let opts = SetOptions {
+                devnodes,
+                devices,
+                capability,
                 disk_quota: diskquota.map(|v| v == "yes"),
                 hostname,
                 diskspace: limits("--diskspace", diskspace, parse_blocks)?,

@@ -12,11 +12,16 @@
 //! - [`fs`]: file calls rustix lacks (fchmodat2, sync_file_range).
 //! - [`rand`]: random bytes.
 //! - [`mem`]: returning the allocator's free pages.
+//! - [`seccomp`], [`caps`]: a VPS's system-call filter and capabilities.
+//! - [`console`]: a VPS's `/dev/console` and the keeper of its pty.
+//! - [`resolve`]: paths opened inside a VPS's tree from the host.
 //!
 //! A forked child of a process that may have other threads (a test, simfs)
 //! must only make system calls on data prepared before the fork: the
 //! functions here allocate nothing, so they are fit for that.
 
+pub mod caps;
+pub mod console;
 pub mod fs;
 pub mod mem;
 pub mod mount;
@@ -25,4 +30,6 @@ pub mod ns;
 pub mod poll;
 pub mod process;
 pub mod rand;
+pub mod resolve;
+pub mod seccomp;
 pub mod signal;

@@ -160,6 +160,9 @@ pub enum VpsError {
         #[source]
         source: crate::sandbox::SandboxError,
     },
+    // Isolation (walls.rs): the device policy or another wall could not be set up.
+    #[error("VPS {ctid}: walls (device policy, capabilities, system-call filter): {why}")]
+    Walls { ctid: u32, why: String },
     #[error("the template store at {path}: {source}")]
     Store {
         path: PathBuf,
@@ -181,7 +184,7 @@ impl VpsError {
                 exit::MOUNT_FAILED
             }
             VpsError::Umount { .. } => exit::UMOUNT_FAILED,
-            VpsError::Start { .. } => exit::START_FAILED,
+            VpsError::Start { .. } | VpsError::Walls { .. } => exit::START_FAILED,
             VpsError::Stop { .. } => exit::STOP_FAILED,
             VpsError::NoShell { .. } => exit::BROKEN,
             VpsError::Locked { .. } => exit::LOCKED,

@@ -63,6 +63,9 @@ impl Vz {
             // mount scans only the private area; metadata-heavy VPSs may
             // choose the bare overlay (`--diskquota no`), which is faster.
             disk_quota: opts.disk_quota.unwrap_or(true),
+            devnodes: Vec::new(),
+            devices: Vec::new(),
+            capability: Vec::new(),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -162,13 +165,19 @@ impl Vz {
         if fresh_id {
             files.push(("etc/machine-id", machine_id(ctid)?, 0o444));
         }
+        // Resolved inside the VPS's tree: a symlink planted there (`etc`
+        // pointing at the host's /etc) must not send the write onto the host.
+        let etc = top.join("etc");
+        crate::sys::resolve::make_dir_in(top, "etc", 0o755)
+            .map_err(io_err(ctid, "create", &etc))?;
+        let dir = crate::sys::resolve::open_dir_in(top, Path::new("etc"))
+            .map_err(io_err(ctid, "open", &etc))?;
         for (rel, text, mode) in files {
             let p = top.join(rel);
+            let name = rel.trim_start_matches("etc/");
             // Replace, never write through: the lower file may be a symlink.
-            let _ = std::fs::remove_file(&p);
-            std::fs::write(&p, text).map_err(io_err(ctid, "write", &p))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-                .map_err(io_err(ctid, "chmod", &p))?;
+            crate::sys::resolve::replace_file(&dir, name, text.as_bytes(), mode)
+                .map_err(io_err(ctid, "write", &p))?;
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ pub mod overlay;
 pub mod process;
 mod running;
 mod set;
+pub mod walls;
 
 pub use error::{exit, VpsError};
 pub use overlay::MountState;
@@ -159,6 +160,11 @@ pub struct VpsConfig {
     pub quotaugidlimit: u64,
     /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
     pub disk_quota: bool,
+    // Isolation (walls.rs): OpenVZ's DEVNODES, DEVICES and CAPABILITY.
+    pub devnodes: Vec<walls::DevNode>,
+    pub devices: Vec<walls::DeviceRule>,
+    /// Capabilities switched on or off against [`walls::DEFAULT_CAPS`].
+    pub capability: Vec<(u32, bool)>,
 }
 
 impl VpsConfig {
@@ -185,6 +191,16 @@ impl VpsConfig {
         c.set("QUOTATIME", &self.quotatime.to_string());
         c.set("QUOTAUGIDLIMIT", &self.quotaugidlimit.to_string());
         c.set("DISK_QUOTA", if self.disk_quota { "yes" } else { "no" });
+        // Isolation (walls.rs): written once something is granted.
+        for (key, value) in [
+            ("DEVNODES", walls::devnodes_text(&self.devnodes)),
+            ("DEVICES", walls::devices_text(&self.devices)),
+            ("CAPABILITY", walls::capability_text(&self.capability)),
+        ] {
+            if !value.is_empty() || c.get(key).is_some() {
+                c.set(key, &value);
+            }
+        }
         c
     }
 
@@ -229,6 +245,13 @@ impl VpsConfig {
                 Some("no") => false,
                 Some(_) => return Err(bad("DISK_QUOTA", "expected yes or no")),
             },
+            // Isolation (walls.rs).
+            devnodes: walls::merge_devnodes(&[], c.get("DEVNODES").unwrap_or(""))
+                .map_err(|e| bad("DEVNODES", &e.to_string()))?,
+            devices: walls::merge_devices(&[], c.get("DEVICES").unwrap_or(""))
+                .map_err(|e| bad("DEVICES", &e.to_string()))?,
+            capability: walls::merge_capability(&[], c.get("CAPABILITY").unwrap_or(""))
+                .map_err(|e| bad("CAPABILITY", &e.to_string()))?,
         })
     }
 }
@@ -257,6 +280,11 @@ pub struct SetOptions {
     pub quotaugidlimit: Option<u64>,
     /// Takes effect at the next mount.
     pub disk_quota: Option<bool>,
+    // Isolation (walls.rs): `--devnodes`, `--devices` (live on a running
+    // VPS), `--capability` (at the next start), each as given.
+    pub devnodes: Vec<String>,
+    pub devices: Vec<String>,
+    pub capability: Vec<String>,
     pub save: bool,
 }
 

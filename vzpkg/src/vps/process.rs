@@ -1,11 +1,13 @@
 //! Processes of a running VPS: starting its PID 1, stopping it, running a
 //! command inside it, and telling from `/proc` whether it runs.
 //!
-//! `start` forks twice: the first child leaves vzctl's session, unshares the
-//! mount, PID, UTS and IPC (optionally network) namespaces, forks the VPS's
-//! PID 1, hands its pid back and exits, so PID 1 is detached from vzctl.
-//! PID 1 sets up the root with [`MountPlan`] (the same code a build chroot
-//! uses), then execs the template's `/sbin/init`; a template without one
+//! `start` forks twice: the first child leaves vzctl's session, joins the
+//! VPS's devices cgroup, unshares the mount, PID, UTS, IPC, network and
+//! cgroup namespaces, forks the VPS's PID 1, hands its pid back and exits,
+//! so PID 1 is detached from vzctl. PID 1 sets up the root with
+//! [`MountPlan`] (the same code a build chroot uses), puts up the VPS's
+//! [`Walls`] (masks, then system-call filter and capabilities last), then
+//! execs the template's `/sbin/init`; a template without one
 //! gets [`minimal_init`], which stays in this (forked) program: it reaps
 //! orphans and, on SIGTERM or SIGINT, passes SIGTERM to every process of the
 //! VPS, waits up to a second and exits, which kills what is left.
@@ -13,6 +15,7 @@
 //! Both forks happen in a process that may have other threads (a test), so
 //! everything after `fork` is plain system calls on data prepared before it.
 
+use super::walls::{DeviceCgroup, Walls};
 use crate::sandbox::{MountPlan, Step};
 use crate::sys::{
     self,
@@ -49,6 +52,10 @@ pub fn vps_env() -> Vec<(String, String)> {
 const STEP_SETSID: u8 = 100;
 const STEP_LOOPBACK: u8 = 101;
 const STEP_STDIO: u8 = 102;
+const STEP_CGROUP: u8 = 103;
+const STEP_WALL_MOUNTS: u8 = 104;
+const STEP_LOCK_DOWN: u8 = 105;
+const STEP_CONSOLE: u8 = 106;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -58,6 +65,10 @@ fn step_name(code: u8) -> String {
         STEP_SETSID => "leave vzctl's session".into(),
         STEP_LOOPBACK => "bring up the loopback interface".into(),
         STEP_STDIO => "point stdin/stdout/stderr at /dev/null".into(),
+        STEP_CGROUP => "join the VPS's devices cgroup".into(),
+        STEP_WALL_MOUNTS => "mask /proc and /sys files, make /proc/sys read-only".into(),
+        STEP_LOCK_DOWN => "install the system-call filter and drop capabilities".into(),
+        STEP_CONSOLE => "make /dev/console a pty and hand its master to the keeper".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -66,19 +77,34 @@ fn step_name(code: u8) -> String {
 pub struct StartPlan {
     pub mounts: MountPlan,
     pub private_net: bool,
+    /// The VPS's walls; `None` for a privileged VPS (no walls).
+    pub walls: Option<Walls>,
+    /// `cgroup.procs` of the VPS's devices cgroup, joined before the unshare.
+    pub cgroup: Option<OwnedFd>,
+    /// The console keeper's channel (a VPS with walls).
+    pub console: Option<sys::console::Channel>,
     /// `/sbin/init` with its argv and envp, or `None` for the built-in init.
     pub init: Option<Exec>,
 }
 
 impl StartPlan {
-    pub fn new(root: &Path, hostname: &str, private_net: bool) -> Result<StartPlan, String> {
+    pub fn new(
+        root: &Path,
+        hostname: &str,
+        private_net: bool,
+        walls: Option<Walls>,
+        cgroup: Option<OwnedFd>,
+    ) -> Result<StartPlan, String> {
         let bad = |_| {
             format!(
                 "{} or hostname {hostname:?} contains a NUL byte",
                 root.display()
             )
         };
-        let mounts = MountPlan::new(root, hostname, true).map_err(bad)?;
+        let mut mounts = MountPlan::new(root, hostname, true).map_err(bad)?;
+        // Nodes of the VPS's own, not binds of the host's: no file of the
+        // host's /dev (devtmpfs) is reachable from inside.
+        mounts.mknod_nodes = walls.is_some();
         let inside = root.join(INIT_PATH.trim_start_matches('/'));
         // A dangling symlink (to systemd, say) still counts: exec follows it inside.
         let init = if std::fs::symlink_metadata(&inside).is_ok() {
@@ -92,9 +118,17 @@ impl StartPlan {
         } else {
             None
         };
+        let console = if walls.is_some() {
+            Some(sys::console::channel().map_err(|e| format!("a socket pair: {e}"))?)
+        } else {
+            None
+        };
         Ok(StartPlan {
             mounts,
             private_net,
+            walls,
+            cgroup,
+            console,
             init,
         })
     }
@@ -168,10 +202,34 @@ fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
     // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
     // output must see EOF when vzctl exits, not when the VPS stops, and a
     // lock vzctl lets go must not stay held by a copy while we set up.
-    sys::process::close_fds_from_3(Some(wfd));
+    // The devices cgroup first: its fd goes with the others below.
+    if let Some(fd) = &plan.cgroup {
+        record(wfd, TAG_STEP, STEP_CGROUP, 0);
+        if let Err(e) = DeviceCgroup::join(fd.as_raw_fd()) {
+            fail(wfd, STEP_CGROUP, &e);
+        }
+    }
+    let (keeper_fd, vps_fd) = match &plan.console {
+        Some(c) => (c.keeper.as_raw_fd(), c.vps.as_raw_fd()),
+        None => (-1, -1),
+    };
+    sys::console::close_fds_except(&[wfd, keeper_fd, vps_fd]);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
     if let Err(e) = sys::process::setsid() {
         fail(wfd, STEP_SETSID, &e);
+    }
+    if keeper_fd >= 0 {
+        // The console keeper, forked before the PID namespace exists so no
+        // process of the VPS sees it.
+        record(wfd, TAG_STEP, STEP_CONSOLE, 0);
+        match sys::process::fork() {
+            Err(e) => fail(wfd, STEP_CONSOLE, &e),
+            Ok(Forked::Child) => {
+                sys::console::close_fds_except(&[keeper_fd]);
+                sys::console::keep(keeper_fd)
+            }
+            Ok(Forked::Parent(_)) => sys::process::close_fd(keeper_fd),
+        }
     }
     record(wfd, TAG_STEP, Step::Unshare as u8, 0);
     let mut flags =
@@ -179,14 +237,23 @@ fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
     if plan.private_net {
         flags |= UnshareFlags::NEWNET;
     }
+    if plan.walls.is_some() {
+        // Rooted at the devices cgroup joined above: /proc/self/cgroup
+        // inside shows no host path.
+        flags |= UnshareFlags::NEWCGROUP;
+    }
     if let Err(e) = sys::ns::unshare(flags) {
         fail(wfd, Step::Unshare as u8, &e);
     }
     record(wfd, TAG_STEP, Step::Fork as u8, 0);
     match sys::process::fork() {
         Err(e) => fail(wfd, Step::Fork as u8, &e),
-        Ok(Forked::Child) => pid1(plan, wfd),
+        Ok(Forked::Child) => pid1(plan, wfd, vps_fd),
         Ok(Forked::Parent(pid)) => {
+            if vps_fd >= 0 {
+                // If this fails the keeper leaves once PID 1 closes its end too.
+                let _ = sys::console::send_pid(vps_fd, pid);
+            }
             record(wfd, TAG_PID, 0, pid);
             sys::process::exit_now(0)
         }
@@ -194,7 +261,7 @@ fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
 }
 
 /// PID 1 of the new namespaces.
-fn pid1(plan: &StartPlan, wfd: RawFd) -> ! {
+fn pid1(plan: &StartPlan, wfd: RawFd, console_fd: RawFd) -> ! {
     sys::signal::unblock_all();
     sys::signal::set_default(&[
         signal::SIGINT,
@@ -212,6 +279,19 @@ fn pid1(plan: &StartPlan, wfd: RawFd) -> ! {
     if let Err(e) = applied {
         fail(wfd, current, &e);
     }
+    if let Some(walls) = &plan.walls {
+        record(wfd, TAG_STEP, STEP_WALL_MOUNTS, 0);
+        if let Err(e) = walls.apply_mounts() {
+            fail(wfd, STEP_WALL_MOUNTS, &e);
+        }
+    }
+    if console_fd >= 0 {
+        record(wfd, TAG_STEP, STEP_CONSOLE, 0);
+        if let Err(e) = sys::console::make_console(console_fd) {
+            fail(wfd, STEP_CONSOLE, &e);
+        }
+        sys::process::close_fd(console_fd);
+    }
     if plan.private_net {
         record(wfd, TAG_STEP, STEP_LOOPBACK, 0);
         if let Err(e) = sys::net::loopback_up() {
@@ -221,6 +301,12 @@ fn pid1(plan: &StartPlan, wfd: RawFd) -> ! {
     record(wfd, TAG_STEP, STEP_STDIO, 0);
     if let Err(e) = sys::process::stdio_to_dev_null() {
         fail(wfd, STEP_STDIO, &e);
+    }
+    if let Some(walls) = &plan.walls {
+        record(wfd, TAG_STEP, STEP_LOCK_DOWN, 0);
+        if let Err(e) = walls.lock_down() {
+            fail(wfd, STEP_LOCK_DOWN, &e);
+        }
     }
     match &plan.init {
         Some(init) => {
@@ -340,7 +426,8 @@ pub fn stop(pid: i32, fast: bool, timeout: Duration) -> io::Result<Stopped> {
 
 /// The namespaces a command joins, in the order it joins them: the mount
 /// namespace last, since joining it changes what `/proc` paths mean.
-const NAMESPACES: [(&str, Namespace); 5] = [
+const NAMESPACES: [(&str, Namespace); 6] = [
+    ("cgroup", Namespace::ControlGroup),
     ("ipc", Namespace::InterProcessCommunication),
     ("uts", Namespace::HostNameAndNISDomainName),
     ("net", Namespace::Network),
@@ -350,8 +437,16 @@ const NAMESPACES: [(&str, Namespace); 5] = [
 
 /// Run `argv` (an absolute path inside the VPS first) in the namespaces and
 /// root of the running VPS whose init is `pid`, on the caller's stdio, and
-/// return its exit code (128 + signal if it was killed).
-pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Error)> {
+/// return its exit code (128 + signal if it was killed). With `walls`, the
+/// command joins the VPS's devices cgroup (`cgroup`, its `cgroup.procs`)
+/// and gets init's system-call filter and capabilities: no way in is
+/// stronger than init.
+pub fn exec_in(
+    pid: i32,
+    argv: &[&OsStr],
+    walls: Option<&Walls>,
+    cgroup: Option<OwnedFd>,
+) -> Result<i32, (&'static str, io::Error)> {
     let mut fds: Vec<(OwnedFd, Namespace)> = Vec::new();
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
@@ -381,9 +476,16 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
     };
     let mut cmd = Command::new(program);
     cmd.args(rest).env_clear().envs(vps_env());
+    let walls = walls.cloned();
     // Only system calls between fork and exec, on data made before; `cmd`
     // owns `fds` and `root` until it is dropped after the command.
     sys::process::before_exec(&mut cmd, move || {
+        // Not dumpable until exec: no process of the VPS may ptrace this
+        // one while it still has the host's capabilities.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+        if let Some(fd) = &cgroup {
+            DeviceCgroup::join(fd.as_raw_fd())?;
+        }
         for (fd, ns) in &fds {
             sys::ns::setns(fd.as_fd(), *ns)?;
         }
@@ -395,6 +497,9 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
         rustix::process::fchdir(&root)?;
         rustix::process::chroot(c".")?;
         let _ = rustix::process::chdir(c"/");
+        if let Some(w) = &walls {
+            w.lock_down()?;
+        }
         Ok(())
     });
     // Like system(3): Ctrl-C is for the command, not for vzctl.

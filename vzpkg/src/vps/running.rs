@@ -95,18 +95,38 @@ impl Vz {
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
-        let plan =
-            process::StartPlan::new(&cfg.ve_root, &hostname, private_net).map_err(|why| {
-                VpsError::Start {
-                    ctid,
-                    step: "prepare".into(),
-                    source: std::io::Error::other(why),
-                }
-            })?;
-        let pid = process::start(&plan).map_err(|(step, source)| VpsError::Start {
-            ctid,
-            step,
-            source,
+        // Isolation (walls.rs): the walls, and the devices cgroup init joins.
+        let walled = walls::for_vps(&self.root.base, &cfg)?;
+        let mut cgroup = None;
+        if let Some((w, cg)) = &walled {
+            cg.create(ctid, &w.device_rules)?;
+            cgroup = Some(cg.procs(ctid)?);
+        }
+        let remove_cgroup = || {
+            if let Some((_, cg)) = &walled {
+                let _ = cg.remove();
+            }
+        };
+        // Every VPS has a network namespace of its own.
+        let _ = private_net;
+        let plan = process::StartPlan::new(
+            &cfg.ve_root,
+            &hostname,
+            true,
+            walled.as_ref().map(|(w, _)| w.clone()),
+            cgroup,
+        )
+        .map_err(|why| {
+            remove_cgroup();
+            VpsError::Start {
+                ctid,
+                step: "prepare".into(),
+                source: std::io::Error::other(why),
+            }
+        })?;
+        let pid = process::start(&plan).map_err(|(step, source)| {
+            remove_cgroup();
+            VpsError::Start { ctid, step, source }
         })?;
         let pid_file = self.root.pid_file(ctid);
         write_atomic(ctid, &pid_file, format!("{pid}\n").as_bytes())?;
@@ -119,6 +139,11 @@ impl Vz {
         let cfg = self.config(ctid)?;
         let _lock = self.lock(ctid)?;
         let Some(pid) = self.running_pid(&cfg) else {
+            // Isolation (walls.rs): an init that ended by itself (reboot,
+            // crash) leaves its devices cgroup; it goes here.
+            if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
+                let _ = cg.remove();
+            }
             return Err(VpsError::NotRunning { ctid });
         };
         let how = process::stop(pid, fast, timeout).map_err(|source| VpsError::Stop {
@@ -127,6 +152,10 @@ impl Vz {
             source,
         })?;
         let _ = std::fs::remove_file(self.root.pid_file(ctid));
+        // Isolation (walls.rs): the devices cgroup goes with init.
+        if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
+            let _ = cg.remove();
+        }
         Ok(how)
     }
 
@@ -150,12 +179,32 @@ impl Vz {
         };
         self.shell_check(&cfg)?;
         let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-        process::exec_in(pid, &os).map_err(|(step, source)| VpsError::Exec {
-            ctid,
-            command: argv.join(" "),
-            step,
-            source,
+        let (walls, cgroup) = self.walls_for_exec(&cfg)?;
+        process::exec_in(pid, &os, walls.as_ref(), cgroup).map_err(|(step, source)| {
+            VpsError::Exec {
+                ctid,
+                command: argv.join(" "),
+                step,
+                source,
+            }
         })
+    }
+
+    /// Isolation (walls.rs): what a command entering the running VPS gets,
+    /// the same as its init, and its devices cgroup's `cgroup.procs`.
+    fn walls_for_exec(
+        &self,
+        cfg: &VpsConfig,
+    ) -> Result<(Option<walls::Walls>, Option<std::os::fd::OwnedFd>), VpsError> {
+        let Some((w, cg)) = walls::for_vps(&self.root.base, cfg)? else {
+            return Ok((None, None));
+        };
+        if !cg.path.is_dir() {
+            // Started before the VPS had walls: give it its cgroup now.
+            cg.create(cfg.ctid, &w.device_rules)?;
+        }
+        let fd = cg.procs(cfg.ctid)?;
+        Ok((Some(w), Some(fd)))
     }
 
     pub(super) fn shell_check(&self, cfg: &VpsConfig) -> Result<(), VpsError> {
@@ -174,19 +223,33 @@ impl Vz {
         if let Some(pid) = self.running_pid(&cfg) {
             self.shell_check(&cfg)?;
             let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-            return process::exec_in(pid, &os).map_err(|(step, source)| VpsError::Exec {
-                ctid,
-                command: shown.to_string(),
-                step,
-                source,
+            let (walls, cgroup) = self.walls_for_exec(&cfg)?;
+            return process::exec_in(pid, &os, walls.as_ref(), cgroup).map_err(|(step, source)| {
+                VpsError::Exec {
+                    ctid,
+                    command: shown.to_string(),
+                    step,
+                    source,
+                }
             });
         }
         let lock = self.lock(ctid)?;
         let mounted_here = self.mount_locked(&cfg)? != Mounted::Already;
+        // Isolation (walls.rs): the command gets init's walls and devices cgroup.
+        let walled = walls::for_vps(&self.root.base, &cfg)?;
+        let mut sandbox_walls = None;
+        if let Some((w, cg)) = &walled {
+            cg.create(ctid, &w.device_rules)?;
+            sandbox_walls = Some(crate::sandbox::SandboxWalls {
+                walls: w.clone(),
+                cgroup: std::sync::Arc::new(cg.procs(ctid)?),
+            });
+        }
         let result = self.shell_check(&cfg).and_then(|()| {
             let mut sb = crate::sandbox::Sandbox::new(&cfg.ve_root);
             sb.hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
             sb.env = process::vps_env();
+            sb.walls = sandbox_walls;
             let opts = crate::sandbox::RunOptions {
                 output: crate::sandbox::OutputMode::Stream,
                 stdin: crate::sandbox::StdinMode::Inherit,
@@ -202,6 +265,9 @@ impl Vz {
                 })
                 .map_err(|source| VpsError::Sandbox { ctid, source })
         });
+        if let Some((_, cg)) = &walled {
+            let _ = cg.remove();
+        }
         if mounted_here {
             self.umount_locked(&cfg)?;
         }

@@ -17,8 +17,34 @@ impl Vz {
                 });
             }
         }
+        // Isolation (walls.rs): bad grants are refused before anything changes.
+        let mut devnodes = cfg.devnodes.clone();
+        for a in &opts.devnodes {
+            devnodes = walls::merge_devnodes(&devnodes, a)?;
+        }
+        let mut devices = cfg.devices.clone();
+        for a in &opts.devices {
+            devices = walls::merge_devices(&devices, a)?;
+        }
+        let mut capability = cfg.capability.clone();
+        for a in &opts.capability {
+            capability = walls::merge_capability(&capability, a)?;
+        }
         let _lock = self.lock(ctid)?;
         let mut live = false;
+        if !opts.devnodes.is_empty() || !opts.devices.is_empty() {
+            let mut now = cfg.clone();
+            now.devnodes = devnodes.clone();
+            now.devices = devices.clone();
+            if let (Some(pid), Some((new, cg))) = (
+                self.running_pid(&cfg),
+                walls::for_vps(&self.root.base, &now)?,
+            ) {
+                cg.update_rules(ctid, &new.device_rules)?;
+                new.make_nodes_in(pid, ctid)?;
+                live = true;
+            }
+        }
         let mounted = self.mount_state(&cfg)? == MountState::Mounted;
         let quota_change = opts.diskspace.is_some()
             || opts.diskinodes.is_some()
@@ -53,6 +79,9 @@ impl Vz {
         cfg.quotatime = opts.quotatime.unwrap_or(cfg.quotatime);
         cfg.quotaugidlimit = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
         cfg.disk_quota = opts.disk_quota.unwrap_or(cfg.disk_quota);
+        cfg.devnodes = devnodes;
+        cfg.devices = devices;
+        cfg.capability = capability;
         self.save_config(&cfg)?;
         if opts.hostname.is_some() {
             // Through the mount (the overlay copies up, simfs charges the
@@ -66,10 +95,7 @@ impl Vz {
             } else {
                 cfg.upper()
             };
-            let etc = top.join("etc");
-            let written = std::fs::create_dir_all(&etc)
-                .map_err(io_err(ctid, "create", &etc))
-                .and_then(|()| self.write_identity(&cfg, &top, false));
+            let written = self.write_identity(&cfg, &top, false);
             if mounted_here {
                 self.umount_locked(&cfg)?;
             }
