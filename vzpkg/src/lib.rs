@@ -27,6 +27,7 @@ pub mod sandbox;
 pub mod simfs;
 pub mod source;
 pub mod store;
+pub mod sys;
 pub mod terminal;
 pub mod unpack;
 pub mod vps;

@@ -211,6 +211,10 @@ pub struct Sandbox {
     pub mount_sys: bool,
     /// Who is PID 1 of the new PID namespace.
     pub init: InitMode,
+    /// A user namespace to join as its root first (an unprivileged VPS);
+    /// the command then also gets a network namespace of its own, which
+    /// its `/sys` needs.
+    pub userns: Option<std::sync::Arc<OwnedFd>>,
 }
 
 /// How the command relates to PID 1 of its PID namespace.
@@ -236,6 +240,7 @@ impl Sandbox {
             env: vec![("PATH".into(), DEFAULT_PATH.into())],
             mount_sys: true,
             init: InitMode::Command,
+            userns: None,
         }
     }
 
@@ -342,10 +347,11 @@ impl Sandbox {
             }
         }
         let step_fd = step_writer.as_raw_fd();
+        let userns = self.userns.as_ref().map(|f| f.as_raw_fd());
         // SAFETY: the closure runs between fork and exec; it only makes
         // syscalls on data prepared before the fork and never allocates.
         unsafe {
-            cmd.pre_exec(move || enter_sandbox(&plan, step_fd));
+            cmd.pre_exec(move || enter_sandbox(&plan, step_fd, userns));
         }
         let spawned = cmd.spawn();
         // Drop every write end this process holds so the reads below end.
@@ -682,10 +688,15 @@ fn note_step(fd: RawFd, step: Step) {
 
 /// Runs in the forked child before exec. Returns `Ok` only in the process
 /// that is to exec the command (PID 1 of the new PID namespace).
-fn enter_sandbox(plan: &MountPlan, step_fd: RawFd) -> io::Result<()> {
+fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, userns: Option<RawFd>) -> io::Result<()> {
     note_step(step_fd, Step::Unshare);
     // If vzpkg dies, take the sandbox with it.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    if let Some(ns) = userns {
+        crate::sys::userns::join_as_root(ns)?;
+        // SAFETY: FILES is not among the flags.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }?;
+    }
     unshare_namespaces()?;
     note_step(step_fd, Step::Fork);
     // SAFETY: this process is the single-threaded child of a fork.

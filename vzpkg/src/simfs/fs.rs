@@ -365,6 +365,8 @@ pub(crate) struct SimFs {
     /// The backing files' stacking depth plus one (see `init`).
     stack_depth: u32,
     passthrough: AtomicBool,
+    /// The host uid of root inside: 0, or an unprivileged VPS's first uid.
+    root_uid: u32,
 }
 
 fn errno(e: rustix::io::Errno) -> Errno {
@@ -617,7 +619,19 @@ impl SimFs {
             want_passthrough,
             stack_depth,
             passthrough: AtomicBool::new(false),
+            root_uid: 0,
         })
+    }
+
+    /// An unprivileged VPS: its root is `uid` on the host.
+    pub(crate) fn with_root_uid(mut self, uid: u32) -> Self {
+        self.root_uid = uid;
+        self
+    }
+
+    /// Whether a request comes from the VPS's root (who keeps set-id bits).
+    fn is_root(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.root_uid
     }
 
     /// What a query of the live figures waits on (see [`Settling`]).
@@ -1611,7 +1625,7 @@ impl SimFs {
                 let mut q = lock(&self.quota);
                 let before = measure(&*old)?;
                 let fd = reopen()?;
-                if uid != 0 {
+                if !self.is_root(uid) {
                     drop_suidgid(&fd)?;
                 }
                 self.removed_resized(&mut q, ino, &before, &measure(&fd)?);
@@ -1636,7 +1650,7 @@ impl SimFs {
                 self.forget_measured(ino);
                 let fd = self.open_ino(ino, of)?;
                 // As for a truncate (see setattr): not root, no set-id bits.
-                if trunc && uid != 0 {
+                if trunc && !self.is_root(uid) {
                     drop_suidgid(&fd)?;
                 }
                 Ok(fd)
@@ -1820,7 +1834,7 @@ impl SimFs {
                     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
                 )
                 .map_err(errno)?;
-                if existing.is_some() && of.contains(OFlags::TRUNC) && req.uid() != 0 {
+                if existing.is_some() && of.contains(OFlags::TRUNC) && !self.is_root(req.uid()) {
                     drop_suidgid(&fd)?;
                 }
                 if existing.is_none() {
@@ -2067,7 +2081,7 @@ impl Filesystem for SimFs {
         // A caller other than root truncating must lose set-id bits. The
         // kernel sends the new mode along (FUSE_HANDLE_KILLPRIV_V2 is off,
         // see `init`); a truncate without one is dropped here.
-        let kill = size.is_some() && mode.is_none() && req.uid() != 0;
+        let kill = size.is_some() && mode.is_none() && !self.is_root(req.uid());
         let changes = Changes {
             mode,
             uid,

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod conf;
 pub mod daemon;
 mod error;
+pub mod idmap;
 pub mod overlay;
 pub mod process;
 
@@ -42,6 +43,7 @@ use conf::Conf;
 use error::io_err;
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,6 +114,31 @@ impl VzRoot {
     fn lock_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.lock"))
     }
+    /// Host-wide settings, `conf/vz.conf`.
+    pub fn global_conf_path(&self) -> PathBuf {
+        self.conf_dir().join("vz.conf")
+    }
+    /// The host-wide settings (`LOCAL_UID`, `LOCAL_GID`, ...); a missing
+    /// file is all defaults.
+    pub fn global_conf(&self) -> Result<Conf, VpsError> {
+        let path = self.global_conf_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Conf::default()),
+            Err(e) => return Err(io_err(0, "read", &path)(e)),
+        };
+        Conf::parse(&text).map_err(|e| VpsError::Conf {
+            ctid: 0,
+            path,
+            line: e.line,
+            why: e.why,
+        })
+    }
+    /// Taken while a VPS's id range is chosen and saved, so two creates
+    /// never pick the same one.
+    fn ids_lock_file(&self) -> PathBuf {
+        self.base.join("run").join("ids.lock")
+    }
 }
 
 /// A VPS's config, typed.
@@ -131,6 +158,14 @@ pub struct VpsConfig {
     pub quotaugidlimit: u64,
     /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
     pub disk_quota: bool,
+    // User namespaces: `USERNS`, `LOCAL_UID`, `LOCAL_GID`.
+    /// Root inside is an unprivileged host user: its own user namespace
+    /// over `ids`. A config without `USERNS` (written before user
+    /// namespaces) is privileged until converted with `vzctl set CTID
+    /// --userns yes --save`.
+    pub userns: bool,
+    /// The host ids of inside ids 0..65535; set when `userns` is.
+    pub ids: Option<idmap::IdRange>,
 }
 
 impl VpsConfig {
@@ -140,6 +175,10 @@ impl VpsConfig {
     }
     pub fn work(&self) -> PathBuf {
         self.ve_private.join("work")
+    }
+    /// The id range of an unprivileged VPS; `None` for a privileged one.
+    pub fn id_range(&self) -> Option<idmap::IdRange> {
+        self.ids.filter(|_| self.userns)
     }
     fn to_conf(&self, mut c: Conf) -> Conf {
         let pair = |(s, h): (u64, u64)| format!("{s}:{h}");
@@ -157,6 +196,11 @@ impl VpsConfig {
         c.set("QUOTATIME", &self.quotatime.to_string());
         c.set("QUOTAUGIDLIMIT", &self.quotaugidlimit.to_string());
         c.set("DISK_QUOTA", if self.disk_quota { "yes" } else { "no" });
+        c.set("USERNS", if self.userns { "yes" } else { "no" });
+        if let Some(r) = self.ids {
+            c.set("LOCAL_UID", &r.uid.to_string());
+            c.set("LOCAL_GID", &r.gid.to_string());
+        }
         c
     }
 
@@ -185,6 +229,32 @@ impl VpsConfig {
             None | Some("") => Ok(default),
             Some(v) => v.parse().map_err(|_| bad(key, "expected a number")),
         };
+        let userns = match c.get("USERNS") {
+            None | Some("") | Some("no") => false,
+            Some("yes") => true,
+            Some(_) => return Err(bad("USERNS", "expected yes or no")),
+        };
+        let base = |key: &str| -> Result<Option<u32>, VpsError> {
+            match c.get(key) {
+                None | Some("") => Ok(None),
+                Some(v) => match v.parse::<u32>() {
+                    Ok(n) if idmap::valid_base(n) => Ok(Some(n)),
+                    _ => Err(bad(key, "expected a host id from 65536 to 4294901759")),
+                },
+            }
+        };
+        let ids = match (base("LOCAL_UID")?, base("LOCAL_GID")?) {
+            (Some(uid), Some(gid)) => Some(idmap::IdRange { uid, gid }),
+            (None, None) => None,
+            (Some(_), None) => return Err(bad("LOCAL_GID", "missing beside LOCAL_UID")),
+            (None, Some(_)) => return Err(bad("LOCAL_UID", "missing beside LOCAL_GID")),
+        };
+        if userns && ids.is_none() {
+            return Err(bad(
+                "USERNS",
+                "yes needs LOCAL_UID and LOCAL_GID (set them with `vzctl set CTID --userns yes --save`)",
+            ));
+        }
         Ok(VpsConfig {
             ctid,
             ostemplate: need("OSTEMPLATE")?,
@@ -201,6 +271,8 @@ impl VpsConfig {
                 Some("no") => false,
                 Some(_) => return Err(bad("DISK_QUOTA", "expected yes or no")),
             },
+            userns,
+            ids,
         })
     }
 }
@@ -217,6 +289,13 @@ pub struct CreateOptions {
     pub root: Option<PathBuf>,
     /// `DISK_QUOTA`; `None` is no (see `create`).
     pub disk_quota: Option<bool>,
+    // User namespaces.
+    /// `--userns`; `None` is yes (unprivileged, the default).
+    pub userns: Option<bool>,
+    /// `--local_uid`, `--local_gid`: the range's first host ids; allocated
+    /// when not given (a gid base defaults to the uid base given).
+    pub local_uid: Option<u32>,
+    pub local_gid: Option<u32>,
 }
 
 /// What `set` changes; `None` leaves a value as it is.
@@ -229,6 +308,10 @@ pub struct SetOptions {
     pub quotaugidlimit: Option<u64>,
     /// Takes effect at the next mount.
     pub disk_quota: Option<bool>,
+    // User namespaces: converting a stopped VPS (with `save`).
+    pub userns: Option<bool>,
+    pub local_uid: Option<u32>,
+    pub local_gid: Option<u32>,
     pub save: bool,
 }
 
@@ -518,6 +601,8 @@ impl Vz {
         let id_for_ref = id.clone();
         let mut lowers = store.layer_trees(&id).map_err(template_err)?;
         lowers.reverse();
+        // Held until the config (with the range) is written.
+        let (userns, ids, _ids_lock) = self.create_ids(ctid, opts)?;
         let cfg = VpsConfig {
             ctid,
             ostemplate: opts.ostemplate.clone(),
@@ -546,6 +631,8 @@ impl Vz {
             // mount scans only the private area; metadata-heavy VPSs may
             // choose the bare overlay (`--diskquota no`), which is faster.
             disk_quota: opts.disk_quota.unwrap_or(true),
+            userns,
+            ids,
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -621,6 +708,8 @@ impl Vz {
                 Some(m) => (m.mode() & 0o7777, m.uid(), m.gid()),
                 None => (0o755, 0, 0),
             };
+            // Seen from inside, as the idmapped layers show it.
+            let (uid, gid) = cfg.id_range().map_or((uid, gid), |r| r.host(uid, gid));
             std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode))
                 .map_err(io_err(ctid, "chmod", &at))?;
             std::os::unix::fs::chown(&at, Some(uid), Some(gid))
@@ -647,6 +736,10 @@ impl Vz {
             std::fs::write(&p, text).map_err(io_err(ctid, "write", &p))?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
                 .map_err(io_err(ctid, "chmod", &p))?;
+            // Root's inside: the range's first ids for an unprivileged VPS.
+            let (uid, gid) = cfg.id_range().map_or((0, 0), |r| r.host(0, 0));
+            std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+                .map_err(io_err(ctid, "chown", &p))?;
         }
         Ok(())
     }
@@ -778,6 +871,7 @@ impl Vz {
             });
         }
         let lowers = self.lowers(cfg)?;
+        let userns = self.vps_userns(cfg)?;
         let simfs_at = self.root.simfs_mount(ctid);
         std::fs::create_dir_all(&cfg.ve_root).map_err(io_err(ctid, "create", &cfg.ve_root))?;
         if cfg.disk_quota {
@@ -785,7 +879,8 @@ impl Vz {
             daemon::spawn(self, cfg)?;
         }
         let (upper, work) = self.upper_work(cfg);
-        if let Err((step, source)) = overlay::mount(&cfg.ve_root, &lowers, &upper, &work) {
+        let ns = userns.as_ref().map(|f| f.as_fd());
+        if let Err((step, source)) = overlay::mount(&cfg.ve_root, &lowers, &upper, &work, ns) {
             if cfg.disk_quota {
                 let _ = daemon::stop(self, ctid, Duration::from_secs(2));
                 let _ = overlay::unmount_all(&simfs_at, true);
@@ -830,9 +925,10 @@ impl Vz {
             if let Err(e) = daemon::unmount(self, ctid, &simfs_at) {
                 // Busy from the host side: put the overlay back, so the VPS
                 // is as it was.
-                if let Ok(lowers) = self.lowers(cfg) {
+                if let (Ok(lowers), Ok(ns)) = (self.lowers(cfg), self.vps_userns(cfg)) {
                     let (upper, work) = self.upper_work(cfg);
-                    let _ = overlay::mount(&cfg.ve_root, &lowers, &upper, &work);
+                    let ns = ns.as_ref().map(|f| f.as_fd());
+                    let _ = overlay::mount(&cfg.ve_root, &lowers, &upper, &work, ns);
                 }
                 return Err(e);
             }
@@ -931,11 +1027,22 @@ impl Vz {
                         )),
                     })
                 }
-                Err(_) => std::fs::create_dir(&p).map_err(io_err(ctid, "create", &p))?,
+                Err(_) => {
+                    std::fs::create_dir(&p).map_err(io_err(ctid, "create", &p))?;
+                    // Root's inside, as the layers' own directories are.
+                    if let Some(r) = cfg.id_range() {
+                        std::os::unix::fs::lchown(&p, Some(r.uid), Some(r.gid))
+                            .map_err(io_err(ctid, "chown", &p))?;
+                    }
+                }
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
-        let plan =
+        // An unprivileged VPS needs a network namespace its user namespace
+        // owns, to mount its /sys.
+        let userns = self.vps_userns(&cfg)?;
+        let private_net = private_net || userns.is_some();
+        let mut plan =
             process::StartPlan::new(&cfg.ve_root, &hostname, private_net).map_err(|why| {
                 VpsError::Start {
                     ctid,
@@ -943,6 +1050,7 @@ impl Vz {
                     source: std::io::Error::other(why),
                 }
             })?;
+        plan.userns = userns;
         let pid = process::start(&plan).map_err(|(step, source)| VpsError::Start {
             ctid,
             step,
@@ -1026,6 +1134,7 @@ impl Vz {
         let result = self.shell_check(&cfg).and_then(|()| {
             let mut sb = crate::sandbox::Sandbox::new(&cfg.ve_root);
             sb.hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
+            sb.userns = self.vps_userns(&cfg)?.map(std::sync::Arc::new);
             sb.env = process::vps_env();
             let opts = crate::sandbox::RunOptions {
                 output: crate::sandbox::OutputMode::Stream,
@@ -1065,6 +1174,7 @@ impl Vz {
         }
         let _lock = self.lock(ctid)?;
         let mut live = false;
+        self.set_userns_locked(&mut cfg, opts)?;
         let mounted = self.mount_state(&cfg)? == MountState::Mounted;
         let quota_change = opts.diskspace.is_some()
             || opts.diskinodes.is_some()
@@ -1122,6 +1232,35 @@ impl Vz {
             written?;
         }
         Ok(live)
+    }
+
+    /// `--userns`/`--local_uid`/`--local_gid`: convert a stopped VPS (its
+    /// root is unmounted for it and mounted again after if it was).
+    fn set_userns_locked(&self, cfg: &mut VpsConfig, opts: &SetOptions) -> Result<(), VpsError> {
+        let ctid = cfg.ctid;
+        if opts.userns.is_none() && opts.local_uid.is_none() && opts.local_gid.is_none() {
+            return Ok(());
+        }
+        let want = opts.userns.unwrap_or(cfg.userns);
+        if !opts.save {
+            return Err(VpsError::BadValue {
+                option: "--userns",
+                value: if want { "yes" } else { "no" }.into(),
+                why: "changes the owners of the private area; give --save",
+            });
+        }
+        if let Some(pid) = self.running_pid(cfg) {
+            return Err(VpsError::Running { ctid, pid });
+        }
+        let was_mounted = self.mount_state(cfg)? != MountState::Unmounted;
+        if was_mounted {
+            self.umount_locked(cfg)?;
+        }
+        let changed = self.convert_ids(cfg, want, opts.local_uid, opts.local_gid);
+        if was_mounted {
+            self.mount_locked(cfg)?;
+        }
+        changed.map(|_| ())
     }
 
     /// Remove a stopped VPS: unmount, then its private area, config, pid

@@ -134,18 +134,34 @@ pub fn state(target: &Path, upper: &Path, lowers_top_first: &[PathBuf]) -> io::R
     Ok(MountState::Mounted)
 }
 
-/// Mount overlayfs on `target`. `step` names what failed.
+/// Mount overlayfs on `target`. `step` names what failed. With `idmap` (a
+/// user namespace), each lower layer is an idmapped clone of its tree made
+/// with that namespace, handed to overlayfs by fd: the store's files keep
+/// their owners and inodes, and the VPS sees them owned by its range.
 pub fn mount(
     target: &Path,
     lowers_top_first: &[PathBuf],
     upper: &Path,
     work: &Path,
+    idmap: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<(), (&'static str, io::Error)> {
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| ("fsopen(\"overlay\")", e.into()))?;
+    if let Some(ns) = idmap {
+        for l in lowers_top_first {
+            let tree = crate::sys::userns::idmapped_tree(l, ns)
+                .map_err(|e| ("make an idmapped mount of a template layer", e))?;
+            // Layers by fd: Linux 6.13+ (overlayfs keeps its own clone).
+            rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", &tree)
+                .map_err(|e| ("fsconfig lowerdir+ (an idmapped layer by fd)", e.into()))?;
+        }
+    }
     // One lower dir per call (Linux 6.8+): no length limit and no escaping.
     let mut appended = true;
     for (i, l) in lowers_top_first.iter().enumerate() {
+        if idmap.is_some() {
+            break;
+        }
         match rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l) {
             Ok(()) => {}
             Err(rustix::io::Errno::INVAL) if i == 0 => {
@@ -155,7 +171,7 @@ pub fn mount(
             Err(e) => return Err(("fsconfig lowerdir+", e.into())),
         }
     }
-    if !appended {
+    if !appended && idmap.is_none() {
         let joined = lowers_top_first
             .iter()
             .map(|l| {

@@ -43,6 +43,7 @@ pub fn vps_env() -> Vec<(String, String)> {
 const STEP_SETSID: u8 = 100;
 const STEP_LOOPBACK: u8 = 101;
 const STEP_STDIO: u8 = 102;
+const STEP_USERNS: u8 = 103;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -52,6 +53,7 @@ fn step_name(code: u8) -> String {
         STEP_SETSID => "leave vzctl's session".into(),
         STEP_LOOPBACK => "bring up the loopback interface".into(),
         STEP_STDIO => "point stdin/stdout/stderr at /dev/null".into(),
+        STEP_USERNS => "join the VPS's user namespace as its root".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -62,6 +64,9 @@ pub struct StartPlan {
     pub private_net: bool,
     /// argv and envp for `/sbin/init`, or `None` for the built-in init.
     pub init: Option<(CString, Vec<CString>, Vec<CString>)>,
+    /// The VPS's user namespace (an unprivileged VPS): joined first, so it
+    /// owns every namespace unshared after.
+    pub userns: Option<OwnedFd>,
 }
 
 impl StartPlan {
@@ -90,6 +95,7 @@ impl StartPlan {
             mounts,
             private_net,
             init,
+            userns: None,
         })
     }
 }
@@ -190,6 +196,13 @@ unsafe fn first_child(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
+    // First, and before the fds go (the namespace is one of them).
+    if let Some(ns) = &plan.userns {
+        record(wfd, TAG_STEP, STEP_USERNS, 0);
+        if let Err(e) = crate::sys::userns::join_as_root(ns.as_raw_fd()) {
+            fail(wfd, STEP_USERNS, &e);
+        }
+    }
     // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
     // output must see EOF when vzctl exits, not when the VPS stops, and a
     // lock vzctl lets go must not stay held by a copy while we set up.
@@ -491,6 +504,10 @@ const NAMESPACES: [(&str, libc::c_int); 5] = [
 /// root of the running VPS whose init is `pid`, on the caller's stdio, and
 /// return its exit code (128 + signal if it was killed).
 pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Error)> {
+    // An unprivileged VPS's user namespace is joined first: it owns the rest.
+    let userns =
+        crate::sys::userns::of_process(pid).map_err(|e| ("open the VPS's user namespace", e))?;
+    let userns_fd = userns.as_ref().map(|f| f.as_raw_fd());
     let mut fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
@@ -525,6 +542,9 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
     // SAFETY: only system calls between fork and exec, on data made before.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(ns) = userns_fd {
+                crate::sys::userns::join_as_root(ns)?;
+            }
             for (fd, flag) in &raw {
                 if libc::setns(*fd, *flag) != 0 {
                     return Err(io::Error::last_os_error());
@@ -561,6 +581,7 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
         libc::signal(libc::SIGQUIT, old_quit);
     }
     drop(fds);
+    drop(userns);
     let status = result.map_err(|e| ("enter the VPS's namespaces and run", e))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status

@@ -1,0 +1,3 @@
+//! System calls the runtime and the build sandbox make, behind a narrow API.
+
+pub mod userns;
