@@ -147,6 +147,9 @@ pub fn mount(
 ) -> Result<(), (&'static str, io::Error)> {
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| ("fsopen(\"overlay\")", e.into()))?;
+    // Open until the overlay is made: closing the last fd of a detached
+    // mount dissolves it, and overlayfs clones the layers at create.
+    let mut trees = Vec::new();
     if let Some(ns) = idmap {
         for l in lowers_top_first {
             let tree = crate::sys::userns::idmapped_tree(l, ns)
@@ -154,6 +157,7 @@ pub fn mount(
             // Layers by fd: Linux 6.13+ (overlayfs keeps its own clone).
             rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", &tree)
                 .map_err(|e| ("fsconfig lowerdir+ (an idmapped layer by fd)", e.into()))?;
+            trees.push(tree);
         }
     }
     // One lower dir per call (Linux 6.8+): no length limit and no escaping.
@@ -192,6 +196,7 @@ pub fn mount(
     rustix::mount::fsconfig_set_string(&fs, "workdir", work)
         .map_err(|e| ("fsconfig workdir", e.into()))?;
     rustix::mount::fsconfig_create(&fs).map_err(|e| ("fsconfig create", e.into()))?;
+    drop(trees);
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| ("fsmount", e.into()))?;
     rustix::mount::move_mount(
