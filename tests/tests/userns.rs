@@ -122,7 +122,17 @@ fn unprivileged_root_is_a_host_user_of_its_range_over_unchanged_layers() {
     let before: Vec<_> = layers.iter().map(|l| snapshot(l)).collect();
 
     h.ok(&["create", "101", "--ostemplate", "tools"], 0);
-    h.ok(&["create", "102", "--ostemplate", "tools", "--diskquota", "no"], 0);
+    h.ok(
+        &[
+            "create",
+            "102",
+            "--ostemplate",
+            "tools",
+            "--diskquota",
+            "no",
+        ],
+        0,
+    );
     // Unprivileged is the default; ranges of 65536 from 100000, one per VPS.
     assert_eq!(conf_value(&h, "101", "USERNS").as_deref(), Some("yes"));
     assert_eq!(local_ids(&h, "101"), (100_000, 100_000));
@@ -149,7 +159,10 @@ fn unprivileged_root_is_a_host_user_of_its_range_over_unchanged_layers() {
         init_map.split_whitespace().collect::<Vec<_>>(),
         ["0", "100000", "65536"]
     );
-    let out = h.ok(&["enter", "101", "--exec", "cat /proc/self/uid_map; id -u"], 0);
+    let out = h.ok(
+        &["enter", "101", "--exec", "cat /proc/self/uid_map; id -u"],
+        0,
+    );
     let words: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(words, ["0", "100000", "65536", "0"], "{out}");
 
@@ -215,44 +228,104 @@ fn ranges_come_from_vz_conf_and_overlaps_are_refused() {
         "# host-wide\nLOCAL_UID=\"200000\"\nLOCAL_GID=\"300000\"\n",
     )
     .unwrap();
-    h.ok(&["create", "101", "--ostemplate", "tools", "--diskquota", "no"], 0);
+    h.ok(
+        &[
+            "create",
+            "101",
+            "--ostemplate",
+            "tools",
+            "--diskquota",
+            "no",
+        ],
+        0,
+    );
     assert_eq!(local_ids(&h, "101"), (200_000, 300_000));
     // Given: checked against every other VPS, and refused with its name.
     let out = h.vzctl(&[
-        "create", "102", "--ostemplate", "tools", "--local_uid", "250000",
+        "create",
+        "102",
+        "--ostemplate",
+        "tools",
+        "--local_uid",
+        "250000",
     ]);
     assert_eq!(out.status.code(), Some(BAD_VALUE), "{}", text(&out));
     assert!(text(&out).contains("overlaps VPS 101"), "{}", text(&out));
     assert!(!h.vz().join("conf/102.conf").exists());
     assert!(!h.vz().join("private/102").exists());
     let out = h.vzctl(&[
-        "create", "102", "--ostemplate", "tools", "--local_uid", "500000", "--local_gid",
+        "create",
+        "102",
+        "--ostemplate",
+        "tools",
+        "--local_uid",
+        "500000",
+        "--local_gid",
         "310000",
     ]);
     assert_eq!(out.status.code(), Some(BAD_VALUE), "{}", text(&out));
     assert!(text(&out).contains("gid range"), "{}", text(&out));
     // Below 65536 would map the host's own ids.
     let out = h.vzctl(&[
-        "create", "102", "--ostemplate", "tools", "--local_uid", "1000",
+        "create",
+        "102",
+        "--ostemplate",
+        "tools",
+        "--local_uid",
+        "1000",
     ]);
     assert_eq!(out.status.code(), Some(BAD_VALUE), "{}", text(&out));
     h.ok(
         &[
-            "create", "102", "--ostemplate", "tools", "--diskquota", "no", "--local_uid", "500000",
+            "create",
+            "102",
+            "--ostemplate",
+            "tools",
+            "--diskquota",
+            "no",
+            "--local_uid",
+            "500000",
         ],
         0,
     );
     assert_eq!(local_ids(&h, "102"), (500_000, 500_000));
     // The next allocation steps over both.
-    h.ok(&["create", "103", "--ostemplate", "tools", "--diskquota", "no"], 0);
+    h.ok(
+        &[
+            "create",
+            "103",
+            "--ostemplate",
+            "tools",
+            "--diskquota",
+            "no",
+        ],
+        0,
+    );
     assert_eq!(local_ids(&h, "103"), (265_536, 365_536));
     // A destroyed VPS's range is free again.
     h.ok(&["destroy", "101"], 0);
-    h.ok(&["create", "104", "--ostemplate", "tools", "--diskquota", "no"], 0);
+    h.ok(
+        &[
+            "create",
+            "104",
+            "--ostemplate",
+            "tools",
+            "--diskquota",
+            "no",
+        ],
+        0,
+    );
     assert_eq!(local_ids(&h, "104"), (200_000, 300_000));
     // No range for a privileged VPS.
     let out = h.vzctl(&[
-        "create", "105", "--ostemplate", "tools", "--userns", "no", "--local_uid", "900000",
+        "create",
+        "105",
+        "--ostemplate",
+        "tools",
+        "--userns",
+        "no",
+        "--local_uid",
+        "900000",
     ]);
     assert_eq!(out.status.code(), Some(BAD_VALUE), "{}", text(&out));
 }
@@ -300,7 +373,12 @@ fn second_level_quota_speaks_the_vps_own_ids() {
     s.save(&qf).unwrap();
     h.ok(&["mount", id], 0);
     let out = vzquota(&h, &["stat", id, "-t"]);
-    assert_eq!(ugid_blocks(&out, "user", 1000), Some((used, 64, 64)), "{}", text(&out));
+    assert_eq!(
+        ugid_blocks(&out, "user", 1000),
+        Some((used, 64, 64)),
+        "{}",
+        text(&out)
+    );
     h.ok(&["umount", id], 0);
 }
 
@@ -308,7 +386,10 @@ fn second_level_quota_speaks_the_vps_own_ids() {
 fn userns_no_is_the_host_root_and_set_converts_it_keeping_the_quota() {
     let Some(h) = host() else { return };
     let id = "301";
-    h.ok(&["create", id, "--ostemplate", "tools", "--userns", "no"], 0);
+    h.ok(
+        &["create", id, "--ostemplate", "tools", "--userns", "no"],
+        0,
+    );
     assert_eq!(conf_value(&h, id, "USERNS").as_deref(), Some("no"));
     assert_eq!(conf_value(&h, id, "LOCAL_UID"), None);
     h.ok(&["set", id, "--quotaugidlimit", "100", "--save"], 0);

@@ -173,11 +173,11 @@ struct UsernsArgs {
     #[arg(long, value_parser = ["yes", "no"])]
     userns: Option<String>,
     /// First host uid of the VPS's 65536 ids (default: the lowest free range).
-    #[arg(long)]
+    #[arg(long = "local_uid", alias = "local-uid")]
     local_uid: Option<u32>,
     /// First host gid of the VPS's 65536 ids (default: --local_uid's value,
     /// or the lowest free range).
-    #[arg(long)]
+    #[arg(long = "local_gid", alias = "local-gid")]
     local_gid: Option<u32>,
 }
 
