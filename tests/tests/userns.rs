@@ -482,3 +482,207 @@ fn userns_no_is_the_host_root_and_set_converts_it_keeping_the_quota() {
     assert_eq!(id_map(&h, id, "uid_map"), vec![0, 0, 4_294_967_295]);
     h.ok(&["stop", id], 0);
 }
+
+/// Host programs (with their libraries) for a template where apt-get and
+/// dpkg really run: at their host paths.
+const APT_TOOLS: &[&str] = &[
+    "/usr/bin/apt-get",
+    "/usr/bin/dpkg",
+    "/usr/bin/dpkg-deb",
+    "/usr/bin/dpkg-query",
+    "/usr/bin/dpkg-split",
+    "/usr/bin/tar",
+    "/usr/bin/rm",
+    "/usr/bin/diff",
+    "/usr/bin/stat",
+    "/usr/bin/cat",
+    "/usr/bin/touch",
+    "/usr/sbin/ldconfig",
+    "/usr/sbin/start-stop-daemon",
+    "/usr/lib/apt/methods/file",
+    "/usr/lib/apt/methods/store",
+    "/usr/lib/apt/methods/copy",
+];
+
+/// A tree with apt and dpkg from the host's own binaries, an empty dpkg
+/// database and one source: the fixture mirror at /srv/mirror inside.
+fn apt_tree(dir: &Path) -> Option<()> {
+    let copy = |from: &Path, to: &Path| {
+        let dest = dir.join(to.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from, &dest).unwrap();
+    };
+    let dash = Path::new("/usr/bin/dash");
+    for tool in APT_TOOLS.iter().map(Path::new).chain([dash]) {
+        if !tool.is_file() {
+            eprintln!(
+                "skipped: the host has no {} to build the apt template from",
+                tool.display()
+            );
+            return None;
+        }
+        for lib in vzpkg_tests::fixture::shared_libraries(tool) {
+            copy(&lib, &lib);
+        }
+        copy(tool, tool);
+    }
+    copy(dash, Path::new("/bin/sh"));
+    // dpkg's architecture tables.
+    for table in ["cputable", "ostable", "tupletable", "abitable"] {
+        let p = Path::new("/usr/share/dpkg").join(table);
+        if p.is_file() {
+            copy(&p, &p);
+        }
+    }
+    for d in [
+        "etc/apt/apt.conf.d",
+        "etc/apt/preferences.d",
+        "etc/apt/sources.list.d",
+        "etc/apt/trusted.gpg.d",
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+        "var/log/apt",
+        "srv",
+        "root",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::set_permissions(
+        dir.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    for (path, text) in [
+        ("var/lib/dpkg/status", ""),
+        ("var/lib/dpkg/available", ""),
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("etc/group", "root:x:0:\n"),
+        (
+            "etc/apt/sources.list",
+            "deb [trusted=yes] file:/srv/mirror testing main\n",
+        ),
+        // No `_apt` user in this tree: fetch as root.
+        ("etc/apt/apt.conf.d/00vps", "APT::Sandbox::User \"root\";\n"),
+    ] {
+        std::fs::write(dir.join(path), text).unwrap();
+    }
+    Some(())
+}
+
+/// A package with a root-owned file, a directory and file of uid 1000, and
+/// a postinst that runs.
+fn hello_package() -> vzpkg_tests::mirror::Published {
+    use vzpkg_tests::debfile::{DebBuilder, Entry, Kind, DEFAULT_MTIME};
+    let owned = |path: &str, kind: Kind, mode: u32| Entry {
+        path: path.as_bytes().to_vec(),
+        kind,
+        mode,
+        uid: 1000,
+        gid: 1000,
+        mtime: DEFAULT_MTIME,
+        xattrs: Vec::new(),
+    };
+    let deb = DebBuilder::new("hello", "1.0", "amd64")
+        .file("usr/share/hello/greeting", &vec![b'h'; 300_000], 0o644)
+        .entry(owned("var/lib/hello", Kind::Dir, 0o755))
+        .entry(owned(
+            "var/lib/hello/data",
+            Kind::File(b"mine\n".to_vec()),
+            0o600,
+        ))
+        .script(
+            "postinst",
+            "#!/bin/sh\nset -e\ntouch /var/lib/hello/configured\n",
+        );
+    vzpkg_tests::fixture::package("hello", "1.0", &[("Description", "a fixture package")], deb)
+}
+
+/// `vzquota stat ID`: 1K blocks used.
+fn used_blocks(h: &Host, id: &str) -> u64 {
+    let out = vzquota(h, &["stat", id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.trim_start().starts_with("1k-blocks"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn apt_get_install_inside_an_unprivileged_vps() {
+    let Some(h) = host() else { return };
+    let tree = tempfile::tempdir().unwrap();
+    if apt_tree(tree.path()).is_none() {
+        return;
+    }
+    let meta = vzpkg::store::TemplateMeta {
+        name: "apt".into(),
+        ..Default::default()
+    };
+    h.store().commit(tree.path(), &meta).unwrap();
+    let id = "401";
+    h.ok(&["create", id, "--ostemplate", "apt"], 0);
+    h.ok(&["set", id, "--quotaugidlimit", "100", "--save"], 0);
+    h.ok(&["start", id], 0);
+    // The fixture mirror (its signed index left out: the source is
+    // trusted=yes, this tree has no gpgv) inside the VPS.
+    let mirror = h.vz().join(format!("root/{id}/srv/mirror"));
+    let key = vzpkg_tests::signing::TestKey::generate("fixture");
+    vzpkg_tests::mirror::write_mirror(
+        &mirror,
+        &vzpkg_tests::mirror::MirrorSpec::default(),
+        &[hello_package()],
+        &key,
+    );
+    std::fs::remove_file(mirror.join("dists/testing/InRelease")).unwrap();
+    let before = used_blocks(&h, id);
+
+    let out = h.vzctl(&[
+        "exec",
+        id,
+        "apt-get update && apt-get install -y hello 2>&1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = h.ok(&["exec", id, "dpkg-query -W -f '${Status}' hello"], 0);
+    assert_eq!(status, "install ok installed");
+    // Owners inside as the package says; on the host, in the range.
+    let out = h.ok(
+        &[
+            "exec",
+            id,
+            "stat -c '%u %g' /usr/share/hello/greeting /var/lib/hello/data /var/lib/hello/configured",
+        ],
+        0,
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["0 0", "1000 1000", "0 0"],
+        "{out}"
+    );
+    let (base, gbase) = local_ids(&h, id);
+    let fs = h.vz().join(format!("private/{id}/fs"));
+    assert_eq!(owner(&fs.join("usr/share/hello/greeting")), (base, gbase));
+    assert_eq!(
+        owner(&fs.join("var/lib/hello/data")),
+        (base + 1000, gbase + 1000)
+    );
+    // Charged: at least the package's 300 KB file, and uid 1000's file by
+    // its own id.
+    let after = used_blocks(&h, id);
+    assert!(
+        after >= before + 290,
+        "before {before} KiB, after {after} KiB"
+    );
+    let t = vzquota(&h, &["stat", id, "-t"]);
+    assert!(
+        ugid_blocks(&t, "user", 1000).is_some_and(|u| u.0 > 0),
+        "{}",
+        text(&t)
+    );
+    h.ok(&["stop", id], 0);
+}

@@ -147,9 +147,9 @@ mod tests {
         assert_eq!(allocate(base, &[]), Some(base));
         let taken = [(101, r(100_000, 100_000)), (102, r(165_536, 165_536))];
         assert_eq!(allocate(base, &taken), Some(r(231_072, 231_072)));
-        // A hand-made range in between is stepped over as well.
+        // A hand-made range across two slots is stepped over as well.
         let odd = [(101, r(100_000, 100_000)), (103, r(200_000, 500_000))];
-        assert_eq!(allocate(base, &odd), Some(r(231_072, 231_072)));
+        assert_eq!(allocate(base, &odd), Some(r(296_608, 296_608)));
         // Gid ranges count as much as uid ranges.
         let gids = [(104, r(900_000, 165_536))];
         assert_eq!(allocate(base, &gids), Some(base));
@@ -180,6 +180,27 @@ mod tests {
             Some((101, "gid", 100_000))
         );
         assert_eq!(find_overlap(r(300_000, 34_464), &taken), None);
+    }
+
+    #[test]
+    fn an_old_kernel_is_named_with_the_way_out() {
+        let e = VpsError::Kernel {
+            ctid: 101,
+            release: "5.15.0-91-generic".into(),
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("5.15.0-91-generic"), "{msg}");
+        assert!(msg.contains("5.19"), "{msg}");
+        assert!(msg.contains("--userns no"), "{msg}");
+        assert_eq!(e.exit_code(), super::super::exit::BAD_KERNEL);
+        // This machine's kernel is judged by its release string.
+        let (release, v) = crate::sys::userns::kernel();
+        let ok = check_kernel(1).is_ok();
+        assert_eq!(
+            ok,
+            crate::sys::userns::supports_idmapped_lowers(v),
+            "{release}"
+        );
     }
 
     #[test]
