@@ -133,138 +133,6 @@ pub fn shift_tree(root: &Path, range: IdRange, to_range: bool) -> io::Result<u64
     Ok(changed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(uid: u32, gid: u32) -> IdRange {
-        IdRange { uid, gid }
-    }
-
-    #[test]
-    fn allocation_skips_taken_ranges() {
-        let base = r(100_000, 100_000);
-        assert_eq!(allocate(base, &[]), Some(base));
-        let taken = [(101, r(100_000, 100_000)), (102, r(165_536, 165_536))];
-        assert_eq!(allocate(base, &taken), Some(r(231_072, 231_072)));
-        // A hand-made range across two slots is stepped over as well.
-        let odd = [(101, r(100_000, 100_000)), (103, r(200_000, 500_000))];
-        assert_eq!(allocate(base, &odd), Some(r(296_608, 296_608)));
-        // Gid ranges count as much as uid ranges.
-        let gids = [(104, r(900_000, 165_536))];
-        assert_eq!(allocate(base, &gids), Some(base));
-        assert_eq!(
-            allocate(r(100_000, 165_536), &gids),
-            Some(r(165_536, 231_072))
-        );
-        // Nothing left below u32::MAX.
-        assert_eq!(
-            allocate(
-                r(u32::MAX - 65_536, 100_000),
-                &[(1, r(u32::MAX - 65_536, 1))]
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn overlap_names_the_other_vps() {
-        let taken = [(101, r(100_000, 100_000))];
-        assert_eq!(
-            find_overlap(r(165_535, 300_000), &taken),
-            Some((101, "uid", 100_000))
-        );
-        assert_eq!(find_overlap(r(165_536, 300_000), &taken), None);
-        assert_eq!(
-            find_overlap(r(300_000, 34_465), &taken),
-            Some((101, "gid", 100_000))
-        );
-        assert_eq!(find_overlap(r(300_000, 34_464), &taken), None);
-    }
-
-    #[test]
-    fn an_old_kernel_is_named_with_the_way_out() {
-        let e = VpsError::Kernel {
-            ctid: 101,
-            release: "5.15.0-91-generic".into(),
-        };
-        let msg = e.to_string();
-        assert!(msg.contains("5.15.0-91-generic"), "{msg}");
-        assert!(msg.contains("5.19"), "{msg}");
-        assert!(msg.contains("--userns no"), "{msg}");
-        assert_eq!(e.exit_code(), super::super::exit::BAD_KERNEL);
-        // This machine's kernel is judged by its release string.
-        let (release, v) = crate::sys::userns::kernel();
-        let ok = check_kernel(1).is_ok();
-        assert_eq!(
-            ok,
-            crate::sys::userns::supports_idmapped_lowers(v),
-            "{release}"
-        );
-    }
-
-    #[test]
-    fn bases() {
-        assert!(!valid_base(0));
-        assert!(!valid_base(65_535));
-        assert!(valid_base(65_536));
-        assert!(valid_base(u32::MAX - 65_536));
-        assert!(!valid_base(u32::MAX - 65_535));
-    }
-
-    #[test]
-    fn shifting_is_repeatable_and_reversible() {
-        let b = 200_000;
-        assert_eq!(shift_id(0, b, true), 200_000);
-        assert_eq!(shift_id(1000, b, true), 201_000);
-        assert_eq!(shift_id(201_000, b, true), 201_000);
-        assert_eq!(shift_id(70_000, b, true), b + NOBODY);
-        assert_eq!(shift_id(201_000, b, false), 1000);
-        assert_eq!(shift_id(1000, b, false), 1000);
-        assert_eq!(shift_id(70_000, b, false), NOBODY);
-    }
-
-    #[test]
-    fn tree_shift_keeps_setid_bits_and_links() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: chown needs root");
-            return;
-        }
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("su");
-        std::fs::write(&f, b"x").unwrap();
-        std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
-        std::fs::hard_link(&f, d.path().join("su2")).unwrap();
-        std::fs::create_dir(d.path().join("home")).unwrap();
-        std::os::unix::fs::chown(d.path().join("home"), Some(1000), Some(100)).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", d.path().join("link")).unwrap();
-        let range = r(300_000, 400_000);
-        shift_tree(d.path(), range, true).unwrap();
-        let m = std::fs::metadata(&f).unwrap();
-        assert_eq!(
-            (m.uid(), m.gid(), m.mode() & 0o7777),
-            (300_000, 400_000, 0o4755)
-        );
-        let h = std::fs::metadata(d.path().join("home")).unwrap();
-        assert_eq!((h.uid(), h.gid()), (301_000, 400_100));
-        let l = std::fs::symlink_metadata(d.path().join("link")).unwrap();
-        assert_eq!(l.uid(), 300_000);
-        // The link's target is untouched.
-        assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), 0);
-        // Again: nothing moves twice.
-        shift_tree(d.path(), range, true).unwrap();
-        assert_eq!(std::fs::metadata(&f).unwrap().uid(), 300_000);
-        shift_tree(d.path(), range, false).unwrap();
-        let m = std::fs::metadata(&f).unwrap();
-        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o4755));
-        assert_eq!(
-            std::fs::metadata(d.path().join("home")).unwrap().uid(),
-            1000
-        );
-    }
-}
-
 use super::conf::Conf;
 use super::error::io_err;
 use super::{CreateOptions, VpsConfig, VpsError, Vz};
@@ -525,5 +393,137 @@ pub(super) fn check_kernel(ctid: u32) -> Result<(), VpsError> {
         Ok(())
     } else {
         Err(VpsError::Kernel { ctid, release })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(uid: u32, gid: u32) -> IdRange {
+        IdRange { uid, gid }
+    }
+
+    #[test]
+    fn allocation_skips_taken_ranges() {
+        let base = r(100_000, 100_000);
+        assert_eq!(allocate(base, &[]), Some(base));
+        let taken = [(101, r(100_000, 100_000)), (102, r(165_536, 165_536))];
+        assert_eq!(allocate(base, &taken), Some(r(231_072, 231_072)));
+        // A hand-made range across two slots is stepped over as well.
+        let odd = [(101, r(100_000, 100_000)), (103, r(200_000, 500_000))];
+        assert_eq!(allocate(base, &odd), Some(r(296_608, 296_608)));
+        // Gid ranges count as much as uid ranges.
+        let gids = [(104, r(900_000, 165_536))];
+        assert_eq!(allocate(base, &gids), Some(base));
+        assert_eq!(
+            allocate(r(100_000, 165_536), &gids),
+            Some(r(165_536, 231_072))
+        );
+        // Nothing left below u32::MAX.
+        assert_eq!(
+            allocate(
+                r(u32::MAX - 65_536, 100_000),
+                &[(1, r(u32::MAX - 65_536, 1))]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn overlap_names_the_other_vps() {
+        let taken = [(101, r(100_000, 100_000))];
+        assert_eq!(
+            find_overlap(r(165_535, 300_000), &taken),
+            Some((101, "uid", 100_000))
+        );
+        assert_eq!(find_overlap(r(165_536, 300_000), &taken), None);
+        assert_eq!(
+            find_overlap(r(300_000, 34_465), &taken),
+            Some((101, "gid", 100_000))
+        );
+        assert_eq!(find_overlap(r(300_000, 34_464), &taken), None);
+    }
+
+    #[test]
+    fn an_old_kernel_is_named_with_the_way_out() {
+        let e = VpsError::Kernel {
+            ctid: 101,
+            release: "5.15.0-91-generic".into(),
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("5.15.0-91-generic"), "{msg}");
+        assert!(msg.contains("5.19"), "{msg}");
+        assert!(msg.contains("--userns no"), "{msg}");
+        assert_eq!(e.exit_code(), super::super::exit::BAD_KERNEL);
+        // This machine's kernel is judged by its release string.
+        let (release, v) = crate::sys::userns::kernel();
+        let ok = check_kernel(1).is_ok();
+        assert_eq!(
+            ok,
+            crate::sys::userns::supports_idmapped_lowers(v),
+            "{release}"
+        );
+    }
+
+    #[test]
+    fn bases() {
+        assert!(!valid_base(0));
+        assert!(!valid_base(65_535));
+        assert!(valid_base(65_536));
+        assert!(valid_base(u32::MAX - 65_536));
+        assert!(!valid_base(u32::MAX - 65_535));
+    }
+
+    #[test]
+    fn shifting_is_repeatable_and_reversible() {
+        let b = 200_000;
+        assert_eq!(shift_id(0, b, true), 200_000);
+        assert_eq!(shift_id(1000, b, true), 201_000);
+        assert_eq!(shift_id(201_000, b, true), 201_000);
+        assert_eq!(shift_id(70_000, b, true), b + NOBODY);
+        assert_eq!(shift_id(201_000, b, false), 1000);
+        assert_eq!(shift_id(1000, b, false), 1000);
+        assert_eq!(shift_id(70_000, b, false), NOBODY);
+    }
+
+    #[test]
+    fn tree_shift_keeps_setid_bits_and_links() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("su");
+        std::fs::write(&f, b"x").unwrap();
+        std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::hard_link(&f, d.path().join("su2")).unwrap();
+        std::fs::create_dir(d.path().join("home")).unwrap();
+        std::os::unix::fs::chown(d.path().join("home"), Some(1000), Some(100)).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("link")).unwrap();
+        let range = r(300_000, 400_000);
+        shift_tree(d.path(), range, true).unwrap();
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (300_000, 400_000, 0o4755)
+        );
+        let h = std::fs::metadata(d.path().join("home")).unwrap();
+        assert_eq!((h.uid(), h.gid()), (301_000, 400_100));
+        let l = std::fs::symlink_metadata(d.path().join("link")).unwrap();
+        assert_eq!(l.uid(), 300_000);
+        // The link's target is untouched.
+        assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), 0);
+        // Again: nothing moves twice.
+        shift_tree(d.path(), range, true).unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().uid(), 300_000);
+        shift_tree(d.path(), range, false).unwrap();
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o4755));
+        assert_eq!(
+            std::fs::metadata(d.path().join("home")).unwrap().uid(),
+            1000
+        );
     }
 }
