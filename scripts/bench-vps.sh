@@ -5,7 +5,10 @@
 #    measured on fewer copies and scaled;
 #  - page cache after reading /usr in 1 VPS and in 50 (counted in a memory
 #    cgroup of the benchmark's own, see scripts/lib-bench-vps.sh);
-#  - start 50 VPSs and `exec true` in each: time and host memory per VPS.
+#  - start 50 VPSs and `exec true` in each: time and host memory per VPS;
+#  - each figure for unprivileged VPSs (the default) and privileged ones
+#    (`--userns no`) in the same run, and the cold read of /usr of the one
+#    against the other.
 #
 #   scripts/bench-vps.sh [N=200] [MIRROR_URL]
 set -euo pipefail
@@ -20,22 +23,33 @@ work=$(mktemp -d /var/tmp/vzpkg-vps-bench.XXXXXX)
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
 # shellcheck source=scripts/lib-bench-vps.sh
 . scripts/lib-bench-vps.sh
-trap 'finish $(seq 1000 $((1000 + n - 1)))' EXIT
+ids() { seq "$1" $(($1 + $2 - 1)); }
+trap 'finish $(ids 1000 "$n") $(ids 5000 "$n")' EXIT
 memcg_enter
 
 cp recipes/debian-12.toml "$work/debian-12.toml"
 "$vz" create "$work/debian-12.toml" "${mirror[@]}" --json > /dev/null
 echo "template: $("$vz" list | sed -n 2p)"
 
-t0=$(now)
-for id in $(seq 1000 $((1000 + n - 1))); do
-    "$vz" vzctl create "$id" --ostemplate debian-12 > /dev/null
-    "$vz" vzctl mount "$id" > /dev/null
+# Every figure twice in the same run: unprivileged VPSs (the default: a
+# user namespace each, layers through idmapped mounts) from CTID 1000 and
+# privileged ones (--userns no) from CTID 5000.
+modes=("unprivileged:1000:" "privileged:5000:--userns no")
+
+declare -A read_s
+for m in "${modes[@]}"; do
+    IFS=: read -r label first opts <<< "$m"
+    t0=$(now)
+    for id in $(ids "$first" "$n"); do
+        # shellcheck disable=SC2086
+        "$vz" vzctl create "$id" --ostemplate debian-12 $opts > /dev/null
+        "$vz" vzctl mount "$id" > /dev/null
+    done
+    t1=$(now)
+    total=$(elapsed "$t0" "$t1")
+    priv=$(du -sxk "$VZ_ROOT/private" | cut -f1)
+    awk -v l="$label" -v t="$total" -v n="$n" -v p="$priv" 'BEGIN { printf "%s: create+mount %d VPSs: %.2fs, %.1f ms each (target < 20); private areas so far %d KiB\n", l, n, t, t * 1000 / n, p }'
 done
-t1=$(now)
-total=$(elapsed "$t0" "$t1")
-priv=$(du -sxk "$VZ_ROOT/private" | cut -f1)
-awk -v t="$total" -v n="$n" -v p="$priv" 'BEGIN { printf "create+mount %d VPSs: %.2fs, %.1f ms each; private areas %d KiB, %.1f KiB each\n", n, t, t * 1000 / n, p, p / n }'
 
 # The copy-per-VPS way, on 10 copies.
 "$vz" checkout debian-12 "$work/tree"
@@ -47,16 +61,25 @@ awk -v t="$(elapsed "$t0" "$t1")" -v c="$copies" 'BEGIN { printf "copy per VPS (
 rm -rf "$work"/copy*
 
 read_usr() { find "$VZ_ROOT/root/$1/usr" -type f -print0 | xargs -0 cat > /dev/null 2>&1 || true; }
-drop_caches
-c0=$(cached); read_usr 1000; c1=$(cached)
-drop_caches
-c2=$(cached); for id in $(seq 1000 1049); do read_usr "$id"; done; c3=$(cached)
-awk -v a=$((c1 - c0)) -v b=$((c3 - c2)) 'BEGIN { printf "page cache for /usr: 1 VPS %d KiB, 50 VPSs %d KiB, ratio %.2f (target <= 1.2)\n", a, b, b / a }'
+for m in "${modes[@]}"; do
+    IFS=: read -r label first _ <<< "$m"
+    drop_caches
+    t0=$(now); c0=$(cached); read_usr "$first"; c1=$(cached); t1=$(now)
+    read_s[$label]=$(elapsed "$t0" "$t1")
+    drop_caches
+    c2=$(cached); for id in $(ids "$first" 50); do read_usr "$id"; done; c3=$(cached)
+    awk -v l="$label" -v a=$((c1 - c0)) -v b=$((c3 - c2)) -v t="${read_s[$label]}" 'BEGIN { printf "%s: cold read of /usr %.2fs; page cache for /usr: 1 VPS %d KiB, 50 VPSs %d KiB, ratio %.3f (target <= 1.05)\n", l, t, a, b, b / a }'
+done
+awk -v u="${read_s[unprivileged]}" -v p="${read_s[privileged]}" 'BEGIN { printf "cold read of /usr, unprivileged against privileged: %.2f of its speed (target >= 0.95)\n", p / u }'
 
-m0=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
-t0=$(now)
-for id in $(seq 1000 1049); do "$vz" vzctl start "$id" > /dev/null; done
-for id in $(seq 1000 1049); do "$vz" vzctl exec "$id" true; done
-t1=$(now)
-m1=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
-awk -v t="$(elapsed "$t0" "$t1")" -v m=$((m0 - m1)) 'BEGIN { printf "start 50 VPSs + exec true in each: %.2fs; host memory %.0f KiB per running VPS\n", t, m / 50 }'
+for m in "${modes[@]}"; do
+    IFS=: read -r label first _ <<< "$m"
+    m0=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+    t0=$(now)
+    for id in $(ids "$first" 50); do "$vz" vzctl start "$id" > /dev/null; done
+    for id in $(ids "$first" 50); do "$vz" vzctl exec "$id" true; done
+    t1=$(now)
+    m1=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+    awk -v l="$label" -v t="$(elapsed "$t0" "$t1")" -v m=$((m0 - m1)) 'BEGIN { printf "%s: start 50 VPSs + exec true in each: %.2fs; host memory %.0f KiB per running VPS\n", l, t, m / 50 }'
+    for id in $(ids "$first" 50); do "$vz" vzctl stop "$id" --skip-umount > /dev/null; done
+done

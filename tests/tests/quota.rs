@@ -47,6 +47,16 @@ fn quota_file(h: &Host, id: &str) -> PathBuf {
     h.vz().join("vzquota").join(format!("quota.{id}"))
 }
 
+/// The first host uid of the VPS's range (`LOCAL_UID`; the VPSs here are
+/// unprivileged, the default).
+fn local_uid(h: &Host, id: &str) -> u32 {
+    let conf = std::fs::read_to_string(h.vz().join(format!("conf/{id}.conf"))).unwrap();
+    conf.lines()
+        .find_map(|l| l.strip_prefix("LOCAL_UID="))
+        .map(|v| v.trim_matches('"').parse().unwrap())
+        .unwrap_or_else(|| panic!("no LOCAL_UID in {conf}"))
+}
+
 fn state_dirty(h: &Host, id: &str) -> bool {
     let s = vzpkg::quota::StateFile::load(&quota_file(h, id))
         .unwrap()
@@ -377,8 +387,13 @@ fn vzquota_and_vzctl_share_the_live_quota_and_the_second_level_holds_inside() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let out = vzquota(&h, &["stat", id, "-t"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // On the host the file is owned by uid 4242 of the VPS's range.
     let by_id = vzpkg::quota::scan_ids(&h.vz().join("private").join(id)).unwrap();
-    let u = by_id.users.get(&4242).copied().unwrap_or_default();
+    let u = by_id
+        .users
+        .get(&(local_uid(&h, id) + 4242))
+        .copied()
+        .unwrap_or_default();
     assert!(u.blocks_1k() <= 64, "{u:?}");
     let listed = text(&out);
     // "ID type resource usage soft hard ...", live.

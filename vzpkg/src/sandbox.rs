@@ -214,6 +214,10 @@ pub struct Sandbox {
     /// A VPS's walls (`vzctl exec` on a stopped VPS): the same as its init
     /// gets, with a network and a cgroup namespace of its own.
     pub walls: Option<SandboxWalls>,
+    /// A user namespace to join as its root first (an unprivileged VPS);
+    /// the command then also gets a network namespace of its own, which
+    /// its `/sys` needs.
+    pub userns: Option<std::sync::Arc<OwnedFd>>,
 }
 
 /// The walls a sandboxed command of a VPS gets, and the `cgroup.procs` of
@@ -248,6 +252,7 @@ impl Sandbox {
             mount_sys: true,
             init: InitMode::Command,
             walls: None,
+            userns: None,
         }
     }
 
@@ -356,10 +361,11 @@ impl Sandbox {
             }
         }
         let step_fd = step_writer.as_raw_fd();
+        let userns = self.userns.as_ref().map(|f| f.as_raw_fd());
         // The closure runs between fork and exec; it only makes syscalls on
         // data prepared before the fork and never allocates.
         sys::process::before_exec(&mut cmd, move || {
-            enter_sandbox(&plan, step_fd, walls.as_ref())
+            enter_sandbox(&plan, step_fd, walls.as_ref(), userns)
         });
         let spawned = cmd.spawn();
         // Drop every write end this process holds so the reads below end.
@@ -679,16 +685,29 @@ fn note_step(fd: RawFd, step: Step) {
 
 /// Runs in the forked child before exec. Returns `Ok` only in the process
 /// that is to exec the command (PID 1 of the new PID namespace).
-fn enter_sandbox(plan: &MountPlan, step_fd: RawFd, walls: Option<&SandboxWalls>) -> io::Result<()> {
+fn enter_sandbox(
+    plan: &MountPlan,
+    step_fd: RawFd,
+    walls: Option<&SandboxWalls>,
+    userns: Option<RawFd>,
+) -> io::Result<()> {
     note_step(step_fd, Step::Unshare);
     // If vzpkg dies, take the sandbox with it.
     sys::process::die_with_parent()?;
     if let Some(w) = walls {
         crate::vps::walls::DeviceCgroup::join(w.cgroup.as_raw_fd())?;
     }
+    // The user namespace after the devices cgroup (joining that needs the
+    // host's root): it owns every namespace unshared below.
+    if let Some(ns) = userns {
+        sys::userns::join_as_root(ns)?;
+    }
     unshare_namespaces()?;
     if walls.is_some() {
         sys::ns::unshare(sys::ns::UnshareFlags::NEWNET | sys::ns::UnshareFlags::NEWCGROUP)?;
+    } else if userns.is_some() {
+        // A /sys of the user namespace needs a network namespace it owns.
+        sys::ns::unshare(sys::ns::UnshareFlags::NEWNET)?;
     }
     note_step(step_fd, Step::Fork);
     // This process is the single-threaded child of a fork.

@@ -61,6 +61,8 @@ enum Cmd {
         /// OCI: for an image --ostemplate, require HTTPS (false: plain HTTP).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         tls_verify: bool,
+        #[command(flatten)]
+        ids: UsernsArgs,
     },
     /// Mount if needed and boot the VPS's init in new namespaces.
     Start {
@@ -163,6 +165,8 @@ enum Cmd {
         /// without CAP_, e.g. sys_time:on). Takes effect at the next start.
         #[arg(long)]
         capability: Vec<String>,
+        #[command(flatten)]
+        ids: UsernsArgs,
         #[arg(long)]
         save: bool,
     },
@@ -175,6 +179,24 @@ enum Cmd {
     /// Serve a mounted VPS's simfs until SIGTERM (started by `mount`).
     #[command(name = "__simfs", hide = true)]
     Simfs { ctid: String },
+}
+
+/// User namespaces: whether root inside is an unprivileged host user, and
+/// its id range.
+#[derive(clap::Args)]
+struct UsernsArgs {
+    /// yes (the default): root inside is an unprivileged host user with
+    /// its own id range; no: root inside is the host's root (unsafe for
+    /// untrusted users). With `set ... --save` on a stopped VPS: convert it.
+    #[arg(long, value_parser = ["yes", "no"])]
+    userns: Option<String>,
+    /// First host uid of the VPS's 65536 ids (default: the lowest free range).
+    #[arg(long = "local_uid", alias = "local-uid")]
+    local_uid: Option<u32>,
+    /// First host gid of the VPS's 65536 ids (default: --local_uid's value,
+    /// or the lowest free range).
+    #[arg(long = "local_gid", alias = "local-gid")]
+    local_gid: Option<u32>,
 }
 
 /// vzctl with the store ROOT from `--vzpkg-root`, `$VZPKG_ROOT` or
@@ -237,6 +259,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             root,
             diskquota,
             tls_verify,
+            ids,
         } => {
             let ctid = parse_ctid(&ctid)?;
             // OCI: an image reference is pulled when the store lacks it.
@@ -265,6 +288,9 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 private,
                 root,
                 disk_quota: diskquota.map(|v| v == "yes"),
+                userns: ids.userns.map(|v| v == "yes"),
+                local_uid: ids.local_uid,
+                local_gid: ids.local_gid,
             };
             let cfg = vz.create(ctid, &opts)?;
             let id = cfg.template_id.as_deref().unwrap_or("");
@@ -279,6 +305,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             ctid, private_net, ..
         } => {
             let ctid = parse_ctid(&ctid)?;
+            warn_privileged(vz, ctid);
             let pid = vz.start(ctid, private_net)?;
             println!("VPS {ctid} is running (init pid {pid})");
         }
@@ -381,6 +408,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             devnodes,
             devices,
             capability,
+            ids,
             save,
         } => {
             let ctid = parse_ctid(&ctid)?;
@@ -394,6 +422,9 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 diskinodes: limits("--diskinodes", diskinodes, parse_count)?,
                 quotatime,
                 quotaugidlimit,
+                userns: ids.userns.map(|v| v == "yes"),
+                local_uid: ids.local_uid,
+                local_gid: ids.local_gid,
                 save,
             };
             let live = vz.set(ctid, &opts)?;
@@ -414,6 +445,14 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
         }
     }
     Ok(0)
+}
+
+/// A VPS made before user namespaces runs privileged: say so, and how to
+/// convert it.
+fn warn_privileged(vz: &Vz, ctid: u32) {
+    if vz.predates_userns(ctid) {
+        eprintln!("vzctl: warning: VPS {ctid} was created before user namespaces and runs privileged (root inside is the host's root); convert it while stopped with `vzctl set {ctid} --userns yes --save`");
+    }
 }
 
 fn print_stopped(ctid: u32, how: Stopped, timeout: u64) {

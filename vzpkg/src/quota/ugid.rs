@@ -169,9 +169,32 @@ pub struct UgidQuota {
     pub group_grace: IdGrace,
     pub users: BTreeMap<u32, IdEntry>,
     pub groups: BTreeMap<u32, IdEntry>,
+    /// An unprivileged VPS's range (first host uid, first host gid): files
+    /// are owned by host ids, usage and limits are kept by the VPS's own
+    /// ids. Set from the VPS's config at each mount and saved, so that
+    /// `vzquota` recounting a stopped VPS counts the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<(u32, u32)>,
 }
 
 impl UgidQuota {
+    /// The VPS's own id of a file owned by host id `host`: itself without
+    /// a range; inside a range, its offset; outside it, the overflow id
+    /// 65534, as the kernel shows such a file inside.
+    pub fn inside_id(&self, kind: IdKind, host: u32) -> u32 {
+        let Some((uid, gid)) = self.shift else {
+            return host;
+        };
+        let base = match kind {
+            IdKind::User => uid,
+            IdKind::Group => gid,
+        };
+        match host.checked_sub(base) {
+            Some(id) if id < 65_536 => id,
+            _ => 65_534,
+        }
+    }
+
     /// Second level is enforced and accounted.
     pub fn active(&self) -> bool {
         self.on && self.limit > 0
@@ -245,6 +268,17 @@ impl UgidQuota {
         }
     }
 
+    /// A scan's per-host-id usage by the VPS's own ids.
+    fn inside_usage(&self, kind: IdKind, found: &BTreeMap<u32, Usage>) -> BTreeMap<u32, Usage> {
+        let mut out: BTreeMap<u32, Usage> = BTreeMap::new();
+        for (&host, u) in found {
+            let e = out.entry(self.inside_id(kind, host)).or_default();
+            e.bytes += u.bytes;
+            e.inodes += u.inodes;
+        }
+        out
+    }
+
     fn update_timers(&mut self, now: u64) {
         for e in self.users.values_mut().chain(self.groups.values_mut()) {
             e.update_timers(now);
@@ -297,7 +331,7 @@ impl Quota {
                 IdKind::User => &scan.users,
                 IdKind::Group => &scan.groups,
             };
-            for (&id, &u) in found {
+            for (&id, &u) in &self.ugid.inside_usage(kind, found) {
                 if let Some(e) = self.ugid.entries_mut(kind).get_mut(&id) {
                     e.usage = u;
                 }
@@ -308,7 +342,7 @@ impl Quota {
                 IdKind::User => &scan.users,
                 IdKind::Group => &scan.groups,
             };
-            for (&id, &u) in found {
+            for (&id, &u) in &self.ugid.inside_usage(kind, found) {
                 if self.ugid.entries(kind).contains_key(&id) {
                     continue;
                 }
@@ -370,7 +404,7 @@ impl Quota {
             return Ok(());
         }
         for kind in IdKind::BOTH {
-            let id = owner.id(kind);
+            let id = self.ugid.inside_id(kind, owner.id(kind));
             if let Some(e) = self.ugid.entries(kind).get(&id) {
                 e.check(bytes, inodes, self.ugid.grace(kind), now)
                     .map_err(|x| x.for_id(kind, id))?;
@@ -384,7 +418,8 @@ impl Quota {
         self.add(bytes, inodes, now);
         if self.ugid.active() && self.ugid.counted {
             for kind in IdKind::BOTH {
-                self.ugid.charge(kind, owner.id(kind), bytes, inodes, now);
+                let id = self.ugid.inside_id(kind, owner.id(kind));
+                self.ugid.charge(kind, id, bytes, inodes, now);
             }
         }
     }
@@ -401,7 +436,9 @@ impl Quota {
         for kind in IdKind::BOTH {
             let mut net: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
             for &(owner, b, i) in parts {
-                let e = net.entry(owner.id(kind)).or_default();
+                let e = net
+                    .entry(self.ugid.inside_id(kind, owner.id(kind)))
+                    .or_default();
                 e.0 += b;
                 e.1 += i;
             }
@@ -428,8 +465,8 @@ impl Quota {
             return Ok(());
         }
         for kind in IdKind::BOTH {
-            let id = to.id(kind);
-            if id == from.id(kind) {
+            let id = self.ugid.inside_id(kind, to.id(kind));
+            if id == self.ugid.inside_id(kind, from.id(kind)) {
                 continue;
             }
             if let Some(e) = self.ugid.entries(kind).get(&id) {
@@ -448,7 +485,10 @@ impl Quota {
         }
         let (b, i) = (signed(bytes), signed(inodes));
         for kind in IdKind::BOTH {
-            let (old, new) = (from.id(kind), to.id(kind));
+            let (old, new) = (
+                self.ugid.inside_id(kind, from.id(kind)),
+                self.ugid.inside_id(kind, to.id(kind)),
+            );
             if old != new {
                 self.ugid.charge(kind, old, -b, -i, now);
                 self.ugid.charge(kind, new, b, i, now);

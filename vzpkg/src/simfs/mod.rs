@@ -61,6 +61,9 @@ pub struct Options {
     pub ugid_limit: Option<u64>,
     /// The control socket to name in the state file (for `vzquota`).
     pub socket: Option<PathBuf>,
+    /// An unprivileged VPS's first host uid and gid: the second level
+    /// counts by the VPS's own ids, and the first uid is its root.
+    pub id_shift: Option<(u32, u32)>,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             threads: 4,
             ugid_limit: None,
             socket: None,
+            id_shift: None,
         }
     }
 }
@@ -157,6 +161,7 @@ pub fn mount_with(
 
     let saved = StateFile::load(state_file)?;
     let mut q = saved.as_ref().map(StateFile::to_quota).unwrap_or_default();
+    q.ugid.shift = options.id_shift;
     q.set_limits(limits);
     if let Some(l) = options.ugid_limit {
         if l != q.ugid.limit || (l > 0) != q.ugid.on {
@@ -186,12 +191,12 @@ pub fn mount_with(
     state.clone().with_quota(&q, true).save(state_file)?;
     let quota = Arc::new(Mutex::new(q));
 
-    let fs = fs::SimFs::new(root, quota.clone(), options.passthrough).map_err(|e| {
-        SimfsError::Backing {
+    let fs = fs::SimFs::new(root, quota.clone(), options.passthrough)
+        .map_err(|e| SimfsError::Backing {
             path: backing.to_owned(),
             source: e,
-        }
-    })?;
+        })?
+        .with_root_uid(options.id_shift.map_or(0, |(uid, _)| uid));
     let settling = fs.settling();
     let mut config = fuser::Config::default();
     config.mount_options = vec![

@@ -363,6 +363,7 @@ fn overlay() -> Option<Overlay> {
         std::slice::from_ref(&lower),
         &upper,
         &private.join("work"),
+        None,
     );
     if let Err((step, e)) = probe {
         eprintln!("skipped: overlay mount failed at {step}: {e}");
@@ -401,6 +402,7 @@ impl Overlay {
             std::slice::from_ref(&self.lower),
             &self.simfs.join("fs"),
             &self.simfs.join("work"),
+            None,
         )
         .expect("mount the overlay over simfs");
         Stack {

@@ -15,6 +15,7 @@
 //! - [`seccomp`], [`caps`]: a VPS's system-call filter and capabilities.
 //! - [`console`]: a VPS's `/dev/console` and the keeper of its pty.
 //! - [`resolve`]: paths opened inside a VPS's tree from the host.
+//! - [`userns`]: user namespaces, id maps and idmapped mounts.
 //!
 //! A forked child of a process that may have other threads (a test, simfs)
 //! must only make system calls on data prepared before the fork: the
@@ -33,3 +34,4 @@ pub mod rand;
 pub mod resolve;
 pub mod seccomp;
 pub mod signal;
+pub mod userns;

@@ -38,7 +38,13 @@ pub fn open_dir_in(root: &Path, rel: &Path) -> io::Result<OwnedFd> {
 /// Replace the file `name` in the directory `dir` (from [`open_dir_in`]
 /// or the tree's top) with `bytes` and `mode`: unlinked first, created
 /// with `O_EXCL | O_NOFOLLOW`, so nothing is written through a link.
-pub fn replace_file(dir: &OwnedFd, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub fn replace_file(
+    dir: &OwnedFd,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+    owner: (u32, u32),
+) -> io::Result<()> {
     match rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => {}
         Err(e) => return Err(e.into()),
@@ -54,6 +60,12 @@ pub fn replace_file(dir: &OwnedFd, name: &str, bytes: &[u8], mode: u32) -> io::R
         let n = rustix::io::write(&f, left)?;
         left = &left[n..];
     }
+    rustix::fs::fchown(
+        &f,
+        Some(rustix::fs::Uid::from_raw(owner.0)),
+        Some(rustix::fs::Gid::from_raw(owner.1)),
+    )?;
+    // After the chown, which clears set-id bits.
     rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
     Ok(())
 }
@@ -81,7 +93,7 @@ mod tests {
         // "etc" points at a host directory: inside the root it names nothing.
         assert!(open_dir_in(root.path(), Path::new("etc")).is_err());
         let up = open_dir_in(root.path(), Path::new("up")).unwrap();
-        replace_file(&up, "hostname", b"x\n", 0o644).unwrap();
+        replace_file(&up, "hostname", b"x\n", 0o644, (0, 0)).unwrap();
         assert!(root.path().join("hostname").is_file());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         // A symlink as the file itself is replaced, not written through.
@@ -89,7 +101,7 @@ mod tests {
         std::fs::write(&target, "host\n").unwrap();
         std::os::unix::fs::symlink(&target, root.path().join("hosts")).unwrap();
         let top = open_dir_in(root.path(), Path::new("")).unwrap();
-        replace_file(&top, "hosts", b"vps\n", 0o644).unwrap();
+        replace_file(&top, "hosts", b"vps\n", 0o644, (0, 0)).unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "host\n");
         assert_eq!(
             std::fs::read_to_string(root.path().join("hosts")).unwrap(),

@@ -327,6 +327,7 @@ impl Server {
             passthrough: !simfs::stacked(&cfg.ve_private),
             ugid_limit: Some(cfg.quotaugidlimit),
             socket: Some(sock.clone()),
+            id_shift: cfg.id_range().map(|r| (r.uid, r.gid)),
         };
         let quota_file = vz.root.quota_file(ctid);
         if let Some(dir) = quota_file.parent() {

@@ -15,6 +15,8 @@ pub mod exit {
     pub const USAGE: i32 = 20;
     /// Invalid value for a command line parameter (a bad CTID, a bad size).
     pub const BAD_VALUE: i32 = 21;
+    /// The kernel lacks a feature the VPS needs (idmapped mounts).
+    pub const BAD_KERNEL: i32 = 5;
     pub const NOT_RUNNING: i32 = 31;
     pub const RUNNING: i32 = 32;
     pub const STOP_FAILED: i32 = 33;
@@ -163,6 +165,32 @@ pub enum VpsError {
     // Isolation (walls.rs): the device policy or another wall could not be set up.
     #[error("VPS {ctid}: walls (device policy, capabilities, system-call filter): {why}")]
     Walls { ctid: u32, why: String },
+    // User namespaces (id ranges, idmapped layers).
+    #[error("VPS {ctid}: {kind} range {first}..{last} overlaps VPS {other}'s ({other_first}..{other_last}); give another base (--local_{kind} N, a multiple of 65536 is simplest) or leave it out to have a free range allocated", last = *first as u64 + 65535, other_last = *other_first as u64 + 65535)]
+    IdOverlap {
+        ctid: u32,
+        kind: &'static str,
+        first: u32,
+        other: u32,
+        other_first: u32,
+    },
+    #[error("VPS {ctid}: no free range of 65536 uids and gids above LOCAL_UID={uid_base}/LOCAL_GID={gid_base} (vz.conf); destroy unused VPSs or lower the base in {conf}")]
+    NoIdRange {
+        ctid: u32,
+        uid_base: u32,
+        gid_base: u32,
+        conf: PathBuf,
+    },
+    #[error("VPS {ctid}: this kernel ({release}) cannot show template layers through idmapped mounts (overlayfs needs Linux 5.19 or later); upgrade the kernel, or make a privileged VPS with `vzctl create {ctid} --userns no ...` (unsafe for untrusted users: root inside is the host's root)")]
+    Kernel { ctid: u32, release: String },
+    #[error("VPS {ctid}: cannot change the owners of its private area {path} for its user namespace: {source}; nothing was saved, run `vzctl set {ctid} --userns {want} --save` again")]
+    Shift {
+        ctid: u32,
+        path: PathBuf,
+        want: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the template store at {path}: {source}")]
     Store {
         path: PathBuf,
@@ -174,7 +202,11 @@ pub enum VpsError {
 impl VpsError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            VpsError::BadCtid { .. } | VpsError::BadValue { .. } => exit::BAD_VALUE,
+            VpsError::BadCtid { .. }
+            | VpsError::BadValue { .. }
+            | VpsError::IdOverlap { .. }
+            | VpsError::NoIdRange { .. } => exit::BAD_VALUE,
+            VpsError::Kernel { .. } => exit::BAD_KERNEL,
             VpsError::Exists { .. } => exit::EXISTS,
             VpsError::NotFound { .. } => exit::NOT_EXIST,
             VpsError::Template { .. } | VpsError::Pull { .. } => exit::NO_TEMPLATE,
@@ -195,6 +227,7 @@ impl VpsError {
             | VpsError::Io { .. }
             | VpsError::Exec { .. }
             | VpsError::Sandbox { .. }
+            | VpsError::Shift { .. }
             | VpsError::Store { .. } => exit::SYSTEM,
         }
     }

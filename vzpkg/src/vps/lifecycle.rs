@@ -35,6 +35,8 @@ impl Vz {
         let id_for_ref = id.clone();
         let mut lowers = store.layer_trees(&id).map_err(template_err)?;
         lowers.reverse();
+        // Held until the config (with the range) is written.
+        let (userns, ids, _ids_lock) = self.create_ids(ctid, opts)?;
         let cfg = VpsConfig {
             ctid,
             ostemplate: opts.ostemplate.clone(),
@@ -66,6 +68,8 @@ impl Vz {
             devnodes: Vec::new(),
             devices: Vec::new(),
             capability: Vec::new(),
+            userns,
+            ids,
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -141,6 +145,8 @@ impl Vz {
                 Some(m) => (m.mode() & 0o7777, m.uid(), m.gid()),
                 None => (0o755, 0, 0),
             };
+            // Seen from inside, as the idmapped layers show it.
+            let (uid, gid) = cfg.id_range().map_or((uid, gid), |r| r.host(uid, gid));
             std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode))
                 .map_err(io_err(ctid, "chmod", &at))?;
             std::os::unix::fs::chown(&at, Some(uid), Some(gid))
@@ -172,11 +178,13 @@ impl Vz {
             .map_err(io_err(ctid, "create", &etc))?;
         let dir = crate::sys::resolve::open_dir_in(top, Path::new("etc"))
             .map_err(io_err(ctid, "open", &etc))?;
+        // Root's inside: the range's first ids for an unprivileged VPS.
+        let owner = cfg.id_range().map_or((0, 0), |r| r.host(0, 0));
         for (rel, text, mode) in files {
             let p = top.join(rel);
             let name = rel.trim_start_matches("etc/");
             // Replace, never write through: the lower file may be a symlink.
-            crate::sys::resolve::replace_file(&dir, name, text.as_bytes(), mode)
+            crate::sys::resolve::replace_file(&dir, name, text.as_bytes(), mode, owner)
                 .map_err(io_err(ctid, "write", &p))?;
         }
         Ok(())

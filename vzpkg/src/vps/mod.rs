@@ -29,6 +29,7 @@
 pub mod conf;
 pub mod daemon;
 mod error;
+pub mod idmap;
 mod lifecycle;
 mod mounting;
 pub mod overlay;
@@ -46,6 +47,7 @@ use conf::Conf;
 use error::io_err;
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -141,6 +143,11 @@ impl VzRoot {
     fn lock_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.lock"))
     }
+    /// Taken while a VPS's id range is chosen and saved, so two creates
+    /// never pick the same one.
+    fn ids_lock_file(&self) -> PathBuf {
+        self.base.join("run").join("ids.lock")
+    }
 }
 
 /// A VPS's config, typed.
@@ -165,6 +172,14 @@ pub struct VpsConfig {
     pub devices: Vec<walls::DeviceRule>,
     /// Capabilities switched on or off against [`walls::DEFAULT_CAPS`].
     pub capability: Vec<(u32, bool)>,
+    // User namespaces: `USERNS`, `LOCAL_UID`, `LOCAL_GID`.
+    /// Root inside is an unprivileged host user: its own user namespace
+    /// over `ids`. A config without `USERNS` (written before user
+    /// namespaces) is privileged until converted with `vzctl set CTID
+    /// --userns yes --save`.
+    pub userns: bool,
+    /// The host ids of inside ids 0..65535; set when `userns` is.
+    pub ids: Option<idmap::IdRange>,
 }
 
 impl VpsConfig {
@@ -174,6 +189,10 @@ impl VpsConfig {
     }
     pub fn work(&self) -> PathBuf {
         self.ve_private.join("work")
+    }
+    /// The id range of an unprivileged VPS; `None` for a privileged one.
+    pub fn id_range(&self) -> Option<idmap::IdRange> {
+        self.ids.filter(|_| self.userns)
     }
     fn to_conf(&self, mut c: Conf) -> Conf {
         let pair = |(s, h): (u64, u64)| format!("{s}:{h}");
@@ -200,6 +219,11 @@ impl VpsConfig {
             if !value.is_empty() || c.get(key).is_some() {
                 c.set(key, &value);
             }
+        }
+        c.set("USERNS", if self.userns { "yes" } else { "no" });
+        if let Some(r) = self.ids {
+            c.set("LOCAL_UID", &r.uid.to_string());
+            c.set("LOCAL_GID", &r.gid.to_string());
         }
         c
     }
@@ -229,6 +253,32 @@ impl VpsConfig {
             None | Some("") => Ok(default),
             Some(v) => v.parse().map_err(|_| bad(key, "expected a number")),
         };
+        let userns = match c.get("USERNS") {
+            None | Some("") | Some("no") => false,
+            Some("yes") => true,
+            Some(_) => return Err(bad("USERNS", "expected yes or no")),
+        };
+        let base = |key: &str| -> Result<Option<u32>, VpsError> {
+            match c.get(key) {
+                None | Some("") => Ok(None),
+                Some(v) => match v.parse::<u32>() {
+                    Ok(n) if idmap::valid_base(n) => Ok(Some(n)),
+                    _ => Err(bad(key, "expected a host id from 65536 to 4294901759")),
+                },
+            }
+        };
+        let ids = match (base("LOCAL_UID")?, base("LOCAL_GID")?) {
+            (Some(uid), Some(gid)) => Some(idmap::IdRange { uid, gid }),
+            (None, None) => None,
+            (Some(_), None) => return Err(bad("LOCAL_GID", "missing beside LOCAL_UID")),
+            (None, Some(_)) => return Err(bad("LOCAL_UID", "missing beside LOCAL_GID")),
+        };
+        if userns && ids.is_none() {
+            return Err(bad(
+                "USERNS",
+                "yes needs LOCAL_UID and LOCAL_GID (set them with `vzctl set CTID --userns yes --save`)",
+            ));
+        }
         Ok(VpsConfig {
             ctid,
             ostemplate: need("OSTEMPLATE")?,
@@ -252,6 +302,8 @@ impl VpsConfig {
                 .map_err(|e| bad("DEVICES", &e.to_string()))?,
             capability: walls::merge_capability(&[], c.get("CAPABILITY").unwrap_or(""))
                 .map_err(|e| bad("CAPABILITY", &e.to_string()))?,
+            userns,
+            ids,
         })
     }
 }
@@ -268,6 +320,13 @@ pub struct CreateOptions {
     pub root: Option<PathBuf>,
     /// `DISK_QUOTA`; `None` is no (see `create`).
     pub disk_quota: Option<bool>,
+    // User namespaces.
+    /// `--userns`; `None` is yes (unprivileged, the default).
+    pub userns: Option<bool>,
+    /// `--local_uid`, `--local_gid`: the range's first host ids; allocated
+    /// when not given (a gid base defaults to the uid base given).
+    pub local_uid: Option<u32>,
+    pub local_gid: Option<u32>,
 }
 
 /// What `set` changes; `None` leaves a value as it is.
@@ -285,6 +344,10 @@ pub struct SetOptions {
     pub devnodes: Vec<String>,
     pub devices: Vec<String>,
     pub capability: Vec<String>,
+    // User namespaces: converting a stopped VPS (with `save`).
+    pub userns: Option<bool>,
+    pub local_uid: Option<u32>,
+    pub local_gid: Option<u32>,
     pub save: bool,
 }
 

@@ -135,6 +135,7 @@ impl Vz {
             });
         }
         let lowers = self.lowers(cfg)?;
+        let userns = self.vps_userns(cfg)?;
         let simfs_at = self.root.simfs_mount(ctid);
         std::fs::create_dir_all(&cfg.ve_root).map_err(io_err(ctid, "create", &cfg.ve_root))?;
         if cfg.disk_quota {
@@ -142,7 +143,8 @@ impl Vz {
             daemon::spawn(self, cfg)?;
         }
         let (upper, work) = self.upper_work(cfg);
-        if let Err((step, source)) = overlay::mount(&cfg.ve_root, &lowers, &upper, &work) {
+        let ns = userns.as_ref().map(|f| f.as_fd());
+        if let Err((step, source)) = overlay::mount(&cfg.ve_root, &lowers, &upper, &work, ns) {
             if cfg.disk_quota {
                 let _ = daemon::stop(self, ctid, Duration::from_secs(2));
                 let _ = overlay::unmount_all(&simfs_at, true);
@@ -187,9 +189,10 @@ impl Vz {
             if let Err(e) = daemon::unmount(self, ctid, &simfs_at) {
                 // Busy from the host side: put the overlay back, so the VPS
                 // is as it was.
-                if let Ok(lowers) = self.lowers(cfg) {
+                if let (Ok(lowers), Ok(ns)) = (self.lowers(cfg), self.vps_userns(cfg)) {
                     let (upper, work) = self.upper_work(cfg);
-                    let _ = overlay::mount(&cfg.ve_root, &lowers, &upper, &work);
+                    let ns = ns.as_ref().map(|f| f.as_fd());
+                    let _ = overlay::mount(&cfg.ve_root, &lowers, &upper, &work, ns);
                 }
                 return Err(e);
             }

@@ -134,18 +134,38 @@ pub fn state(target: &Path, upper: &Path, lowers_top_first: &[PathBuf]) -> io::R
     Ok(MountState::Mounted)
 }
 
-/// Mount overlayfs on `target`. `step` names what failed.
+/// Mount overlayfs on `target`. `step` names what failed. With `idmap` (a
+/// user namespace), each lower layer is an idmapped clone of its tree made
+/// with that namespace, handed to overlayfs by fd: the store's files keep
+/// their owners and inodes, and the VPS sees them owned by its range.
 pub fn mount(
     target: &Path,
     lowers_top_first: &[PathBuf],
     upper: &Path,
     work: &Path,
+    idmap: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<(), (&'static str, io::Error)> {
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| ("fsopen(\"overlay\")", e.into()))?;
+    // Open until the overlay is made: closing the last fd of a detached
+    // mount dissolves it, and overlayfs clones the layers at create.
+    let mut trees = Vec::new();
+    if let Some(ns) = idmap {
+        for l in lowers_top_first {
+            let tree = crate::sys::userns::idmapped_tree(l, ns)
+                .map_err(|e| ("make an idmapped mount of a template layer", e))?;
+            // Layers by fd: Linux 6.13+ (overlayfs keeps its own clone).
+            rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", &tree)
+                .map_err(|e| ("fsconfig lowerdir+ (an idmapped layer by fd)", e.into()))?;
+            trees.push(tree);
+        }
+    }
     // One lower dir per call (Linux 6.8+): no length limit and no escaping.
     let mut appended = true;
     for (i, l) in lowers_top_first.iter().enumerate() {
+        if idmap.is_some() {
+            break;
+        }
         match rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l) {
             Ok(()) => {}
             Err(rustix::io::Errno::INVAL) if i == 0 => {
@@ -155,7 +175,7 @@ pub fn mount(
             Err(e) => return Err(("fsconfig lowerdir+", e.into())),
         }
     }
-    if !appended {
+    if !appended && idmap.is_none() {
         let joined = lowers_top_first
             .iter()
             .map(|l| {
@@ -176,6 +196,7 @@ pub fn mount(
     rustix::mount::fsconfig_set_string(&fs, "workdir", work)
         .map_err(|e| ("fsconfig workdir", e.into()))?;
     rustix::mount::fsconfig_create(&fs).map_err(|e| ("fsconfig create", e.into()))?;
+    drop(trees);
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| ("fsmount", e.into()))?;
     rustix::mount::move_mount(

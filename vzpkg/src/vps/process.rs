@@ -56,6 +56,7 @@ const STEP_CGROUP: u8 = 103;
 const STEP_WALL_MOUNTS: u8 = 104;
 const STEP_LOCK_DOWN: u8 = 105;
 const STEP_CONSOLE: u8 = 106;
+const STEP_USERNS: u8 = 107;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -69,6 +70,7 @@ fn step_name(code: u8) -> String {
         STEP_WALL_MOUNTS => "mask /proc and /sys files, make /proc/sys read-only".into(),
         STEP_LOCK_DOWN => "install the system-call filter and drop capabilities".into(),
         STEP_CONSOLE => "make /dev/console a pty and hand its master to the keeper".into(),
+        STEP_USERNS => "join the VPS's user namespace as its root".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -85,6 +87,9 @@ pub struct StartPlan {
     pub console: Option<sys::console::Channel>,
     /// `/sbin/init` with its argv and envp, or `None` for the built-in init.
     pub init: Option<Exec>,
+    /// The VPS's user namespace (an unprivileged VPS): joined right after
+    /// the devices cgroup, so it owns every namespace unshared after.
+    pub userns: Option<OwnedFd>,
 }
 
 impl StartPlan {
@@ -130,6 +135,7 @@ impl StartPlan {
             cgroup,
             console,
             init,
+            userns: None,
         })
     }
 }
@@ -207,6 +213,13 @@ fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
         record(wfd, TAG_STEP, STEP_CGROUP, 0);
         if let Err(e) = DeviceCgroup::join(fd.as_raw_fd()) {
             fail(wfd, STEP_CGROUP, &e);
+        }
+    }
+    // Then the user namespace, before the fds go (it is one of them).
+    if let Some(ns) = &plan.userns {
+        record(wfd, TAG_STEP, STEP_USERNS, 0);
+        if let Err(e) = sys::userns::join_as_root(ns.as_raw_fd()) {
+            fail(wfd, STEP_USERNS, &e);
         }
     }
     let (keeper_fd, vps_fd) = match &plan.console {
@@ -437,7 +450,8 @@ const NAMESPACES: [(&str, Namespace); 6] = [
 
 /// Run `argv` (an absolute path inside the VPS first) in the namespaces and
 /// root of the running VPS whose init is `pid`, on the caller's stdio, and
-/// return its exit code (128 + signal if it was killed). With `walls`, the
+/// return its exit code (128 + signal if it was killed). An unprivileged
+/// VPS's user namespace is joined first (it owns the rest). With `walls`, the
 /// command joins the VPS's devices cgroup (`cgroup`, its `cgroup.procs`)
 /// and gets init's system-call filter and capabilities: no way in is
 /// stronger than init.
@@ -447,6 +461,7 @@ pub fn exec_in(
     walls: Option<&Walls>,
     cgroup: Option<OwnedFd>,
 ) -> Result<i32, (&'static str, io::Error)> {
+    let userns = sys::userns::of_process(pid).map_err(|e| ("open the VPS's user namespace", e))?;
     let mut fds: Vec<(OwnedFd, Namespace)> = Vec::new();
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
@@ -485,6 +500,9 @@ pub fn exec_in(
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
         if let Some(fd) = &cgroup {
             DeviceCgroup::join(fd.as_raw_fd())?;
+        }
+        if let Some(ns) = &userns {
+            sys::userns::join_as_root(ns.as_raw_fd())?;
         }
         for (fd, ns) in &fds {
             sys::ns::setns(fd.as_fd(), *ns)?;

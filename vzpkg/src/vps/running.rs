@@ -91,7 +91,14 @@ impl Vz {
                         )),
                     })
                 }
-                Err(_) => std::fs::create_dir(&p).map_err(io_err(ctid, "create", &p))?,
+                Err(_) => {
+                    std::fs::create_dir(&p).map_err(io_err(ctid, "create", &p))?;
+                    // Root's inside, as the layers' own directories are.
+                    if let Some(r) = cfg.id_range() {
+                        std::os::unix::fs::lchown(&p, Some(r.uid), Some(r.gid))
+                            .map_err(io_err(ctid, "chown", &p))?;
+                    }
+                }
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
@@ -109,7 +116,7 @@ impl Vz {
         };
         // Every VPS has a network namespace of its own.
         let _ = private_net;
-        let plan = process::StartPlan::new(
+        let mut plan = process::StartPlan::new(
             &cfg.ve_root,
             &hostname,
             true,
@@ -124,6 +131,8 @@ impl Vz {
                 source: std::io::Error::other(why),
             }
         })?;
+        // Joined first in the child: it owns every namespace made after.
+        plan.userns = self.vps_userns(&cfg).inspect_err(|_| remove_cgroup())?;
         let pid = process::start(&plan).map_err(|(step, source)| {
             remove_cgroup();
             VpsError::Start { ctid, step, source }
@@ -250,6 +259,7 @@ impl Vz {
             sb.hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
             sb.env = process::vps_env();
             sb.walls = sandbox_walls;
+            sb.userns = self.vps_userns(&cfg)?.map(std::sync::Arc::new);
             let opts = crate::sandbox::RunOptions {
                 output: crate::sandbox::OutputMode::Stream,
                 stdin: crate::sandbox::StdinMode::Inherit,

@@ -32,6 +32,7 @@ impl Vz {
         }
         let _lock = self.lock(ctid)?;
         let mut live = false;
+        self.set_userns_locked(&mut cfg, opts)?;
         if !opts.devnodes.is_empty() || !opts.devices.is_empty() {
             let mut now = cfg.clone();
             now.devnodes = devnodes.clone();
@@ -102,5 +103,34 @@ impl Vz {
             written?;
         }
         Ok(live)
+    }
+
+    /// `--userns`/`--local_uid`/`--local_gid`: convert a stopped VPS (its
+    /// root is unmounted for it and mounted again after if it was).
+    fn set_userns_locked(&self, cfg: &mut VpsConfig, opts: &SetOptions) -> Result<(), VpsError> {
+        let ctid = cfg.ctid;
+        if opts.userns.is_none() && opts.local_uid.is_none() && opts.local_gid.is_none() {
+            return Ok(());
+        }
+        let want = opts.userns.unwrap_or(cfg.userns);
+        if !opts.save {
+            return Err(VpsError::BadValue {
+                option: "--userns",
+                value: if want { "yes" } else { "no" }.into(),
+                why: "changes the owners of the private area; give --save",
+            });
+        }
+        if let Some(pid) = self.running_pid(cfg) {
+            return Err(VpsError::Running { ctid, pid });
+        }
+        let was_mounted = self.mount_state(cfg)? != MountState::Unmounted;
+        if was_mounted {
+            self.umount_locked(cfg)?;
+        }
+        let changed = self.convert_ids(cfg, want, opts.local_uid, opts.local_gid);
+        if was_mounted {
+            self.mount_locked(cfg)?;
+        }
+        changed.map(|_| ())
     }
 }

@@ -511,8 +511,12 @@ impl DeviceCgroup {
     }
 }
 
-/// The walls of `cfg`'s VPS and its devices cgroup.
+/// The walls of `cfg`'s VPS and its devices cgroup; `None` for a
+/// privileged VPS (`USERNS=no`), whose root is the host's root by choice.
 pub fn for_vps(vz_root: &Path, cfg: &VpsConfig) -> Result<Option<(Walls, DeviceCgroup)>, VpsError> {
+    if !cfg.userns {
+        return Ok(None);
+    }
     let walls = Walls::new(cfg.ctid, &cfg.capability, &cfg.devnodes, &cfg.devices)?;
     Ok(Some((walls, DeviceCgroup::of(vz_root, cfg.ctid)?)))
 }

@@ -96,7 +96,7 @@ impl Filesystem for SimFs {
         // A caller other than root truncating must lose set-id bits. The
         // kernel sends the new mode along (FUSE_HANDLE_KILLPRIV_V2 is off,
         // see `init`); a truncate without one is dropped here.
-        let kill = size.is_some() && mode.is_none() && req.uid() != 0;
+        let kill = size.is_some() && mode.is_none() && !self.is_root(req.uid());
         let changes = Changes {
             mode,
             uid,

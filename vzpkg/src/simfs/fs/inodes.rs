@@ -44,7 +44,19 @@ impl SimFs {
             want_passthrough,
             stack_depth,
             passthrough: AtomicBool::new(false),
+            root_uid: 0,
         })
+    }
+
+    /// An unprivileged VPS: its root is `uid` on the host.
+    pub(crate) fn with_root_uid(mut self, uid: u32) -> Self {
+        self.root_uid = uid;
+        self
+    }
+
+    /// Whether a request comes from the VPS's root (who keeps set-id bits).
+    pub(super) fn is_root(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.root_uid
     }
 
     /// What a query of the live figures waits on (see [`Settling`]).

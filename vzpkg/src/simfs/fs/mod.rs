@@ -366,6 +366,8 @@ pub(crate) struct SimFs {
     /// The backing files' stacking depth plus one (see `init`).
     stack_depth: u32,
     passthrough: AtomicBool,
+    /// The host uid of root inside: 0, or an unprivileged VPS's first uid.
+    root_uid: u32,
 }
 
 fn errno(e: rustix::io::Errno) -> Errno {

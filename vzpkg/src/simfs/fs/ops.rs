@@ -426,7 +426,7 @@ impl SimFs {
                 let mut q = lock(&self.quota);
                 let before = measure(&*old)?;
                 let fd = reopen()?;
-                if uid != 0 {
+                if !self.is_root(uid) {
                     drop_suidgid(&fd)?;
                 }
                 self.removed_resized(&mut q, ino, &before, &measure(&fd)?);
@@ -451,7 +451,7 @@ impl SimFs {
                 self.forget_measured(ino);
                 let fd = self.open_ino(ino, of)?;
                 // As for a truncate (see setattr): not root, no set-id bits.
-                if trunc && uid != 0 {
+                if trunc && !self.is_root(uid) {
                     drop_suidgid(&fd)?;
                 }
                 Ok(fd)
@@ -640,7 +640,7 @@ impl SimFs {
                     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
                 )
                 .map_err(errno)?;
-                if existing.is_some() && of.contains(OFlags::TRUNC) && req.uid() != 0 {
+                if existing.is_some() && of.contains(OFlags::TRUNC) && !self.is_root(req.uid()) {
                     drop_suidgid(&fd)?;
                 }
                 if existing.is_none() {
