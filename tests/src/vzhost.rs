@@ -89,6 +89,27 @@ impl VzHost {
         self.dir.path().join("vz")
     }
 
+    /// A key's value in VPS `id`'s config (the last one, as vzctl reads it).
+    pub fn conf_value(&self, id: &str, key: &str) -> Option<String> {
+        let conf = std::fs::read_to_string(self.vz().join(format!("conf/{id}.conf"))).ok()?;
+        let prefix = format!("{key}=");
+        conf.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.trim_matches('"').to_string())
+    }
+
+    /// The host uid and gid of root inside VPS `id` (`LOCAL_UID`,
+    /// `LOCAL_GID`), or 0 and 0 for a privileged VPS.
+    pub fn root_ids(&self, id: &str) -> (u32, u32) {
+        let n = |k| {
+            self.conf_value(id, k)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        (n("LOCAL_UID"), n("LOCAL_GID"))
+    }
+
     pub fn store(&self) -> Store {
         Store::open(&self.dir.path().join("templates")).unwrap()
     }

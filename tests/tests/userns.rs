@@ -48,11 +48,7 @@ fn host() -> Option<Host> {
 }
 
 fn conf_value(h: &Host, id: &str, key: &str) -> Option<String> {
-    let conf = std::fs::read_to_string(h.vz().join(format!("conf/{id}.conf"))).unwrap();
-    conf.lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .map(|v| v.trim_matches('"').to_string())
+    h.conf_value(id, key)
 }
 
 fn local_ids(h: &Host, id: &str) -> (u32, u32) {

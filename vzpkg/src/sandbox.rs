@@ -15,7 +15,7 @@
 use crate::sys::{self, ns::UnshareFlags, process::Forked};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountFlags;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -331,6 +331,14 @@ impl Sandbox {
             })?;
         plan.pivot = self.init == InitMode::Command;
         plan.mknod_nodes = self.walls.is_some();
+        if let Some(w) = &self.walls {
+            w.walls
+                .add_nodes_to(&mut plan)
+                .map_err(|what| SandboxError::Nul {
+                    root: self.root.clone(),
+                    what,
+                })?;
+        }
         let walls = self.walls.clone();
         let (mut step_reader, step_writer) = io::pipe().map_err(io_err("creating a pipe"))?;
 
@@ -533,6 +541,21 @@ pub struct MountPlan {
     /// Make `/dev`'s nodes with mknod (a VPS with walls: nothing of the
     /// host's devtmpfs inside); bind the host's where mknod is refused.
     pub mknod_nodes: bool,
+    /// Granted device nodes (a VPS's `DEVNODES`), made like the standard
+    /// ones: mknod, else a bind of the host's node.
+    extra_nodes: Vec<ExtraNode>,
+}
+
+/// A granted node: the host's node, where it goes, and what it is.
+#[derive(Debug, Clone)]
+struct ExtraNode {
+    host: CString,
+    target: CString,
+    /// Directories to make first, outermost first (`dev/net` for `net/tun`).
+    parents: Vec<CString>,
+    kind: rustix::fs::FileType,
+    mode: u32,
+    rdev: u64,
 }
 
 /// Device numbers of [`DEV_NODES`], for [`MountPlan::mknod_nodes`].
@@ -567,6 +590,7 @@ impl MountPlan {
         Ok(MountPlan {
             pivot: true,
             mknod_nodes: false,
+            extra_nodes: Vec::new(),
             root: cpath(root)?,
             proc_dir: cpath(&root.join("proc"))?,
             dev_dir: cpath(&dev)?,
@@ -586,6 +610,44 @@ impl MountPlan {
     /// Mount everything into the tree and pivot into it. Call in a process
     /// that is PID 1 of a fresh PID namespace and alone in a fresh mount
     /// namespace; `report` hears each step before it is tried.
+    /// Add a granted device node at `inside` (`/dev/fuse`); `host` is the
+    /// node bound there when mknod is refused. Fails only on a NUL byte.
+    pub fn add_node(
+        &mut self,
+        inside: &CStr,
+        host: &CStr,
+        kind: rustix::fs::FileType,
+        mode: u32,
+        rdev: u64,
+    ) -> Result<(), std::ffi::NulError> {
+        let rel = inside
+            .to_bytes()
+            .strip_prefix(b"/")
+            .unwrap_or(inside.to_bytes());
+        let under_root = |r: &[u8]| {
+            let mut v = self.root.as_bytes().to_vec();
+            v.push(b'/');
+            v.extend_from_slice(r);
+            CString::new(v)
+        };
+        let mut parents = Vec::new();
+        for (i, b) in rel.iter().enumerate() {
+            // Below `dev/`, which the plan mounts itself.
+            if *b == b'/' && i > "dev".len() {
+                parents.push(under_root(&rel[..i])?);
+            }
+        }
+        self.extra_nodes.push(ExtraNode {
+            host: host.to_owned(),
+            target: under_root(rel)?,
+            parents,
+            kind,
+            mode,
+            rdev,
+        });
+        Ok(())
+    }
+
     pub fn apply(&self, report: &mut dyn FnMut(Step)) -> io::Result<()> {
         report(Step::PrivateMounts);
         sys::mount::make_private()?;
@@ -627,6 +689,34 @@ impl MountPlan {
                 Mode::from_raw_mode(0o666),
             )?);
             rustix::mount::mount_bind(host.as_c_str(), target.as_c_str())?;
+        }
+        for n in &self.extra_nodes {
+            for dir in &n.parents {
+                let _ = rustix::fs::mkdir(dir.as_c_str(), Mode::from_raw_mode(0o755));
+            }
+            if self.mknod_nodes {
+                match rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    n.target.as_c_str(),
+                    n.kind,
+                    Mode::from_raw_mode(n.mode),
+                    n.rdev,
+                ) {
+                    Ok(()) => {
+                        rustix::fs::chmod(n.target.as_c_str(), Mode::from_raw_mode(n.mode))?;
+                        continue;
+                    }
+                    // A user namespace's root may not make nodes: bind the host's.
+                    Err(rustix::io::Errno::PERM) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            drop(rustix::fs::open(
+                n.target.as_c_str(),
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?);
+            rustix::mount::mount_bind(n.host.as_c_str(), n.target.as_c_str())?;
         }
         report(Step::MountDevPts);
         rustix::fs::mkdir(self.dev_pts.as_c_str(), Mode::from_raw_mode(0o755))?;

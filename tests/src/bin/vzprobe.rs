@@ -121,6 +121,18 @@ fn main() {
                 libc::unlink(path.as_ptr());
                 r
             }
+            // Open an existing node (a granted one) for reading.
+            "open-path" => {
+                let path = c(args.get(1).map_or("", |s| s.as_str()));
+                check(
+                    "open",
+                    libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) as _,
+                )
+                .map(|fd| {
+                    libc::close(fd as i32);
+                    "opened".to_string()
+                })
+            }
             // Mount the host's disk (device node made as above).
             "disk-mount" => {
                 let (major, minor) = (num(args.get(1)), num(args.get(2)));
@@ -191,19 +203,30 @@ fn main() {
             // Read the kernel log through /dev/kmsg (made if missing).
             "kmsg" => {
                 let path = c("/dev/kmsg");
-                libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11));
-                check(
-                    "open /dev/kmsg",
-                    libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) as _,
-                )
-                .and_then(|fd| {
-                    let mut buf = [0u8; 4096];
-                    let n = check(
-                        "read /dev/kmsg",
-                        libc::read(fd as i32, buf.as_mut_ptr().cast(), buf.len()) as _,
-                    );
-                    libc::close(fd as i32);
-                    n.map(|n| format!("read {n} bytes of the kernel log"))
+                // A user namespace's root may not make device nodes: that
+                // refusal is the answer then.
+                let made = libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11));
+                let refused = (made != 0)
+                    .then(Error::last_os_error)
+                    .filter(|e| e.raw_os_error() != Some(libc::EEXIST));
+                match refused {
+                    Some(e) => Err(("mknod /dev/kmsg".into(), e)),
+                    None => Ok(()),
+                }
+                .and_then(|()| {
+                    check(
+                        "open /dev/kmsg",
+                        libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) as _,
+                    )
+                    .and_then(|fd| {
+                        let mut buf = [0u8; 4096];
+                        let n = check(
+                            "read /dev/kmsg",
+                            libc::read(fd as i32, buf.as_mut_ptr().cast(), buf.len()) as _,
+                        );
+                        libc::close(fd as i32);
+                        n.map(|n| format!("read {n} bytes of the kernel log"))
+                    })
                 })
             }
             // What dmesg does: syslog(2), read all.
@@ -214,6 +237,27 @@ fn main() {
                     libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as i32) as _,
                 )
                 .map(|n| format!("read {n} bytes of the kernel log"))
+            }
+            // Mount a tmpfs (and take it away again).
+            "mount-tmpfs" => {
+                let dir = c("/tmp/vzprobe-tmpfs");
+                libc::mkdir(dir.as_ptr(), 0o700);
+                let r = check(
+                    "mount tmpfs",
+                    libc::mount(
+                        c"tmpfs".as_ptr(),
+                        dir.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ) as _,
+                )
+                .map(|_| {
+                    libc::umount2(dir.as_ptr(), libc::MNT_DETACH);
+                    "mounted a tmpfs".to_string()
+                });
+                libc::rmdir(dir.as_ptr());
+                r
             }
             // Set the clock: the kernel's time zone, to the value it has.
             "clock" => {

@@ -3,6 +3,7 @@
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::AsFd;
 
 /// Make every mount in this mount namespace private so that nothing mounted
 /// from here on propagates to the host.
@@ -46,4 +47,71 @@ pub fn mount_tmpfs(target: &std::path::Path, data: &CStr) -> io::Result<()> {
 /// Detach the mount at `target` (lazily, as `umount -l`).
 pub fn unmount_detach(target: &std::path::Path) -> io::Result<()> {
     rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(io::Error::from)
+}
+
+/// Bind the host's `source` (a device node) onto `target` in the mount
+/// namespace of process `pid`, making `target` (a file) if it is missing.
+/// The clone of `source` is taken here; a forked child joins `userns` as
+/// its root (so the file it makes has an owner that exists there), then
+/// the mount namespace (its root and cwd become the namespace's), and
+/// attaches the clone there.
+pub fn bind_into(
+    pid: i32,
+    userns: Option<std::os::fd::BorrowedFd<'_>>,
+    source: &std::path::Path,
+    target: &CStr,
+) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let tree = rustix::mount::open_tree(
+        CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?;
+    let ns = rustix::fs::open(
+        format!("/proc/{pid}/ns/mnt").as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match super::process::fork()? {
+        super::process::Forked::Child => {
+            let attach = || -> io::Result<()> {
+                if let Some(ns) = userns {
+                    super::userns::join_as_root(std::os::fd::AsRawFd::as_raw_fd(&ns))?;
+                }
+                super::ns::setns(ns.as_fd(), super::ns::Namespace::Mount)?;
+                // No symlink followed: the file is the VPS's.
+                match rustix::fs::open(
+                    target,
+                    OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                ) {
+                    Ok(_) => {}
+                    // An existing node: mounted over.
+                    Err(rustix::io::Errno::NXIO) | Err(rustix::io::Errno::ACCESS) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                rustix::mount::move_mount(
+                    tree.as_fd(),
+                    c"",
+                    CWD,
+                    target,
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                )?;
+                Ok(())
+            };
+            let code = match attach() {
+                Ok(()) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            };
+            super::process::exit_now(code)
+        }
+        super::process::Forked::Parent(child) => match super::process::wait(child)? {
+            super::process::Exit::Code(0) => Ok(()),
+            super::process::Exit::Code(errno) => Err(io::Error::from_raw_os_error(errno)),
+            super::process::Exit::Signal(sig) => Err(io::Error::other(format!(
+                "the joining child was killed by signal {sig}"
+            ))),
+        },
+    }
 }

@@ -227,6 +227,7 @@ impl Vz {
         // Only if empty: never delete files someone put there.
         let _ = std::fs::remove_dir(&cfg.ve_root);
         let _ = std::fs::remove_dir(self.root.simfs_mount(ctid));
+        let _ = std::fs::remove_dir_all(walls::node_dir(&self.root.base, ctid));
         let _ = std::fs::remove_file(self.root.lock_file(ctid));
         drop(lock);
         Ok(())

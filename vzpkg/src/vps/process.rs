@@ -110,6 +110,9 @@ impl StartPlan {
         // Nodes of the VPS's own, not binds of the host's: no file of the
         // host's /dev (devtmpfs) is reachable from inside.
         mounts.mknod_nodes = walls.is_some();
+        if let Some(w) = &walls {
+            w.add_nodes_to(&mut mounts)?;
+        }
         let inside = root.join(INIT_PATH.trim_start_matches('/'));
         // A dangling symlink (to systemd, say) still counts: exec follows it inside.
         let init = if std::fs::symlink_metadata(&inside).is_ok() {
