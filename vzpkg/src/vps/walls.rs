@@ -27,7 +27,8 @@ use rustix::fs::{FileType, Mode};
 use rustix::mount::MountFlags;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -517,14 +518,25 @@ pub fn for_vps(vz_root: &Path, cfg: &VpsConfig) -> Result<Option<(Walls, DeviceC
     if !cfg.userns {
         return Ok(None);
     }
-    let walls = Walls::new(cfg.ctid, &cfg.capability, &cfg.devnodes, &cfg.devices)?;
+    let mut walls = Walls::new(cfg.ctid, &cfg.capability, &cfg.devnodes, &cfg.devices)?;
+    if let Some(r) = cfg.id_range() {
+        walls.prepare_nodes(&node_dir(vz_root, cfg.ctid), r.host(0, 0))?;
+    }
     Ok(Some((walls, DeviceCgroup::of(vz_root, cfg.ctid)?)))
+}
+
+/// Where the granted nodes of an unprivileged VPS are made on the host.
+pub fn node_dir(vz_root: &Path, ctid: u32) -> PathBuf {
+    vz_root.join("run").join("devnodes").join(ctid.to_string())
 }
 
 /// A node to create in the VPS's `/dev` at start.
 #[derive(Debug, Clone)]
 struct Node {
     path: CString,
+    /// The node bound in when the VPS may not make it: the host's own, or
+    /// one [`Walls::prepare_nodes`] made.
+    host: CString,
     kind: FileType,
     mode: u32,
     rdev: u64,
@@ -533,6 +545,7 @@ struct Node {
 /// Everything the walls need after the fork, prepared before it.
 #[derive(Debug, Clone)]
 pub struct Walls {
+    ctid: u32,
     pub caps: Caps,
     last_cap: u32,
     pub seccomp: Filter,
@@ -593,11 +606,13 @@ impl Walls {
             let rdev = meta.rdev();
             let (major, minor) = (libc::major(rdev), libc::minor(rdev));
             device_rules.push(format!("{letter} {major}:{minor} {}", n.perms.cgroup()));
+            let path = CString::new(format!("/dev/{}", n.name)).map_err(|_| VpsError::Walls {
+                ctid,
+                why: format!("--devnodes {:?}: contains a NUL byte", n.name),
+            })?;
             nodes.push(Node {
-                path: CString::new(format!("/dev/{}", n.name)).map_err(|_| VpsError::Walls {
-                    ctid,
-                    why: format!("--devnodes {:?}: contains a NUL byte", n.name),
-                })?,
+                host: path.clone(),
+                path,
                 kind,
                 mode: meta.mode() & 0o777,
                 rdev,
@@ -605,6 +620,7 @@ impl Walls {
         }
         device_rules.extend(devices.iter().map(DeviceRule::cgroup));
         Ok(Walls {
+            ctid,
             caps,
             last_cap: caps::last_cap(),
             seccomp,
@@ -615,22 +631,65 @@ impl Walls {
         })
     }
 
-    /// In PID 1, after it has pivoted into the VPS's root with `/proc`,
-    /// `/dev` and `/sys` mounted: the granted nodes, the masks and the
-    /// read-only `/proc/sys`. Mounts made here cannot be undone from inside
-    /// (no `CAP_SYS_ADMIN` over this mount namespace).
-    pub fn apply_mounts(&self) -> io::Result<()> {
-        for n in &self.nodes {
-            make_parents(&n.path);
-            let _ = rustix::fs::unlink(n.path.as_c_str());
+    /// Make the granted nodes for an unprivileged VPS in `dir` on the host,
+    /// owned by its root (`owner`, host ids) with the host node's mode; they
+    /// are bound into its `/dev`. `dir` is emptied first.
+    pub fn prepare_nodes(&mut self, dir: &Path, owner: (u32, u32)) -> Result<(), VpsError> {
+        let ctid = self.ctid;
+        let fail = |what: &str, p: &Path, e: std::io::Error| VpsError::Walls {
+            ctid,
+            why: format!("cannot {what} {}: {e}", p.display()),
+        };
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("clear", dir, e)),
+        }
+        if self.nodes.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| fail("create", dir, e))?;
+        for n in &mut self.nodes {
+            let name = n
+                .path
+                .to_string_lossy()
+                .trim_start_matches("/dev/")
+                .replace('/', "_");
+            let at = dir.join(&name);
             rustix::fs::mknodat(
                 rustix::fs::CWD,
-                n.path.as_c_str(),
+                &at,
                 n.kind,
                 Mode::from_raw_mode(n.mode),
                 n.rdev,
-            )?;
+            )
+            .map_err(|e| fail("make the device node", &at, e.into()))?;
+            std::os::unix::fs::chown(&at, Some(owner.0), Some(owner.1))
+                .map_err(|e| fail("chown", &at, e))?;
+            rustix::fs::chmod(&at, Mode::from_raw_mode(n.mode))
+                .map_err(|e| fail("chmod", &at, e.into()))?;
+            n.host = CString::new(at.as_os_str().as_bytes()).map_err(|_| VpsError::Walls {
+                ctid,
+                why: format!("{} contains a NUL byte", at.display()),
+            })?;
         }
+        Ok(())
+    }
+
+    /// The granted nodes, made with the rest of `/dev` (before the pivot).
+    pub fn add_nodes_to(&self, plan: &mut crate::sandbox::MountPlan) -> Result<(), String> {
+        for n in &self.nodes {
+            plan.add_node(&n.path, &n.host, n.kind, n.mode, n.rdev)
+                .map_err(|_| format!("{:?} contains a NUL byte", n.path))?;
+        }
+        Ok(())
+    }
+
+    /// In PID 1, after it has pivoted into the VPS's root with `/proc`,
+    /// `/dev` and `/sys` mounted: the masks and the
+    /// read-only `/proc/sys`. Mounts made here cannot be undone from inside
+    /// (no `CAP_SYS_ADMIN` over this mount namespace).
+    pub fn apply_mounts(&self) -> io::Result<()> {
         for f in &self.masked_files {
             match rustix::mount::mount_bind(c"/dev/null", f.as_c_str()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
@@ -674,8 +733,24 @@ impl Walls {
     /// so a symlink its root planted under `/dev` cannot send the node
     /// onto the host.
     pub fn make_nodes_in(&self, pid: i32, ctid: u32) -> Result<(), VpsError> {
+        // An unprivileged VPS's /dev refuses opens of nodes made in it
+        // (its user namespace mounted it): bind the prepared nodes instead.
+        let userns = crate::sys::userns::of_process(pid).map_err(|e| VpsError::Walls {
+            ctid,
+            why: format!("cannot open the VPS's user namespace: {e}"),
+        })?;
         for n in &self.nodes {
             let inside = n.path.to_string_lossy();
+            if let Some(ns) = &userns {
+                let host = Path::new(std::ffi::OsStr::from_bytes(n.host.to_bytes()));
+                crate::sys::mount::bind_into(pid, Some(ns.as_fd()), host, &n.path).map_err(
+                    |e| VpsError::Walls {
+                        ctid,
+                        why: format!("cannot bind {inside} inside the running VPS: {e}"),
+                    },
+                )?;
+                continue;
+            }
             let rel = inside.trim_start_matches('/');
             let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
             let made = crate::sys::resolve::open_dir_in(
@@ -709,24 +784,6 @@ fn read_only_bind(path: &std::ffi::CStr) -> io::Result<()> {
         c"",
     )?;
     Ok(())
-}
-
-/// `mkdir -p` of a node's parent under `/dev` (for `net/tun`), no allocation.
-fn make_parents(path: &std::ffi::CStr) {
-    let bytes = path.to_bytes();
-    let mut buf = [0u8; 256];
-    if bytes.len() >= buf.len() {
-        return;
-    }
-    for (i, b) in bytes.iter().enumerate().skip(1) {
-        if *b == b'/' {
-            buf[..i].copy_from_slice(&bytes[..i]);
-            buf[i] = 0;
-            if let Ok(dir) = std::ffi::CStr::from_bytes_with_nul(&buf[..=i]) {
-                let _ = rustix::fs::mkdir(dir, Mode::from_raw_mode(0o755));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
