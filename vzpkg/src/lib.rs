@@ -34,6 +34,7 @@ pub mod simfs;
 pub mod source;
 pub mod store;
 pub mod sys;
+mod tarfmt;
 pub mod terminal;
 pub mod unpack;
 pub mod vps;

@@ -214,9 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     }
                 })?;
             if cli.json {
-                let mut v = serde_json::to_value(&result)?;
-                v["ok"] = true.into();
-                println!("{v}");
+                print_ok_json(&result)?;
             } else {
                 println!(
                     "{} {} ({} packages, {:.1}s)",
@@ -434,9 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let r = crate::oci::push(&store, &template, &reference, &options, reporter.as_ref())
                 .map_err(crate::Error::from)?;
             if cli.json {
-                let mut v = serde_json::to_value(&r)?;
-                v["ok"] = true.into();
-                println!("{v}");
+                print_ok_json(&r)?;
             } else {
                 println!(
                     "{} {} ({} blobs sent, {} present, {}, {:.1}s)",
@@ -467,9 +463,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let r = crate::oci::pull(&store, &reference, &options, reporter.as_ref())
                 .map_err(crate::Error::from)?;
             if cli.json {
-                let mut v = serde_json::to_value(&r)?;
-                v["ok"] = true.into();
-                println!("{v}");
+                print_ok_json(&r)?;
             } else {
                 println!(
                     "{} {} ({} layers, {} already here, {} fetched, {:.1}s)",
@@ -546,6 +540,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 /// Bars on a terminal, lines otherwise, nothing under `--json`.
+/// A command's result as one JSON object, with `"ok": true` added.
+fn print_ok_json(result: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(result)?;
+    v["ok"] = true.into();
+    println!("{v}");
+    Ok(())
+}
+
 fn reporter_for(json: bool) -> Box<dyn Reporter> {
     if json {
         Box::new(Silent)

@@ -6,6 +6,7 @@ use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 use crate::compress::{self, Integrity};
+use crate::tarfmt::parse_pax;
 use crate::unpack::tree::{DirOutcome, Meta, NodeKind, Tree, TreeError};
 
 /// Notes whether the reader ran dry, to tell a missing end-of-archive
@@ -270,23 +271,6 @@ struct Pending {
 
 /// Bound on a PAX or GNU long-name header, against memory exhaustion.
 const META_LIMIT: u64 = 16 << 20;
-
-/// PAX records, `"<len> key=value\n"`; values may hold any byte.
-fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut out = Vec::new();
-    while !data.is_empty() && data[0] != 0 {
-        let sp = data.iter().position(|&b| b == b' ')?;
-        let len: usize = std::str::from_utf8(&data[..sp]).ok()?.parse().ok()?;
-        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return None;
-        }
-        let rec = &data[sp + 1..len - 1];
-        let eq = rec.iter().position(|&b| b == b'=')?;
-        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
-        data = &data[len..];
-    }
-    Some(out)
-}
 
 /// Extracts the cache `cache` into the empty directory `dest`, keeping
 /// numeric owners, modes, mtimes, xattrs, links, devices and fifos.

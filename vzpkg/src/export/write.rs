@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::compress;
+use crate::tarfmt::{pad, pax_record, put_octal, set_checksum};
 
 struct Counted<W> {
     inner: W,
@@ -107,33 +108,6 @@ fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Writes `v` as zero-padded octal with a NUL; false if it does not fit.
-fn put_octal(field: &mut [u8], v: u64) -> bool {
-    let digits = field.len() - 1;
-    let s = format!("{v:0digits$o}");
-    if s.len() > digits {
-        return false;
-    }
-    field[..digits].copy_from_slice(s.as_bytes());
-    field[digits] = 0;
-    true
-}
-
-fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
-    // "<len> key=value\n", where len counts its own digits too.
-    let base = key.len() + value.len() + 3;
-    let mut len = base + 1;
-    while base + len.to_string().len() != len {
-        len = base + len.to_string().len();
-    }
-    let mut r = format!("{len} ").into_bytes();
-    r.extend_from_slice(key);
-    r.push(b'=');
-    r.extend_from_slice(value);
-    r.push(b'\n');
-    r
-}
-
 struct Hdr<'a> {
     name: &'a [u8],
     mode: u32,
@@ -172,18 +146,8 @@ fn ustar_block(h: &Hdr, uid: u64, gid: u64, size: u64, mtime: u64) -> [u8; 512] 
         let _ = hdr.set_device_minor(dev.1);
     }
     let mut b = *hdr.as_bytes();
-    // The checksum as GNU tar writes it (six digits, NUL, space), so caches
-    // stay byte for byte what earlier versions wrote.
-    b[148..156].fill(b' ');
-    let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
-    put_octal(&mut b[148..155], u64::from(sum));
-    b[155] = b' ';
+    set_checksum(&mut b);
     b
-}
-
-fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {
-    let rem = (512 - len % 512) % 512;
-    w.write_all(&[0u8; 512][..rem as usize])
 }
 
 /// A header block, preceded by a PAX header when something does not fit.

@@ -9,37 +9,12 @@
 //! take it over.
 
 use crate::store::{Entry, Kind, Meta, StagedObjects, StoreError};
+use crate::tarfmt::{pad, parse_pax, pax_record, put_octal, set_checksum};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
 /// Extended records larger than this are refused (a damaged or hostile layer).
 const PAX_LIMIT: u64 = 16 << 20;
-
-fn put_octal(field: &mut [u8], v: u64) -> bool {
-    let digits = field.len() - 1;
-    let s = format!("{v:0digits$o}");
-    if s.len() > digits {
-        return false;
-    }
-    field[..digits].copy_from_slice(s.as_bytes());
-    field[digits] = 0;
-    true
-}
-
-fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
-    // "<len> key=value\n", where len counts its own digits too.
-    let base = key.len() + value.len() + 3;
-    let mut len = base + 1;
-    while base + len.to_string().len() != len {
-        len = base + len.to_string().len();
-    }
-    let mut r = format!("{len} ").into_bytes();
-    r.extend_from_slice(key);
-    r.push(b'=');
-    r.extend_from_slice(value);
-    r.push(b'\n');
-    r
-}
 
 struct Hdr<'a> {
     name: &'a [u8],
@@ -71,16 +46,8 @@ fn ustar_block(h: &Hdr) -> [u8; 512] {
         put_octal(&mut b[329..337], u64::from(h.dev.0));
         put_octal(&mut b[337..345], u64::from(h.dev.1));
     }
-    b[148..156].fill(b' ');
-    let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
-    put_octal(&mut b[148..155], u64::from(sum));
-    b[155] = b' ';
+    set_checksum(&mut b);
     b
-}
-
-fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {
-    let rem = (512 - len % 512) % 512;
-    w.write_all(&[0u8; 512][..rem as usize])
 }
 
 /// The member name of an entry: `./` for the root, `usr/` for a
@@ -236,22 +203,6 @@ pub enum LayerTarError {
     Member { member: String, why: String },
     #[error("interrupted")]
     Cancelled,
-}
-
-fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut out = Vec::new();
-    while !data.is_empty() && data[0] != 0 {
-        let sp = data.iter().position(|&b| b == b' ')?;
-        let len: usize = std::str::from_utf8(&data[..sp]).ok()?.parse().ok()?;
-        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return None;
-        }
-        let rec = &data[sp + 1..len - 1];
-        let eq = rec.iter().position(|&b| b == b'=')?;
-        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
-        data = &data[len..];
-    }
-    Some(out)
 }
 
 /// `usr/bin/ls`, `./usr/`, `/usr` → `/usr/bin/ls`, `/usr`, `/usr`.

@@ -364,15 +364,7 @@ impl Filesystem for SimFs {
         let mut entries = Vec::new();
         for e in dir {
             let e = tri!(reply, e.map_err(errno));
-            let k = match e.file_type() {
-                rustix::fs::FileType::Directory => FileType::Directory,
-                rustix::fs::FileType::Symlink => FileType::Symlink,
-                rustix::fs::FileType::Fifo => FileType::NamedPipe,
-                rustix::fs::FileType::Socket => FileType::Socket,
-                rustix::fs::FileType::CharacterDevice => FileType::CharDevice,
-                rustix::fs::FileType::BlockDevice => FileType::BlockDevice,
-                _ => FileType::RegularFile,
-            };
+            let k = kind(e.file_type().as_raw_mode());
             entries.push((
                 e.ino(),
                 k,
