@@ -1209,3 +1209,90 @@ fn a_live_query_waits_for_the_releases_begun_before_it_and_no_others() {
         assert!(waited < Duration::from_secs(2), "{waited:?}");
     });
 }
+
+/// dpkg's database updates, with the status file held open from before
+/// its first copy-up (apt keeps it so while dpkg runs): the copy-up is
+/// renamed over and its last name removed while the overlay still holds
+/// its inode, and the next file made gets that inode number from the file
+/// system once it is free. The new file must be a new inode to the
+/// kernel: the overlay, which keys its inode of a copied-up hardlink by
+/// the upper inode, would give it the held file's, and renaming it would
+/// fail with `ESTALE`.
+#[test]
+fn a_file_made_after_a_removed_one_is_a_new_inode_while_the_old_one_is_held() {
+    let Some(ov) = overlay() else { return };
+    fs::create_dir_all(ov.lower.join("var/lib/dpkg/updates")).unwrap();
+    fs::write(ov.lower.join("var/lib/dpkg/status"), b"round -1\n").unwrap();
+    // Hardlinked in the layer, as the store links files of the same
+    // content.
+    fs::hard_link(
+        ov.lower.join("var/lib/dpkg/status"),
+        ov.lower.join("var/lib/dpkg/status.same"),
+    )
+    .unwrap();
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    let d = ov.p("var/lib/dpkg");
+    let held = fs::File::open(d.join("status")).unwrap();
+    for round in 0..20 {
+        fs::write(d.join("status-new"), format!("round {round}\n")).unwrap();
+        match fs::remove_file(d.join("status-old")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                panic!("round {round}: unlink status-old: {e}")
+            }
+            _ => {}
+        }
+        fs::hard_link(d.join("status"), d.join("status-old"))
+            .unwrap_or_else(|e| panic!("round {round}: link: {e}"));
+        fs::rename(d.join("status-new"), d.join("status"))
+            .unwrap_or_else(|e| panic!("round {round}: rename status: {e}"));
+        for n in 0..3 {
+            let tmp = d.join("updates/tmp.i");
+            fs::write(&tmp, format!("{round}.{n}\n")).unwrap();
+            fs::rename(&tmp, d.join(format!("updates/{n:04}")))
+                .unwrap_or_else(|e| panic!("round {round}: rename update {n}: {e}"));
+        }
+        for n in 0..3 {
+            let p = d.join(format!("updates/{n:04}"));
+            assert_eq!(fs::read_to_string(&p).unwrap(), format!("{round}.{n}\n"));
+            fs::remove_file(p).unwrap();
+        }
+    }
+    // The held open reads what it opened.
+    let mut old = String::new();
+    (&held).read_to_string(&mut old).unwrap();
+    assert_eq!(old, "round -1\n");
+    drop(held);
+    assert_eq!(fs::read_to_string(d.join("status")).unwrap(), "round 19\n");
+    assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}
+
+/// A file with two names, one replaced by a rename: the other still reads
+/// the file, and when it is removed too the file is gone.
+#[test]
+fn the_other_name_of_a_file_renamed_over_still_reads_it() {
+    let Some(ov) = overlay() else { return };
+    let h = ov.mount(Limits::new((1 << 20, 1 << 20), (1000, 1000), 60), 0);
+    for round in 0..5 {
+        fs::write(ov.p("new"), format!("round {round}\n")).unwrap();
+        if round > 0 {
+            fs::hard_link(ov.p("cur"), ov.p("old")).unwrap();
+        }
+        fs::rename(ov.p("new"), ov.p("cur")).unwrap();
+        if round > 0 {
+            assert_eq!(
+                fs::read_to_string(ov.p("old")).unwrap(),
+                format!("round {}\n", round - 1),
+                "round {round}: the other name reads the file it names"
+            );
+            fs::remove_file(ov.p("old")).unwrap();
+        }
+        assert_eq!(
+            fs::read_to_string(ov.p("cur")).unwrap(),
+            format!("round {round}\n")
+        );
+    }
+    assert!(!ov.p("old").exists());
+    assert_eq!(h.usage(), ov.scan());
+    h.unmount().unwrap();
+}

@@ -23,11 +23,11 @@ impl SimFs {
         nodes.map.insert(
             1,
             Node {
-                parent: 1,
-                name: OsString::new(),
+                names: vec![(1, OsString::new())],
                 nlookup: 1,
                 key: key(&st),
                 private: true,
+                removed: None,
             },
         );
         nodes.by_key.insert(key(&st), 1);
@@ -71,8 +71,9 @@ impl SimFs {
         let mut cur = ino;
         while cur != 1 {
             let node = nodes.map.get(&cur).ok_or(Errno::ESTALE)?;
-            names.push(node.name.clone());
-            cur = node.parent;
+            let (parent, name) = node.at()?;
+            names.push(name.to_owned());
+            cur = parent;
             if names.len() > MAX_DEPTH {
                 return Err(Errno::ELOOP);
             }
@@ -117,13 +118,18 @@ impl SimFs {
     }
 
     /// Open `ino`: its name in its parent's cached fd when there is one
-    /// (one step instead of a walk of the whole path), else its path.
+    /// (one step instead of a walk of the whole path), else its path; with
+    /// no name left, the object held since its removal.
     pub(super) fn open_ino(&self, ino: u64, flags: OFlags) -> Result<OwnedFd, Errno> {
         if ino != 1 {
             let (parent, name) = {
                 let nodes = lock(&self.nodes);
                 let n = nodes.map.get(&ino).ok_or(Errno::ESTALE)?;
-                (n.parent, n.name.clone())
+                match (n.at(), &n.removed) {
+                    (Ok((parent, name)), _) => (parent, name.to_owned()),
+                    (Err(_), Some(fd)) => return reopen(fd, flags),
+                    (Err(e), None) => return Err(e),
+                }
             };
             let dir = lock(&self.dirs).get(&parent).cloned();
             if let Some(dir) = dir {
@@ -151,14 +157,15 @@ impl SimFs {
 
     /// Parent directory fd and name of `ino` (not the root).
     pub(super) fn locate(&self, ino: u64) -> Result<(Arc<OwnedFd>, OsString), Errno> {
-        let (parent, name) = {
-            let nodes = lock(&self.nodes);
-            let n = nodes.map.get(&ino).ok_or(Errno::ESTALE)?;
-            (n.parent, n.name.clone())
-        };
         if ino == 1 {
             return Err(Errno::EBUSY);
         }
+        let (parent, name) = {
+            let nodes = lock(&self.nodes);
+            let n = nodes.map.get(&ino).ok_or(Errno::ESTALE)?;
+            let (parent, name) = n.at()?;
+            (parent, name.to_owned())
+        };
         Ok((self.dir_fd(parent)?, name))
     }
 
@@ -170,8 +177,7 @@ impl SimFs {
             if let Some(n) = nodes.map.get_mut(&ino) {
                 n.nlookup += 1;
                 if ino != 1 {
-                    n.parent = parent;
-                    n.name = name.to_owned();
+                    n.name_first(parent, name);
                     drop(nodes);
                     // The inode number may be a removed directory's, reused:
                     // a cached fd would still name the removed one.
@@ -185,11 +191,11 @@ impl SimFs {
         nodes.map.insert(
             ino,
             Node {
-                parent,
-                name: name.to_owned(),
+                names: vec![(parent, name.to_owned())],
                 nlookup: 1,
                 key: k,
                 private: false,
+                removed: None,
             },
         );
         nodes.by_key.insert(k, ino);
@@ -235,15 +241,86 @@ impl SimFs {
         }
     }
 
-    /// After a rename, the node with `k` lives under a new name.
-    pub(super) fn moved(&self, k: (u64, u64), parent: u64, name: &OsStr) {
+    /// After a rename, the object with key `k` is named `to` instead of
+    /// `from`, each a (parent inode, name).
+    pub(super) fn moved(&self, k: (u64, u64), from: (u64, &OsStr), to: (u64, &OsStr)) {
         let mut nodes = lock(&self.nodes);
-        if let Some(&ino) = nodes.by_key.get(&k) {
-            if let Some(n) = nodes.map.get_mut(&ino) {
-                n.parent = parent;
-                n.name = name.to_owned();
-            }
+        let Some(&ino) = nodes.by_key.get(&k) else {
+            return;
+        };
+        if let Some(n) = nodes.map.get_mut(&ino).filter(|_| ino != 1) {
+            n.drop_name(from.0, from.1);
+            n.name_first(to.0, to.1);
         }
+    }
+
+    /// A link made: the node `ino` is also named `name` in `parent`.
+    pub(super) fn linked(&self, ino: u64, parent: u64, name: &OsStr) {
+        if let Some(n) = lock(&self.nodes).map.get_mut(&ino) {
+            n.nlookup += 1;
+            n.name_also(parent, name);
+        }
+    }
+
+    /// `name` in `parent`, which named the object with key `k`, was
+    /// removed or replaced. When the object has no name left (`last`), or
+    /// none we know of, its node keeps `held`, the object open, until the
+    /// kernel forgets it, and no longer answers for `k`: the file system
+    /// may give that inode number to a new file once `held` closes, and
+    /// the kernel must see a new inode for it. Handing it the old node
+    /// would make two files one inode to the kernel, and to the overlay,
+    /// which then finds its upper dentry stale (`ESTALE`).
+    pub(super) fn unnamed(
+        &self,
+        k: (u64, u64),
+        parent: u64,
+        name: &OsStr,
+        last: bool,
+        held: Option<Arc<OwnedFd>>,
+    ) {
+        let mut nodes = lock(&self.nodes);
+        let Some(&ino) = nodes.by_key.get(&k) else {
+            return;
+        };
+        let Some(n) = nodes.map.get_mut(&ino).filter(|_| ino != 1) else {
+            return;
+        };
+        n.drop_name(parent, name);
+        if last {
+            n.names.clear();
+        }
+        if !n.names.is_empty() {
+            return;
+        }
+        n.removed = held;
+        nodes.by_key.remove(&k);
+        drop(nodes);
+        lock(&self.dirs).remove(&ino);
+    }
+
+    /// An open of `ino` that has no name left: a live one, else one made
+    /// from what its node holds (regular files and directories only:
+    /// opening a device could do something).
+    pub(super) fn removed_open(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        let live = self
+            .any_open(ino)
+            .filter(|fd| stat_fd(&**fd).is_ok_and(|st| st.st_nlink == 0));
+        live.or_else(|| {
+            let held = lock(&self.nodes)
+                .map
+                .get(&ino)
+                .filter(|n| n.names.is_empty())?
+                .removed
+                .clone()?;
+            let st = stat_fd(&*held).ok()?;
+            let t = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            if t != rustix::fs::FileType::RegularFile && t != rustix::fs::FileType::Directory {
+                return None;
+            }
+            reopen(&held, OFlags::RDONLY | OFlags::NONBLOCK)
+                .ok()
+                .map(Arc::new)
+        })
     }
 
     pub(super) fn add_fh(&self, h: Handle) -> u64 {
@@ -302,5 +379,35 @@ impl SimFs {
 
     pub(super) fn file_fd_ino(&self, fh: u64) -> Result<(Arc<OwnedFd>, u64), Errno> {
         self.file_open(fh).map(|(fd, ino, _)| (fd, ino))
+    }
+}
+
+impl Node {
+    /// The name its path is built from: (parent inode, name).
+    fn at(&self) -> Result<(u64, &OsStr), Errno> {
+        self.names
+            .first()
+            .map(|(p, n)| (*p, n.as_os_str()))
+            .ok_or(Errno::ESTALE)
+    }
+
+    fn drop_name(&mut self, parent: u64, name: &OsStr) {
+        self.names.retain(|(p, n)| !(*p == parent && n == name));
+    }
+
+    /// `name` in `parent` becomes the name its path is built from.
+    fn name_first(&mut self, parent: u64, name: &OsStr) {
+        self.drop_name(parent, name);
+        self.names.insert(0, (parent, name.to_owned()));
+        self.names.truncate(MAX_NAMES);
+    }
+
+    /// Another name, kept after those it has.
+    fn name_also(&mut self, parent: u64, name: &OsStr) {
+        if self.names.len() < MAX_NAMES
+            && !self.names.iter().any(|(p, n)| *p == parent && n == name)
+        {
+            self.names.push((parent, name.to_owned()));
+        }
     }
 }

@@ -55,8 +55,11 @@ const TTL: Duration = Duration::from_secs(60);
 const MAX_DEPTH: usize = 4096;
 
 struct Node {
-    parent: u64,
-    name: OsString,
+    /// The names the kernel knows it by, (parent inode, name), the first
+    /// the one its path is built from: when one name of a hardlinked file
+    /// is replaced or removed, its others still reach it. Empty once the
+    /// last is gone.
+    names: Vec<(u64, OsString)>,
     nlookup: u64,
     key: (u64, u64),
     /// Made in the private area through us (or the root, or a directory
@@ -65,7 +68,17 @@ struct Node {
     /// then shows (the template's or the copy's) depends on the template's
     /// hardlinks and the overlay's options; a file made here has its own.
     private: bool,
+    /// The object, held from the removal of its last name until the kernel
+    /// forgets it (an open from before, or the overlay's inode of a
+    /// copied-up file, keeps it in the kernel): what the kernel does to it
+    /// reaches that object, and the file system cannot give its inode
+    /// number to a new file meanwhile.
+    removed: Option<Arc<OwnedFd>>,
 }
+
+/// Names kept per node: hardlinks the kernel looked up, beyond which the
+/// oldest are dropped (the overlay's shared whiteout has thousands).
+const MAX_NAMES: usize = 16;
 
 struct Nodes {
     map: HashMap<u64, Node>,
@@ -516,6 +529,11 @@ fn chmod_fd(fd: &OwnedFd, mode: u32) -> Result<(), Errno> {
 
 fn proc_fd(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Open the inode `fd` names (an `O_PATH` fd too) again, with `flags`.
+fn reopen(fd: &OwnedFd, flags: OFlags) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(proc_fd(fd), flags | OFlags::CLOEXEC, Mode::empty()).map_err(errno)
 }
 
 /// Answer a read of xattrs (a value, or the list of names) into `size`

@@ -72,13 +72,45 @@ impl SimFs {
     ) -> Result<(), Errno> {
         let rel = self.child_path(parent, name)?;
         let dir = self.dir_fd(parent)?;
+        let before = stat_at(&dir, name)?;
         self.mutate_held(
             &[&rel],
             false,
             |_, _, _| Ok(()),
             || rustix::fs::unlinkat(&dir, name, flags).map_err(errno),
             held,
-        )
+        )?;
+        self.name_gone(&before, parent, name, &rel, held);
+        Ok(())
+    }
+
+    /// `name` in `parent` (`rel`), which named what `before` describes,
+    /// was removed or replaced by an operation that looked at `rel` in
+    /// `held` (see [`SimFs::unnamed`]).
+    pub(super) fn name_gone(
+        &self,
+        before: &Stat,
+        parent: u64,
+        name: &OsStr,
+        rel: &Path,
+        held: &Option<Pending>,
+    ) {
+        let obj = held
+            .as_ref()
+            .and_then(|p| p.entries.iter().find(|e| e.path == rel))
+            .and_then(|e| e.obj.as_ref())
+            .filter(|o| key(&o.st) == key(before))
+            .map(|o| o.fd.clone());
+        let last = match &obj {
+            Some(fd) => stat_fd(&**fd).map_or(true, |st| st.st_nlink == 0),
+            // A whiteout, which `pending` leaves out.
+            None => {
+                before.st_nlink <= 1
+                    || rustix::fs::FileType::from_raw_mode(before.st_mode)
+                        == rustix::fs::FileType::Directory
+            }
+        };
+        self.unnamed(key(before), parent, name, last, obj);
     }
 
     pub(super) fn do_setattr(
@@ -92,6 +124,7 @@ impl SimFs {
         // means, whatever names it has now (a path may name another file).
         let open = self
             .any_open(ino)
+            .or_else(|| self.removed_open(ino))
             .and_then(|fd| Some((stat_fd(&*fd).ok()?, fd)));
         if let Some((st, fd)) = open.as_ref().filter(|(st, _)| st.st_nlink == 0) {
             return self.setattr_removed(ino, fd, st, c, fh, kill_suidgid);
@@ -192,12 +225,6 @@ impl SimFs {
             drop(opens);
             q.apply(d, 0, &[(who, d, 0)], now_secs());
         }
-    }
-
-    /// An open of `ino` if its file has no name left.
-    pub(super) fn removed_open(&self, ino: u64) -> Option<Arc<OwnedFd>> {
-        self.any_open(ino)
-            .filter(|fd| stat_fd(&**fd).is_ok_and(|st| st.st_nlink == 0))
     }
 
     /// An open that names the file `ino` is now, when it has one that
@@ -704,11 +731,7 @@ impl SimFs {
             || rustix::fs::linkat(&from, &name, &to, newname, AtFlags::empty()).map_err(errno),
         )?;
         let st = stat_at(&to, newname)?;
-        let mut nodes = lock(&self.nodes);
-        if let Some(n) = nodes.map.get_mut(&ino) {
-            n.nlookup += 1;
-        }
-        drop(nodes);
+        self.linked(ino, newparent, newname);
         Ok(attr(ino, &st))
     }
 
@@ -750,15 +773,17 @@ impl SimFs {
             || rustix::fs::renameat_with(&from, name, &to, newname, rflags).map_err(errno),
             held,
         )?;
-        if let Some(dst) = &dst {
-            if exchange {
-                self.moved(key(dst), parent, name);
-            }
-        }
         // Renaming a hardlink onto another of its names changes nothing.
-        if dst.as_ref().map(key) != Some(key(&src)) || exchange {
-            self.moved(key(&src), newparent, newname);
+        if dst.as_ref().map(key) == Some(key(&src)) {
+            return Ok(());
         }
+        let (old, new) = ((parent, name), (newparent, newname));
+        match &dst {
+            Some(d) if exchange => self.moved(key(d), new, old),
+            Some(d) => self.name_gone(d, newparent, newname, &dst_rel, held),
+            None => {}
+        }
+        self.moved(key(&src), old, new);
         Ok(())
     }
 
