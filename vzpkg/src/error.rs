@@ -12,27 +12,26 @@ pub enum Error {
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
-    Source(#[from] crate::source::deb::SourceError),
+    Source(Box<ByFormat<crate::source::deb::SourceError, crate::source::rpm::RpmSourceError>>),
     #[error(transparent)]
-    Resolve(#[from] crate::resolve::deb::ResolveError),
+    Resolve(Box<ByFormat<crate::resolve::deb::ResolveError, crate::resolve::rpm::RpmResolveError>>),
     #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
     #[error(transparent)]
-    Unpack(#[from] crate::unpack::deb::UnpackError),
+    Unpack(Box<ByFormat<crate::unpack::deb::UnpackError, crate::unpack::rpm::RpmUnpackError>>),
     #[error(transparent)]
-    Configure(#[from] crate::configure::deb::ConfigureError),
+    Configure(
+        Box<
+            ByFormat<
+                crate::configure::deb::ConfigureError,
+                crate::configure::rpm::RpmConfigureError,
+            >,
+        >,
+    ),
     #[error(transparent)]
     Normalize(#[from] crate::normalize::NormalizeError),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
-    #[error(transparent)]
-    RpmSource(#[from] crate::source::rpm::RpmSourceError),
-    #[error(transparent)]
-    RpmResolve(#[from] crate::resolve::rpm::RpmResolveError),
-    #[error(transparent)]
-    RpmUnpack(#[from] crate::unpack::rpm::RpmUnpackError),
-    #[error(transparent)]
-    RpmConfigure(#[from] crate::configure::rpm::RpmConfigureError),
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
     #[error(transparent)]
@@ -54,6 +53,36 @@ pub enum Error {
     )]
     Cancelled(#[from] crate::cancel::Cancelled),
 }
+
+/// A stage's error from the Debian or the RPM pipeline: `create::Plan`
+/// chose the format once, and the stage's exit code does not depend on it.
+#[derive(Debug, Error)]
+pub enum ByFormat<D: std::error::Error + 'static, R: std::error::Error + 'static> {
+    #[error(transparent)]
+    Deb(D),
+    #[error(transparent)]
+    Rpm(R),
+}
+
+/// `?` on either format's stage error lands in that stage's variant
+/// (boxed: a stage error is large and the error path is cold).
+macro_rules! stage_from {
+    ($variant:ident, $side:ident, $ty:ty) => {
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::$variant(Box::new(ByFormat::$side(e)))
+            }
+        }
+    };
+}
+stage_from!(Source, Deb, crate::source::deb::SourceError);
+stage_from!(Source, Rpm, crate::source::rpm::RpmSourceError);
+stage_from!(Resolve, Deb, crate::resolve::deb::ResolveError);
+stage_from!(Resolve, Rpm, crate::resolve::rpm::RpmResolveError);
+stage_from!(Unpack, Deb, crate::unpack::deb::UnpackError);
+stage_from!(Unpack, Rpm, crate::unpack::rpm::RpmUnpackError);
+stage_from!(Configure, Deb, crate::configure::deb::ConfigureError);
+stage_from!(Configure, Rpm, crate::configure::rpm::RpmConfigureError);
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -85,36 +114,17 @@ impl Error {
         match self {
             Error::Recipe(_) | Error::Unsupported { .. } => exit::RECIPE,
             Error::Http(_) | Error::NoMirror { .. } => exit::NETWORK,
-            Error::Source(e) if e.is_verification() => exit::VERIFY,
-            Error::Source(e) if e.is_network() => exit::NETWORK,
-            Error::Source(_) => exit::FAILURE,
+            Error::Source(e) => e.exit_code(),
             Error::Resolve(_) => exit::RESOLVE,
             Error::Fetch(e) if e.is_verification() => exit::VERIFY,
             Error::Fetch(crate::fetch::FetchError::Http { .. }) => exit::NETWORK,
             Error::Fetch(_) => exit::FAILURE,
-            Error::Unpack(_) => exit::PACKAGE,
-            Error::Configure(_) => exit::CONFIGURE,
+            Error::Unpack(e) => e.exit_code(),
+            Error::Configure(e) => e.exit_code(),
             Error::Lock(
                 crate::lock::LockError::Missing { .. } | crate::lock::LockError::NotUpstream { .. },
             ) => exit::RESOLVE,
             Error::Lock(_) => exit::RECIPE,
-            Error::RpmSource(e) if e.is_verification() => exit::VERIFY,
-            Error::RpmSource(e) if e.is_network() => exit::NETWORK,
-            Error::RpmSource(_) => exit::FAILURE,
-            Error::RpmResolve(_) => exit::RESOLVE,
-            Error::RpmUnpack(
-                crate::unpack::rpm::RpmUnpackError::Signature { .. }
-                | crate::unpack::rpm::RpmUnpackError::Unsigned { .. }
-                | crate::unpack::rpm::RpmUnpackError::Keyring { .. }
-                | crate::unpack::rpm::RpmUnpackError::HeaderDigest { .. },
-            ) => exit::VERIFY,
-            Error::RpmUnpack(_) => exit::PACKAGE,
-            // The fix is the recipe's: add rpm to the package set.
-            Error::RpmConfigure(
-                crate::configure::rpm::RpmConfigureError::NoHostRpm { .. }
-                | crate::configure::rpm::RpmConfigureError::HostCannotWrite { .. },
-            ) => exit::RECIPE,
-            Error::RpmConfigure(_) => exit::CONFIGURE,
             Error::Export(
                 crate::export::ExportError::Corrupt { .. }
                 | crate::export::ExportError::Unsafe { .. }
@@ -148,5 +158,83 @@ impl Error {
             cur = e.source();
         }
         false
+    }
+}
+
+/// Each format's error for a stage says its own exit code; `ByFormat`
+/// passes the question to whichever format it holds.
+trait StageExit {
+    fn exit_code(&self) -> i32;
+}
+
+impl<D, R> StageExit for ByFormat<D, R>
+where
+    D: std::error::Error + StageExit + 'static,
+    R: std::error::Error + StageExit + 'static,
+{
+    fn exit_code(&self) -> i32 {
+        match self {
+            ByFormat::Deb(e) => e.exit_code(),
+            ByFormat::Rpm(e) => e.exit_code(),
+        }
+    }
+}
+
+/// An index that failed its signature or checksum, else a mirror that could not be reached.
+fn source_exit(verification: bool, network: bool) -> i32 {
+    if verification {
+        exit::VERIFY
+    } else if network {
+        exit::NETWORK
+    } else {
+        exit::FAILURE
+    }
+}
+
+impl StageExit for crate::source::deb::SourceError {
+    fn exit_code(&self) -> i32 {
+        source_exit(self.is_verification(), self.is_network())
+    }
+}
+
+impl StageExit for crate::source::rpm::RpmSourceError {
+    fn exit_code(&self) -> i32 {
+        source_exit(self.is_verification(), self.is_network())
+    }
+}
+
+impl StageExit for crate::unpack::deb::UnpackError {
+    fn exit_code(&self) -> i32 {
+        exit::PACKAGE
+    }
+}
+
+impl StageExit for crate::unpack::rpm::RpmUnpackError {
+    fn exit_code(&self) -> i32 {
+        use crate::unpack::rpm::RpmUnpackError as E;
+        match self {
+            E::Signature { .. }
+            | E::Unsigned { .. }
+            | E::Keyring { .. }
+            | E::HeaderDigest { .. } => exit::VERIFY,
+            _ => exit::PACKAGE,
+        }
+    }
+}
+
+impl StageExit for crate::configure::deb::ConfigureError {
+    fn exit_code(&self) -> i32 {
+        exit::CONFIGURE
+    }
+}
+
+impl StageExit for crate::configure::rpm::RpmConfigureError {
+    fn exit_code(&self) -> i32 {
+        use crate::configure::rpm::RpmConfigureError as E;
+        match self {
+            // The fix is the recipe's: add rpm to the package set.
+            E::NoHostRpm { .. } | E::HostCannotWrite { .. } => exit::RECIPE,
+            _ => exit::CONFIGURE,
+        }
     }
 }
