@@ -21,6 +21,9 @@ pub struct Template<'a> {
 
 pub struct VzHost {
     dir: tempfile::TempDir,
+    /// A network namespace (a path under /run/netns) vzctl runs in, so
+    /// network tests never touch the machine's own network.
+    netns: Option<PathBuf>,
 }
 
 impl VzHost {
@@ -51,7 +54,7 @@ impl VzHost {
             };
             store.commit(tree.path(), &meta).unwrap();
         }
-        Some(VzHost { dir })
+        Some(VzHost { dir, netns: None })
     }
 
     /// `VZPKG_ROOT`: the store is `templates/` under it.
@@ -68,15 +71,34 @@ impl VzHost {
         Store::open(&self.dir.path().join("templates")).unwrap()
     }
 
-    /// The real binary's `vzctl` with this host's roots.
-    pub fn vzctl(&self, args: &[&str]) -> Output {
-        Command::new(vzpkg_bin())
-            .arg("vzctl")
+    /// Run every later vzctl in the network namespace at `path` (joined
+    /// with `nsenter --net`, which leaves the mount namespace alone).
+    pub fn set_netns(&mut self, path: PathBuf) {
+        self.netns = Some(path);
+    }
+
+    /// The real binary's `vzctl` with this host's roots, as a command.
+    pub fn vzctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(vzpkg_bin());
+                c
+            }
+            None => Command::new(vzpkg_bin()),
+        };
+        cmd.arg("vzctl")
             .args(args)
             .env("VZ_ROOT", self.vz())
-            .env("VZPKG_ROOT", self.root())
-            .output()
-            .expect("run vzctl")
+            .env("VZPKG_ROOT", self.root());
+        cmd
+    }
+
+    /// The real binary's `vzctl` with this host's roots.
+    pub fn vzctl(&self, args: &[&str]) -> Output {
+        self.vzctl_command(args).output().expect("run vzctl")
     }
 
     /// Run vzctl and insist on `code`; its stdout.

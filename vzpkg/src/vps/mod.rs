@@ -112,6 +112,24 @@ impl VzRoot {
     fn lock_file(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.lock"))
     }
+    /// The host-wide config, `conf/vz.conf`.
+    pub fn global_conf_path(&self) -> PathBuf {
+        self.conf_dir().join("vz.conf")
+    }
+    /// The host-wide config; a missing file is all defaults.
+    pub fn global_conf(&self) -> Result<Conf, VpsError> {
+        let path = self.global_conf_path();
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Conf::parse(&t).map_err(|e| VpsError::Conf {
+                ctid: 0,
+                path,
+                line: e.line,
+                why: e.why,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Conf::default()),
+            Err(e) => Err(io_err(0, "read", &path)(e)),
+        }
+    }
 }
 
 /// A VPS's config, typed.
@@ -131,6 +149,15 @@ pub struct VpsConfig {
     pub quotaugidlimit: u64,
     /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
     pub disk_quota: bool,
+    // Networking (issue 26).
+    /// `IP_ADDRESS`: venet addresses.
+    pub ip_address: Vec<crate::net::config::IpNet>,
+    /// `NETIF`: veth interfaces.
+    pub netif: Vec<crate::net::config::Netif>,
+    /// `NAMESERVER` (empty: `inherit`).
+    pub nameserver: Vec<String>,
+    /// `SEARCHDOMAIN`.
+    pub searchdomain: Vec<String>,
 }
 
 impl VpsConfig {
@@ -157,6 +184,19 @@ impl VpsConfig {
         c.set("QUOTATIME", &self.quotatime.to_string());
         c.set("QUOTAUGIDLIMIT", &self.quotaugidlimit.to_string());
         c.set("DISK_QUOTA", if self.disk_quota { "yes" } else { "no" });
+        // Networking (issue 26): written once set, so a cleared list is saved.
+        use crate::net::config::{render_ip_list, render_netif_list};
+        let net = [
+            ("IP_ADDRESS", render_ip_list(&self.ip_address)),
+            ("NETIF", render_netif_list(&self.netif)),
+            ("NAMESERVER", self.nameserver.join(" ")),
+            ("SEARCHDOMAIN", self.searchdomain.join(" ")),
+        ];
+        for (key, value) in net {
+            if !value.is_empty() || c.get(key).is_some() {
+                c.set(key, &value);
+            }
+        }
         c
     }
 
@@ -201,8 +241,26 @@ impl VpsConfig {
                 Some("no") => false,
                 Some(_) => return Err(bad("DISK_QUOTA", "expected yes or no")),
             },
+            ip_address: crate::net::config::parse_ip_list(c.get("IP_ADDRESS").unwrap_or(""))
+                .map_err(|w| {
+                    bad(
+                        "IP_ADDRESS",
+                        &format!("{w:?} is not an address a VPS can own"),
+                    )
+                })?,
+            netif: crate::net::config::parse_netif_list(c.get("NETIF").unwrap_or(""))
+                .map_err(|w| bad("NETIF", &w))?,
+            nameserver: words(c.get("NAMESERVER")),
+            searchdomain: words(c.get("SEARCHDOMAIN")),
         })
     }
+}
+
+fn words(v: Option<&str>) -> Vec<String> {
+    v.unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// What `create` is told.
@@ -230,6 +288,16 @@ pub struct SetOptions {
     /// Takes effect at the next mount.
     pub disk_quota: Option<bool>,
     pub save: bool,
+    // Networking (issue 26): live on a running VPS.
+    pub ipadd: Vec<crate::net::config::IpNet>,
+    pub ipdel: Vec<crate::net::config::IpDel>,
+    pub netif_add: Vec<crate::net::config::Netif>,
+    /// Inside names, or `all`.
+    pub netif_del: Vec<String>,
+    /// Replaces `NAMESERVER` when not empty.
+    pub nameserver: Vec<String>,
+    /// Replaces `SEARCHDOMAIN` when not empty.
+    pub searchdomain: Vec<String>,
 }
 
 /// A VPS's state as the system shows it.
@@ -335,16 +403,6 @@ fn expand(p: &Path, ctid: u32) -> PathBuf {
     let s = p.to_string_lossy();
     let id = ctid.to_string();
     PathBuf::from(s.replace("$VEID", &id).replace("$CTID", &id))
-}
-
-fn hosts_file(hostname: &str) -> String {
-    let short = hostname.split('.').next().unwrap_or(hostname);
-    let names = if short == hostname {
-        hostname.to_string()
-    } else {
-        format!("{hostname} {short}")
-    };
-    format!("127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
 /// A fresh machine id: 128 random bits in hex, as systemd writes it.
@@ -546,6 +604,10 @@ impl Vz {
             // mount scans only the private area; metadata-heavy VPSs may
             // choose the bare overlay (`--diskquota no`), which is faster.
             disk_quota: opts.disk_quota.unwrap_or(true),
+            ip_address: Vec::new(),
+            netif: Vec::new(),
+            nameserver: Vec::new(),
+            searchdomain: Vec::new(),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -635,8 +697,27 @@ impl Vz {
         let host = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
         let mut files = vec![
             ("etc/hostname", format!("{host}\n"), 0o644),
-            ("etc/hosts", hosts_file(&host), 0o644),
+            (
+                "etc/hosts",
+                crate::net::names::hosts_file(&host, &cfg.ip_address),
+                0o644,
+            ),
         ];
+        // Networking (issue 26): the resolver, once the VPS has a network
+        // or names of its own.
+        if !cfg.ip_address.is_empty()
+            || !cfg.netif.is_empty()
+            || !cfg.nameserver.is_empty()
+            || !cfg.searchdomain.is_empty()
+        {
+            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let servers = crate::net::names::expand(&cfg.nameserver, &host_resolv);
+            files.push((
+                "etc/resolv.conf",
+                crate::net::names::resolv_conf(&servers, &cfg.searchdomain),
+                0o644,
+            ));
+        }
         if fresh_id {
             files.push(("etc/machine-id", machine_id(ctid)?, 0o444));
         }
@@ -935,6 +1016,17 @@ impl Vz {
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
+        // Networking (issue 26): what a crash left on the host goes first;
+        // a VPS with a network gets a namespace of its own.
+        let host_net = self.host_net()?;
+        let networked = !cfg.ip_address.is_empty() || !cfg.netif.is_empty();
+        if networked {
+            host_net
+                .clean(ctid)
+                .map_err(|source| VpsError::Net { ctid, source })?;
+            self.write_identity(&cfg, &cfg.ve_root, false)?;
+        }
+        let private_net = private_net || networked;
         let plan =
             process::StartPlan::new(&cfg.ve_root, &hostname, private_net).map_err(|why| {
                 VpsError::Start {
@@ -950,7 +1042,42 @@ impl Vz {
         })?;
         let pid_file = self.root.pid_file(ctid);
         write_atomic(ctid, &pid_file, format!("{pid}\n").as_bytes())?;
+        if networked {
+            let up = host_net
+                .set_ips(ctid, pid, &cfg.ip_address)
+                .and_then(|warnings| {
+                    host_net.set_netifs(ctid, pid, &[], &cfg.netif)?;
+                    Ok(warnings)
+                });
+            match up {
+                Ok(warnings) => {
+                    for w in warnings {
+                        eprintln!("vzctl: VPS {ctid}: warning: {w}");
+                    }
+                }
+                Err(source) => {
+                    // A VPS is not left half-networked: stop it again.
+                    let _ = process::stop(pid, true, Duration::from_secs(1));
+                    let _ = std::fs::remove_file(&pid_file);
+                    let _ = host_net.clean(ctid);
+                    return Err(VpsError::Net { ctid, source });
+                }
+            }
+        }
         Ok(pid)
+    }
+
+    /// The host side of networking, from `conf/vz.conf`.
+    fn host_net(&self) -> Result<crate::net::HostNet, VpsError> {
+        let conf = self.root.global_conf()?;
+        Ok(crate::net::HostNet {
+            run_dir: self.root.base.join("run"),
+            route_src_dev: conf
+                .get("VE_ROUTE_SRC_DEV")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            conf_path: self.root.global_conf_path(),
+        })
     }
 
     /// Stop the VPS (SIGTERM, then SIGKILL after `timeout`). The root stays
@@ -967,6 +1094,11 @@ impl Vz {
             source,
         })?;
         let _ = std::fs::remove_file(self.root.pid_file(ctid));
+        // Networking (issue 26): the namespace's devices go with it, but
+        // only after the kernel tears it down; the host side goes now.
+        self.host_net()?
+            .clean(ctid)
+            .map_err(|source| VpsError::Net { ctid, source })?;
         Ok(how)
     }
 
@@ -1063,6 +1195,10 @@ impl Vz {
                 });
             }
         }
+        // Networking (issue 26): the lists as they will be.
+        let (ips, netifs) = self.net_lists(&cfg, opts)?;
+        let net_change = ips != cfg.ip_address || netifs != cfg.netif;
+        let names_change = !opts.nameserver.is_empty() || !opts.searchdomain.is_empty();
         let _lock = self.lock(ctid)?;
         let mut live = false;
         let mounted = self.mount_state(&cfg)? == MountState::Mounted;
@@ -1088,9 +1224,43 @@ impl Vz {
             })?;
             live = true;
         }
+        let mut next = cfg.clone();
+        next.ip_address = ips;
+        next.netif = netifs;
+        if !opts.nameserver.is_empty() {
+            next.nameserver = opts.nameserver.clone();
+        }
+        if !opts.searchdomain.is_empty() {
+            next.searchdomain = opts.searchdomain.clone();
+        }
+        if let Some(h) = &opts.hostname {
+            next.hostname = Some(h.clone());
+        }
+        if let Some(pid) = self.running_pid(&cfg) {
+            if net_change {
+                let host_net = self.host_net()?;
+                let net = |source| VpsError::Net { ctid, source };
+                let warnings = host_net.set_ips(ctid, pid, &next.ip_address).map_err(net)?;
+                host_net
+                    .set_netifs(ctid, pid, &cfg.netif, &next.netif)
+                    .map_err(net)?;
+                for w in warnings {
+                    eprintln!("vzctl: VPS {ctid}: warning: {w}");
+                }
+            }
+            if net_change || names_change {
+                // /etc/hosts names the addresses; resolv.conf the servers.
+                self.write_identity(&next, &cfg.ve_root, false)?;
+                live = true;
+            }
+        }
         if !opts.save {
             return Ok(live);
         }
+        cfg.ip_address = next.ip_address;
+        cfg.netif = next.netif;
+        cfg.nameserver = next.nameserver;
+        cfg.searchdomain = next.searchdomain;
         if let Some(h) = &opts.hostname {
             cfg.hostname = Some(h.clone());
         }
@@ -1100,7 +1270,7 @@ impl Vz {
         cfg.quotaugidlimit = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
         cfg.disk_quota = opts.disk_quota.unwrap_or(cfg.disk_quota);
         self.save_config(&cfg)?;
-        if opts.hostname.is_some() {
+        if opts.hostname.is_some() || net_change || names_change {
             // Through the mount (the overlay copies up, simfs charges the
             // files); a VPS with quota is mounted for it, as its clean
             // quota state would not see files written into the upper dir.
@@ -1124,12 +1294,105 @@ impl Vz {
         Ok(live)
     }
 
+    /// `IP_ADDRESS` and `NETIF` after `set`'s `--ipadd`, `--ipdel`,
+    /// `--netif_add` and `--netif_del`; an address another VPS of this
+    /// host has is refused.
+    fn net_lists(
+        &self,
+        cfg: &VpsConfig,
+        opts: &SetOptions,
+    ) -> Result<
+        (
+            Vec<crate::net::config::IpNet>,
+            Vec<crate::net::config::Netif>,
+        ),
+        VpsError,
+    > {
+        let ctid = cfg.ctid;
+        let mut ips = cfg.ip_address.clone();
+        ips.retain(|ip| !opts.ipdel.iter().any(|d| d.matches(ip)));
+        if !opts.ipadd.is_empty() {
+            for other in self.list_ids()?.into_iter().filter(|o| *o != ctid) {
+                let Ok(ocfg) = self.config(other) else {
+                    continue;
+                };
+                if let Some(ip) = opts
+                    .ipadd
+                    .iter()
+                    .find(|a| ocfg.ip_address.iter().any(|o| o.addr == a.addr))
+                {
+                    return Err(VpsError::IpInUse {
+                        ctid,
+                        addr: ip.addr,
+                        other,
+                    });
+                }
+            }
+        }
+        for a in &opts.ipadd {
+            match ips.iter_mut().find(|i| i.addr == a.addr) {
+                Some(i) => *i = *a,
+                None => ips.push(*a),
+            }
+        }
+        let mut netifs = cfg.netif.clone();
+        for d in &opts.netif_del {
+            if d == "all" {
+                netifs.clear();
+            } else if !netifs.iter().any(|n| n.ifname == *d) {
+                return Err(VpsError::BadValue {
+                    option: "--netif_del",
+                    value: d.clone(),
+                    why: "the VPS has no such interface (see NETIF in its config)",
+                });
+            } else {
+                netifs.retain(|n| n.ifname != *d);
+            }
+        }
+        for a in &opts.netif_add {
+            if netifs.iter().any(|n| n.ifname == a.ifname) {
+                return Err(VpsError::BadValue {
+                    option: "--netif_add",
+                    value: a.ifname.clone(),
+                    why: "the VPS has an interface of that name; remove it first with --netif_del",
+                });
+            }
+            let mut n = a.clone();
+            crate::net::fill_netif(ctid, &mut n, &netifs).map_err(io_err(
+                ctid,
+                "read",
+                Path::new("/dev/urandom"),
+            ))?;
+            netifs.push(n);
+        }
+        Ok((ips, netifs))
+    }
+
+    /// The CTIDs with a config under this VZ root.
+    fn list_ids(&self) -> Result<Vec<u32>, VpsError> {
+        let dir = self.root.conf_dir();
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => Ok(rd
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    parse_ctid(name.strip_suffix(".conf")?).ok()
+                })
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_err(0, "list", &dir)(e)),
+        }
+    }
+
     /// Remove a stopped VPS: unmount, then its private area, config, pid
     /// file and empty mount point. Nothing else is touched.
     pub fn destroy(&self, ctid: u32) -> Result<(), VpsError> {
         let cfg = self.config(ctid)?;
         let lock = self.lock(ctid)?;
         self.umount_locked(&cfg)?;
+        self.host_net()?
+            .clean(ctid)
+            .map_err(|source| VpsError::Net { ctid, source })?;
         let gone = |p: &Path, r: std::io::Result<()>| match r {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(ctid, "remove", p)(e)),
             _ => Ok(()),
