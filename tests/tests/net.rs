@@ -217,11 +217,15 @@ impl Lab {
 
     /// A VPS with `ips`, started.
     fn vps(&self, id: &str, ips: &[&str]) {
+        self.vps_with(id, ips, &[]);
+    }
+
+    /// A VPS with `ips` made with `create`'s `extra` options, started.
+    fn vps_with(&self, id: &str, ips: &[&str], extra: &[&str]) {
         let vz = self.vz();
-        vz.ok(
-            &["create", id, "--ostemplate", "tiny", "--diskquota", "no"],
-            0,
-        );
+        let mut create = vec!["create", id, "--ostemplate", "tiny", "--diskquota", "no"];
+        create.extend_from_slice(extra);
+        vz.ok(&create, 0);
         let mut args = vec!["set", id];
         for ip in ips {
             args.extend(["--ipadd", ip]);
@@ -347,7 +351,12 @@ fn vpss_reach_each_other_the_host_and_the_lan() {
         return;
     };
     lab.vps("201", &["198.51.100.21", "2001:db8:1::21"]);
-    lab.vps("202", &["198.51.100.22", "2001:db8:1::22/64"]);
+    // One VPS in a user namespace (the default), one privileged.
+    lab.vps_with(
+        "202",
+        &["198.51.100.22", "2001:db8:1::22/64"],
+        &["--userns", "no"],
+    );
     let (a, b) = (lab.vps_ns("201"), lab.vps_ns("202"));
 
     // Inside: venet0 with the addresses and default routes.
@@ -423,6 +432,22 @@ fn vpss_reach_each_other_the_host_and_the_lan() {
         neigh.contains(&format!("192.0.2.21 dev lan0 lladdr {mac}")),
         "{neigh}"
     );
+
+    // Root inside (an unprivileged host user) sets its own network
+    // namespace's sysctls, and only those.
+    let ttl = "/proc/sys/net/ipv4/ip_default_ttl";
+    let host_ttl = in_ns(&lab.host_ns(), || std::fs::read_to_string(ttl).unwrap());
+    lab.vz()
+        .ok(&["exec", "201", &format!("echo 33 > {ttl}")], 0);
+    assert_eq!(in_ns(&a, || std::fs::read_to_string(ttl).unwrap()), "33\n");
+    assert_eq!(
+        in_ns(&lab.host_ns(), || std::fs::read_to_string(ttl).unwrap()),
+        host_ttl
+    );
+    let out = lab
+        .vz()
+        .vzctl(&["exec", "201", "echo 1 > /proc/sys/kernel/sysrq"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
 
     // /etc/hosts inside names the VPS's first addresses.
     let hosts = std::fs::read_to_string(lab.vz().vz().join("root/201/etc/hosts")).unwrap();
@@ -652,4 +677,154 @@ fn a_hundred_vpss_start_and_answer() {
         lab.vz().ok(&["stop", id], 0);
     }
     assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+/// Push bytes from a thread in `from_ns` to a sink in `to_ns` at `to` for
+/// about `secs`; bits per second received.
+fn throughput(from_ns: &str, to_ns: &str, to: IpAddr, secs: f64) -> f64 {
+    let listener = in_ns(to_ns, || TcpListener::bind(SocketAddr::new(to, 0)).unwrap());
+    let at = listener.local_addr().unwrap();
+    let sink = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        let t = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n as u64,
+            }
+        }
+        (got, t.elapsed())
+    });
+    in_ns(from_ns, || {
+        let mut s = TcpStream::connect_timeout(&at, Duration::from_secs(5)).unwrap();
+        let buf = vec![0x5au8; 1 << 20];
+        let t = Instant::now();
+        while t.elapsed().as_secs_f64() < secs {
+            s.write_all(&buf).unwrap();
+        }
+    });
+    let (got, took) = sink.join().unwrap();
+    got as f64 * 8.0 / took.as_secs_f64()
+}
+
+/// Figures for `scripts/bench-net.sh` (not a test: `--ignored`): TCP
+/// throughput host→VPS and VPS→VPS against a plain veth pair between two
+/// namespaces in the same run, and the time networking adds to a start.
+#[test]
+#[ignore = "a benchmark: scripts/bench-net.sh"]
+fn bench_net() {
+    let Some(lab) = Lab::new("the networking benchmark") else {
+        return;
+    };
+    let secs: f64 = std::env::var("BENCH_NET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3.0);
+    let starts: u32 = std::env::var("BENCH_NET_STARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    // The plain pair: two namespaces of the lab's own (the host one and a
+    // third), a veth between them, nothing else.
+    let peer = format!("{}-p", lab.lan);
+    ip(&["netns", "add", &peer]);
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+        }
+    }
+    let _peer = Gone(peer.clone());
+    ip(&[
+        "-n", &lab.host, "link", "add", "plain0", "type", "veth", "peer", "name", "plain1",
+        "netns", &peer,
+    ]);
+    ip(&[
+        "-n",
+        &lab.host,
+        "addr",
+        "add",
+        "203.0.113.1/24",
+        "dev",
+        "plain0",
+    ]);
+    ip(&[
+        "-n",
+        &peer,
+        "addr",
+        "add",
+        "203.0.113.2/24",
+        "dev",
+        "plain1",
+    ]);
+    ip(&["-n", &lab.host, "link", "set", "plain0", "up"]);
+    ip(&["-n", &peer, "link", "set", "plain1", "up"]);
+    ip(&["-n", &peer, "link", "set", "lo", "up"]);
+    let peer_ns = format!("/run/netns/{peer}");
+
+    lab.vps("251", &["198.51.100.51"]);
+    lab.vps("252", &["198.51.100.52"]);
+    let (a, b) = (lab.vps_ns("251"), lab.vps_ns("252"));
+    let v52: IpAddr = "198.51.100.52".parse().unwrap();
+    let plain: IpAddr = "203.0.113.2".parse().unwrap();
+    let gbit = |b: f64| b / 1e9;
+    // Interleaved, best of three each: a shared, loaded machine only ever
+    // slows a run, and load hits all three alike.
+    let (mut p, mut h, mut v) = (0.0f64, 0.0f64, 0.0f64);
+    for _ in 0..3 {
+        p = p.max(throughput(&lab.host_ns(), &peer_ns, plain, secs));
+        h = h.max(throughput(&lab.host_ns(), &b, v52, secs));
+        v = v.max(throughput(&a, &b, v52, secs));
+    }
+    println!("plain veth pair:  {:.2} Gbit/s", gbit(p));
+    println!(
+        "host -> VPS:      {:.2} Gbit/s ({:.2} of the plain pair; target >= 0.9)",
+        gbit(h),
+        h / p
+    );
+    println!(
+        "VPS -> VPS:       {:.2} Gbit/s ({:.2} of the plain pair; target >= 0.9)",
+        gbit(v),
+        v / p
+    );
+
+    // Start cost: the same VPSs started with no address and with one.
+    let mut plain_ids = Vec::new();
+    let mut net_ids = Vec::new();
+    for i in 0..starts {
+        let (x, y) = (format!("{}", 600 + i), format!("{}", 700 + i));
+        let vz = lab.vz();
+        vz.ok(
+            &["create", &x, "--ostemplate", "tiny", "--diskquota", "no"],
+            0,
+        );
+        lab.vps(&y, &[&format!("203.0.113.{}", 100 + i)]);
+        vz.ok(&["stop", &y], 0);
+        plain_ids.push(x);
+        net_ids.push(y);
+    }
+    let time_starts = |ids: &[String]| {
+        let t = Instant::now();
+        for id in ids {
+            lab.vz().ok(&["start", id], 0);
+        }
+        let took = t.elapsed();
+        for id in ids {
+            lab.vz().ok(&["stop", id], 0);
+        }
+        took.as_secs_f64() * 1000.0 / ids.len() as f64
+    };
+    let (mut s0, mut s1) = (f64::MAX, f64::MAX);
+    for _ in 0..2 {
+        s0 = s0.min(time_starts(&plain_ids));
+        s1 = s1.min(time_starts(&net_ids));
+    }
+    println!("start without an address: {s0:.1} ms per VPS");
+    println!(
+        "start with one address:   {s1:.1} ms per VPS (networking adds {:.1} ms)",
+        s1 - s0
+    );
+    println!("(best of runs; {starts} VPSs each)");
 }
