@@ -23,6 +23,9 @@ pub struct VzHost {
     dir: tempfile::TempDir,
     /// `VZ_CGROUP_PARENT` for this host's VPSs: unique per run, removed on drop.
     cgroup_parent: String,
+    /// A network namespace (a path under /run/netns) vzctl runs in, so
+    /// network tests never touch the machine's own network.
+    netns: Option<PathBuf>,
 }
 
 /// Hosts made by this process so far, for unique cgroup parents.
@@ -76,7 +79,11 @@ impl VzHost {
         }
         let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cgroup_parent = format!("vzpkg-test-{}-{n}", std::process::id());
-        Some(VzHost { dir, cgroup_parent })
+        Some(VzHost {
+            dir,
+            cgroup_parent,
+            netns: None,
+        })
     }
 
     /// `VZPKG_ROOT`: the store is `templates/` under it.
@@ -114,16 +121,35 @@ impl VzHost {
         Store::open(&self.dir.path().join("templates")).unwrap()
     }
 
-    /// The real binary's `vzctl` with this host's roots.
-    pub fn vzctl(&self, args: &[&str]) -> Output {
-        Command::new(vzpkg_bin())
-            .arg("vzctl")
+    /// Run every later vzctl in the network namespace at `path` (joined
+    /// with `nsenter --net`, which leaves the mount namespace alone).
+    pub fn set_netns(&mut self, path: PathBuf) {
+        self.netns = Some(path);
+    }
+
+    /// The real binary's `vzctl` with this host's roots, as a command.
+    pub fn vzctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(vzpkg_bin());
+                c
+            }
+            None => Command::new(vzpkg_bin()),
+        };
+        cmd.arg("vzctl")
             .args(args)
             .env("VZ_ROOT", self.vz())
             .env("VZPKG_ROOT", self.root())
-            .env("VZ_CGROUP_PARENT", &self.cgroup_parent)
-            .output()
-            .expect("run vzctl")
+            .env("VZ_CGROUP_PARENT", &self.cgroup_parent);
+        cmd
+    }
+
+    /// The real binary's `vzctl` with this host's roots.
+    pub fn vzctl(&self, args: &[&str]) -> Output {
+        self.vzctl_command(args).output().expect("run vzctl")
     }
 
     /// Run vzctl and insist on `code`; its stdout.

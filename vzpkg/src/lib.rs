@@ -19,6 +19,7 @@ pub mod fetch;
 pub mod http;
 pub mod layout;
 pub mod lock;
+pub mod net;
 pub mod normalize;
 pub mod oci;
 pub mod openpgp;

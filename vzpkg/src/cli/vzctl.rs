@@ -169,6 +169,8 @@ enum Cmd {
         ids: UsernsArgs,
         #[arg(long)]
         save: bool,
+        #[command(flatten)]
+        net: NetArgs,
     },
     /// Remove a stopped VPS's private area and config.
     #[command(alias = "delete")]
@@ -197,6 +199,85 @@ struct UsernsArgs {
     /// or the lowest free range).
     #[arg(long = "local_gid", alias = "local-gid")]
     local_gid: Option<u32>,
+}
+
+/// Networking options of `set` (issue 26).
+#[derive(clap::Args, Default)]
+struct NetArgs {
+    /// ADDR[/MASK]: a venet address (IPv4 or IPv6); repeatable.
+    #[arg(long = "ipadd", value_name = "ADDR[/MASK]")]
+    ipadd: Vec<String>,
+    /// ADDR or `all`: remove venet addresses; repeatable.
+    #[arg(long = "ipdel", value_name = "ADDR|all")]
+    ipdel: Vec<String>,
+    /// IFNAME[,MAC,HOST_IFNAME,HOST_MAC,BRIDGE]: a veth interface.
+    #[arg(
+        long = "netif_add",
+        value_name = "IFNAME[,MAC,HOST_IFNAME,HOST_MAC,BRIDGE]"
+    )]
+    netif_add: Vec<String>,
+    /// IFNAME or `all`.
+    #[arg(long = "netif_del", value_name = "IFNAME|all")]
+    netif_del: Vec<String>,
+    /// A nameserver address, or `inherit` (the host's); repeatable.
+    #[arg(long)]
+    nameserver: Vec<String>,
+    /// A search domain; repeatable.
+    #[arg(long)]
+    searchdomain: Vec<String>,
+}
+
+/// The networking half of `SetOptions`, checked.
+fn net_options(net: NetArgs, opts: &mut SetOptions) -> Result<(), VpsError> {
+    use crate::net::config::{valid_domain, valid_ifname, IpDel, IpNet, Netif};
+    let bad = |option: &'static str, value: &str, why: &'static str| VpsError::BadValue {
+        option,
+        value: value.to_string(),
+        why,
+    };
+    for v in &net.ipadd {
+        opts.ipadd.push(IpNet::parse(v).ok_or_else(|| {
+            bad("--ipadd", v, "expected a unicast IPv4 or IPv6 address, optionally /PREFIX or /NETMASK (e.g. 198.51.100.7 or 2001:db8::7/64)")
+        })?);
+    }
+    for v in &net.ipdel {
+        opts.ipdel.push(
+            IpDel::parse(v)
+                .ok_or_else(|| bad("--ipdel", v, "expected an address the VPS has, or `all`"))?,
+        );
+    }
+    for v in &net.netif_add {
+        opts.netif_add.push(Netif::parse_option(v).map_err(|_| {
+            bad("--netif_add", v, "expected IFNAME[,MAC,HOST_IFNAME,HOST_MAC,BRIDGE]: names of 1-15 characters without '/', ':', ',', '=', ';', MACs as XX:XX:XX:XX:XX:XX")
+        })?);
+    }
+    for v in &net.netif_del {
+        if v != "all" && !valid_ifname(v) {
+            return Err(bad("--netif_del", v, "expected an interface name or `all`"));
+        }
+        opts.netif_del.push(v.clone());
+    }
+    for v in &net.nameserver {
+        if v != crate::net::names::INHERIT && v.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(
+                "--nameserver",
+                v,
+                "expected an IPv4 or IPv6 address, or `inherit`",
+            ));
+        }
+        opts.nameserver.push(v.clone());
+    }
+    for v in &net.searchdomain {
+        if !valid_domain(v) {
+            return Err(bad(
+                "--searchdomain",
+                v,
+                "expected a domain name (letters, digits, '-' and '.')",
+            ));
+        }
+        opts.searchdomain.push(v.clone());
+    }
+    Ok(())
 }
 
 /// vzctl with the store ROOT from `--vzpkg-root`, `$VZPKG_ROOT` or
@@ -410,9 +491,10 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             capability,
             ids,
             save,
+            net,
         } => {
             let ctid = parse_ctid(&ctid)?;
-            let opts = SetOptions {
+            let mut opts = SetOptions {
                 devnodes,
                 devices,
                 capability,
@@ -426,7 +508,9 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 local_uid: ids.local_uid,
                 local_gid: ids.local_gid,
                 save,
+                ..Default::default()
             };
+            net_options(net, &mut opts)?;
             let live = vz.set(ctid, &opts)?;
             if save {
                 println!("VPS {ctid}: saved parameters");

@@ -16,17 +16,21 @@
 //! - [`console`]: a VPS's `/dev/console` and the keeper of its pty.
 //! - [`resolve`]: paths opened inside a VPS's tree from the host.
 //! - [`userns`]: user namespaces, id maps and idmapped mounts.
+//! - [`netlink`], [`bpf`]: rtnetlink conversations (also in a VPS's
+//!   network namespace) and the eBPF source filter's program (networking).
 //!
 //! A forked child of a process that may have other threads (a test, simfs)
 //! must only make system calls on data prepared before the fork: the
 //! functions here allocate nothing, so they are fit for that.
 
+pub mod bpf;
 pub mod caps;
 pub mod console;
 pub mod fs;
 pub mod mem;
 pub mod mount;
 pub mod net;
+pub mod netlink;
 pub mod ns;
 pub mod poll;
 pub mod process;

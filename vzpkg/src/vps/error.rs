@@ -31,6 +31,10 @@ pub mod exit {
     pub const START_FAILED: i32 = 53;
     /// The OS template is not in the store.
     pub const NO_TEMPLATE: i32 = 91;
+    /// Networking could not be set up (VZ_CANT_ADDIP).
+    pub const NET: i32 = 34;
+    /// An address is another VPS's (VZ_IP_INUSE).
+    pub const IP_IN_USE: i32 = 78;
 }
 
 #[derive(Debug, Error)]
@@ -191,6 +195,19 @@ pub enum VpsError {
         #[source]
         source: std::io::Error,
     },
+    // Networking (issue 26).
+    #[error("VPS {ctid}: network: {source}")]
+    Net {
+        ctid: u32,
+        #[source]
+        source: crate::net::NetError,
+    },
+    #[error("VPS {ctid}: address {addr} is already VPS {other}'s; remove it there first (`vzctl set {other} --ipdel {addr} --save`)")]
+    IpInUse {
+        ctid: u32,
+        addr: std::net::IpAddr,
+        other: u32,
+    },
     #[error("the template store at {path}: {source}")]
     Store {
         path: PathBuf,
@@ -220,6 +237,8 @@ impl VpsError {
             VpsError::Stop { .. } => exit::STOP_FAILED,
             VpsError::NoShell { .. } => exit::BROKEN,
             VpsError::Locked { .. } => exit::LOCKED,
+            VpsError::Net { .. } => exit::NET,
+            VpsError::IpInUse { .. } => exit::IP_IN_USE,
             VpsError::Conf { .. }
             | VpsError::HostConf { .. }
             | VpsError::HostIo { .. }

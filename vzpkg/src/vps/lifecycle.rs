@@ -70,6 +70,10 @@ impl Vz {
             capability: Vec::new(),
             userns,
             ids,
+            ip_address: Vec::new(),
+            netif: Vec::new(),
+            nameserver: Vec::new(),
+            searchdomain: Vec::new(),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -166,8 +170,16 @@ impl Vz {
         let host = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
         let mut files = vec![
             ("etc/hostname", format!("{host}\n"), 0o644),
-            ("etc/hosts", hosts_file(&host), 0o644),
+            (
+                "etc/hosts",
+                crate::net::names::hosts_file(&host, &cfg.ip_address),
+                0o644,
+            ),
         ];
+        // Networking (issue 26): the resolver.
+        if let Some(text) = network::resolv_conf(cfg) {
+            files.push(("etc/resolv.conf", text, 0o644));
+        }
         if fresh_id {
             files.push(("etc/machine-id", machine_id(ctid)?, 0o444));
         }
@@ -196,6 +208,7 @@ impl Vz {
         let cfg = self.config(ctid)?;
         let lock = self.lock(ctid)?;
         self.umount_locked(&cfg)?;
+        self.net_clean(ctid)?;
         let gone = |p: &Path, r: std::io::Result<()>| match r {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(ctid, "remove", p)(e)),
             _ => Ok(()),

@@ -32,6 +32,7 @@ mod error;
 pub mod idmap;
 mod lifecycle;
 mod mounting;
+mod network;
 pub mod overlay;
 pub mod process;
 mod running;
@@ -180,6 +181,15 @@ pub struct VpsConfig {
     pub userns: bool,
     /// The host ids of inside ids 0..65535; set when `userns` is.
     pub ids: Option<idmap::IdRange>,
+    // Networking (issue 26).
+    /// `IP_ADDRESS`: venet addresses.
+    pub ip_address: Vec<crate::net::config::IpNet>,
+    /// `NETIF`: veth interfaces.
+    pub netif: Vec<crate::net::config::Netif>,
+    /// `NAMESERVER` (empty: `inherit`).
+    pub nameserver: Vec<String>,
+    /// `SEARCHDOMAIN`.
+    pub searchdomain: Vec<String>,
 }
 
 impl VpsConfig {
@@ -224,6 +234,19 @@ impl VpsConfig {
         if let Some(r) = self.ids {
             c.set("LOCAL_UID", &r.uid.to_string());
             c.set("LOCAL_GID", &r.gid.to_string());
+        }
+        // Networking (issue 26): written once set, so a cleared list is saved.
+        use crate::net::config::{render_ip_list, render_netif_list};
+        let net = [
+            ("IP_ADDRESS", render_ip_list(&self.ip_address)),
+            ("NETIF", render_netif_list(&self.netif)),
+            ("NAMESERVER", self.nameserver.join(" ")),
+            ("SEARCHDOMAIN", self.searchdomain.join(" ")),
+        ];
+        for (key, value) in net {
+            if !value.is_empty() || c.get(key).is_some() {
+                c.set(key, &value);
+            }
         }
         c
     }
@@ -304,8 +327,27 @@ impl VpsConfig {
                 .map_err(|e| bad("CAPABILITY", &e.to_string()))?,
             userns,
             ids,
+            // Networking (issue 26).
+            ip_address: crate::net::config::parse_ip_list(c.get("IP_ADDRESS").unwrap_or(""))
+                .map_err(|w| {
+                    bad(
+                        "IP_ADDRESS",
+                        &format!("{w:?} is not an address a VPS can own"),
+                    )
+                })?,
+            netif: crate::net::config::parse_netif_list(c.get("NETIF").unwrap_or(""))
+                .map_err(|w| bad("NETIF", &w))?,
+            nameserver: words(c.get("NAMESERVER")),
+            searchdomain: words(c.get("SEARCHDOMAIN")),
         })
     }
+}
+
+fn words(v: Option<&str>) -> Vec<String> {
+    v.unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// What `create` is told.
@@ -349,6 +391,16 @@ pub struct SetOptions {
     pub local_uid: Option<u32>,
     pub local_gid: Option<u32>,
     pub save: bool,
+    // Networking (issue 26): live on a running VPS.
+    pub ipadd: Vec<crate::net::config::IpNet>,
+    pub ipdel: Vec<crate::net::config::IpDel>,
+    pub netif_add: Vec<crate::net::config::Netif>,
+    /// Inside names, or `all`.
+    pub netif_del: Vec<String>,
+    /// Replaces `NAMESERVER` when not empty.
+    pub nameserver: Vec<String>,
+    /// Replaces `SEARCHDOMAIN` when not empty.
+    pub searchdomain: Vec<String>,
 }
 
 /// A VPS's state as the system shows it.
@@ -454,16 +506,6 @@ fn expand(p: &Path, ctid: u32) -> PathBuf {
     let s = p.to_string_lossy();
     let id = ctid.to_string();
     PathBuf::from(s.replace("$VEID", &id).replace("$CTID", &id))
-}
-
-fn hosts_file(hostname: &str) -> String {
-    let short = hostname.split('.').next().unwrap_or(hostname);
-    let names = if short == hostname {
-        hostname.to_string()
-    } else {
-        format!("{hostname} {short}")
-    };
-    format!("127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
 /// A fresh machine id: 128 random bits in hex, as systemd writes it.

@@ -102,6 +102,8 @@ impl Vz {
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
+        // Networking (issue 26): leftovers of a crash go, names are written.
+        self.net_before_start(&cfg)?;
         // Isolation (walls.rs): the walls, and the devices cgroup init joins.
         let walled = walls::for_vps(&self.root.base, &cfg)?;
         let mut cgroup = None;
@@ -139,6 +141,14 @@ impl Vz {
         })?;
         let pid_file = self.root.pid_file(ctid);
         write_atomic(ctid, &pid_file, format!("{pid}\n").as_bytes())?;
+        // Networking (issue 26): devices in init's network namespace. A VPS
+        // is not left half-networked: it is stopped again.
+        if let Err(e) = self.net_after_start(&cfg, pid) {
+            let _ = process::stop(pid, true, Duration::from_secs(1));
+            let _ = std::fs::remove_file(&pid_file);
+            remove_cgroup();
+            return Err(e);
+        }
         Ok(pid)
     }
 
@@ -153,6 +163,8 @@ impl Vz {
             if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
                 let _ = cg.remove();
             }
+            // Networking (issue 26): and its host-side routes and proxies.
+            let _ = self.net_clean(ctid);
             return Err(VpsError::NotRunning { ctid });
         };
         let how = process::stop(pid, fast, timeout).map_err(|source| VpsError::Stop {
@@ -165,6 +177,9 @@ impl Vz {
         if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
             let _ = cg.remove();
         }
+        // Networking (issue 26): the namespace's devices go with it, but
+        // only after the kernel tears it down; the host side goes now.
+        self.net_clean(ctid)?;
         Ok(how)
     }
 

@@ -30,6 +30,8 @@ impl Vz {
         for a in &opts.capability {
             capability = walls::merge_capability(&capability, a)?;
         }
+        // Networking (issue 26): the lists as they will be.
+        let net = self.net_plan(&cfg, opts)?;
         let _lock = self.lock(ctid)?;
         let mut live = false;
         self.set_userns_locked(&mut cfg, opts)?;
@@ -69,6 +71,7 @@ impl Vz {
             })?;
             live = true;
         }
+        live |= self.net_set_live(&cfg, &net, opts.hostname.as_ref())?;
         if !opts.save {
             return Ok(live);
         }
@@ -83,8 +86,9 @@ impl Vz {
         cfg.devnodes = devnodes;
         cfg.devices = devices;
         cfg.capability = capability;
+        net.apply_to(&mut cfg);
         self.save_config(&cfg)?;
-        if opts.hostname.is_some() {
+        if opts.hostname.is_some() || net.changes_names() {
             // Through the mount (the overlay copies up, simfs charges the
             // files); a VPS with quota is mounted for it, as its clean
             // quota state would not see files written into the upper dir.

@@ -1,0 +1,98 @@
+//! Loading an eBPF program for a tc classifier: the `bpf(2)` call, which
+//! neither rustix nor libc wraps.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+
+/// One eBPF instruction as the kernel takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl Insn {
+    fn encode(&self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[0] = self.code;
+        b[1] = (self.src << 4) | (self.dst & 0x0f);
+        b[2..4].copy_from_slice(&self.off.to_le_bytes());
+        b[4..8].copy_from_slice(&self.imm.to_le_bytes());
+        b
+    }
+}
+
+/// Load `prog` as a tc classifier (`BPF_PROG_TYPE_SCHED_CLS`) named
+/// `name`; a refusal carries the verifier's log.
+pub fn load_sched_cls(prog: &[Insn], name: &str) -> io::Result<OwnedFd> {
+    let code: Vec<u8> = prog.iter().flat_map(|i| i.encode()).collect();
+    let license = CString::new("GPL").map_err(io::Error::other)?;
+    let mut log = vec![0u8; 64 << 10];
+    // union bpf_attr, the BPF_PROG_LOAD member; the rest stays zero.
+    let mut attr = [0u8; 128];
+    let put32 =
+        |a: &mut [u8; 128], at: usize, v: u32| a[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    let put64 =
+        |a: &mut [u8; 128], at: usize, v: u64| a[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    put32(&mut attr, 0, BPF_PROG_TYPE_SCHED_CLS);
+    put32(&mut attr, 4, prog.len() as u32);
+    put64(&mut attr, 8, code.as_ptr() as u64);
+    put64(&mut attr, 16, license.as_ptr() as u64);
+    let n = name.as_bytes();
+    let n = &n[..n.len().min(15)];
+    attr[48..48 + n.len()].copy_from_slice(n);
+    for log_level in [0u32, 1] {
+        put32(&mut attr, 24, log_level);
+        put32(
+            &mut attr,
+            28,
+            if log_level > 0 { log.len() as u32 } else { 0 },
+        );
+        put64(
+            &mut attr,
+            32,
+            if log_level > 0 {
+                log.as_mut_ptr() as u64
+            } else {
+                0
+            },
+        );
+        // SAFETY: `attr` points at the program, license and log buffer,
+        // all alive until the call returns.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_LOAD,
+                attr.as_ptr(),
+                attr.len() as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a new descriptor the kernel just gave us.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let e = io::Error::last_os_error();
+        // Only a program the verifier refused is worth a second try with
+        // its log; other errors (EPERM, ENOSYS) are final.
+        if log_level > 0
+            || e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::EACCES)
+        {
+            let text =
+                String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)])
+                    .into_owned();
+            return Err(if text.is_empty() {
+                e
+            } else {
+                io::Error::new(e.kind(), format!("{e}; verifier: {}", text.trim()))
+            });
+        }
+    }
+    Err(io::Error::other("bpf program load failed"))
+}
