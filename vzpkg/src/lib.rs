@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cache;
 pub mod cancel;
+pub mod cgroup;
 pub mod configure;
 pub mod control;
 pub mod debversion;
