@@ -21,7 +21,13 @@ pub struct Template<'a> {
 
 pub struct VzHost {
     dir: tempfile::TempDir,
+    /// `VZ_CGROUP_PARENT`: unique per host, so tests running at once with
+    /// the same CTIDs never share a cgroup.
+    cgroup_parent: String,
 }
+
+/// Hosts made by this test process, for unique cgroup parents.
+static HOSTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl VzHost {
     /// A host with `templates` committed, or `None` (with the reason on
@@ -51,7 +57,9 @@ impl VzHost {
             };
             store.commit(tree.path(), &meta).unwrap();
         }
-        Some(VzHost { dir })
+        let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup_parent = format!("vzpkg-test-{}-{n}", std::process::id());
+        Some(VzHost { dir, cgroup_parent })
     }
 
     /// `VZPKG_ROOT`: the store is `templates/` under it.
@@ -70,13 +78,39 @@ impl VzHost {
 
     /// The real binary's `vzctl` with this host's roots.
     pub fn vzctl(&self, args: &[&str]) -> Output {
-        Command::new(vzpkg_bin())
-            .arg("vzctl")
+        self.vzctl_command(args).output().expect("run vzctl")
+    }
+
+    /// The command `vzctl` above runs, to start it in the background.
+    pub fn vzctl_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(vzpkg_bin());
+        c.arg("vzctl")
             .args(args)
             .env("VZ_ROOT", self.vz())
             .env("VZPKG_ROOT", self.root())
-            .output()
-            .expect("run vzctl")
+            .env("VZ_CGROUP_PARENT", &self.cgroup_parent);
+        c
+    }
+
+    /// The cgroup parent this host's VPSs live under.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// Every directory of VPS `id`'s cgroup (or under the parent, with
+    /// `None`) that exists on this machine's cgroup mounts.
+    pub fn cgroup_dirs(&self, id: Option<&str>) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for root in cgroup_roots() {
+            let mut d = root.join(&self.cgroup_parent);
+            if let Some(id) = id {
+                d.push(id);
+            }
+            if d.is_dir() {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// Run vzctl and insist on `code`; its stdout.
@@ -101,8 +135,38 @@ impl VzHost {
     }
 }
 
+/// The mount points of the machine's cgroup file systems.
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fs = right.split(' ').next()?;
+            let at = left.split(' ').nth(4)?;
+            (fs == "cgroup" || fs == "cgroup2").then(|| PathBuf::from(at))
+        })
+        .collect()
+}
+
 impl Drop for VzHost {
     fn drop(&mut self) {
+        self.stop_all();
+        // The VPSs' cgroups went with them; the parent is this host's.
+        for d in self.cgroup_dirs(None) {
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
+impl VzHost {
+    fn stop_all(&self) {
         let Ok(rd) = std::fs::read_dir(self.vz().join("conf")) else {
             return;
         };

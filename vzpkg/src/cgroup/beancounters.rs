@@ -222,7 +222,10 @@ mod tests {
             },
         ];
         let text = format!("{}{}", header(), render(101, &beans));
-        assert!(text.starts_with("Version: 2.5\n       uid  resource"), "{text}");
+        assert!(
+            text.starts_with("Version: 2.5\n       uid  resource"),
+            "{text}"
+        );
         assert!(text.contains("       101: numproc"), "{text}");
         let back = parse(&text);
         assert_eq!(back.len(), 2);
@@ -234,7 +237,13 @@ mod tests {
         assert_eq!(limit(Some("max\n".into()), 1), UNLIMITED);
         assert_eq!(limit(Some("9223372036854771712\n".into()), PAGE), UNLIMITED);
         assert_eq!(limit(Some("134217728\n".into()), PAGE), 32768);
-        assert_eq!(field(Some("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n".into()), "oom_kill"), 2);
+        assert_eq!(
+            field(
+                Some("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n".into()),
+                "oom_kill"
+            ),
+            2
+        );
         assert_eq!(field(Some("max 31\n".into()), "max"), 31);
     }
 }

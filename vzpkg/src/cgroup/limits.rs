@@ -26,7 +26,7 @@ pub struct Resources {
     pub cpulimit: Option<u64>,
     /// `CPUS`: how many CPUs the VPS may use (and sees).
     pub cpus: Option<u32>,
-    /// `CPUMASK`: which CPUs; `None` is all.
+    /// `CPUMASK`: which CPUs; `None` or empty (`all`) is every CPU.
     pub cpumask: Option<Vec<u32>>,
     /// `NUMPROC` limit: processes and threads.
     pub numproc: Option<u64>,
@@ -67,7 +67,8 @@ impl Resources {
             cpulimit: with("CPULIMIT", parse_percent, CPULIMIT_WHY)?,
             cpus: cpus.map(|n| n.min(u32::MAX as u64) as u32),
             cpumask: match get("CPUMASK") {
-                None | Some("all") => None,
+                None => None,
+                Some("all") => Some(Vec::new()),
                 Some(v) => Some(parse_cpumask(v).ok_or_else(|| BadResource {
                     key: "CPUMASK",
                     value: v.to_string(),
@@ -112,7 +113,14 @@ impl Resources {
             c.set("CPUS", &n.to_string());
         }
         if let Some(m) = &self.cpumask {
-            c.set("CPUMASK", &format_cpus(m));
+            c.set(
+                "CPUMASK",
+                &if m.is_empty() {
+                    "all".into()
+                } else {
+                    format_cpus(m)
+                },
+            );
         }
         if let Some(n) = self.numproc {
             c.set("NUMPROC", &format!("{0}:{0}", count(n)));
@@ -146,7 +154,8 @@ impl Resources {
     }
 }
 
-const PAGES_WHY: &str = "expected barrier:limit in 4 KiB pages (or bytes with K/M/G/T), or unlimited";
+const PAGES_WHY: &str =
+    "expected barrier:limit in 4 KiB pages (or bytes with K/M/G/T), or unlimited";
 const CPUUNITS_WHY: &str = "expected a weight from 8 to 500000";
 const CPULIMIT_WHY: &str = "expected a per cent of one CPU (N or N%; 0 = none)";
 const CPUMASK_WHY: &str = "expected CPU numbers and ranges such as 0-2,7, or all";
@@ -271,8 +280,8 @@ pub fn format_cpus(cpus: &[u32]) -> String {
 /// with the same count spread over the host instead of all taking CPU 0.
 pub fn chosen_cpus(res: &Resources, online: &[u32], ctid: u32) -> Vec<u32> {
     let set: Vec<u32> = match &res.cpumask {
-        Some(m) => m.iter().copied().filter(|c| online.contains(c)).collect(),
-        None => online.to_vec(),
+        Some(m) if !m.is_empty() => m.iter().copied().filter(|c| online.contains(c)).collect(),
+        _ => online.to_vec(),
     };
     match res.cpus {
         Some(n) if n > 0 && (n as usize) < set.len() => {
@@ -330,7 +339,7 @@ pub fn weight(cpuunits: u64) -> u64 {
 }
 
 fn cpuset_key(res: &Resources) -> Option<&'static str> {
-    if res.cpumask.is_some() {
+    if res.cpumask.as_ref().is_some_and(|m| !m.is_empty()) {
         Some("CPUMASK")
     } else {
         res.cpus.map(|_| "CPUS")
@@ -409,7 +418,10 @@ pub fn v1_writes(res: &Resources, host: &HostFacts) -> Vec<Write> {
         let io = limited(res.iolimit);
         let iops = limited(res.iopslimit);
         // 0 removes the device's rule.
-        for file in ["blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"] {
+        for file in [
+            "blkio.throttle.read_bps_device",
+            "blkio.throttle.write_bps_device",
+        ] {
             out.push(w(
                 Controller::Blkio,
                 file,
@@ -644,9 +656,15 @@ mod tests {
         };
         let ws = v2_writes(&r, &host());
         assert_eq!(value(&ws, "cpu.weight"), ("100".into(), Some("CPUUNITS")));
-        assert_eq!(value(&ws, "cpu.max"), ("150000 100000".into(), Some("CPULIMIT")));
+        assert_eq!(
+            value(&ws, "cpu.max"),
+            ("150000 100000".into(), Some("CPULIMIT"))
+        );
         assert_eq!(value(&ws, "cpuset.cpus"), ("1".into(), Some("CPUS")));
-        assert_eq!(value(&ws, "memory.max"), ("268435456".into(), Some("PHYSPAGES")));
+        assert_eq!(
+            value(&ws, "memory.max"),
+            ("268435456".into(), Some("PHYSPAGES"))
+        );
         assert_eq!(
             value(&ws, "memory.swap.max"),
             ("268435456".into(), Some("SWAPPAGES"))

@@ -120,8 +120,24 @@ pub enum CgroupError {
     },
     #[error("processes stay in {path} after SIGKILL; find them with `cat {path}/cgroup.procs`")]
     Busy { path: PathBuf },
-    #[error("the cgroup parent `{parent}` must be a relative path of plain names (from {from}); fix it")]
+    #[error(
+        "the cgroup parent `{parent}` must be a relative path of plain names (from {from}); fix it"
+    )]
     BadParent { parent: String, from: &'static str },
+}
+
+impl CgroupError {
+    /// vzctl's exit code: 2 for the CPU controllers, 1 for the others.
+    pub fn exit_code(&self) -> i32 {
+        let cpu = |c: &Controller| matches!(c, Controller::Cpu | Controller::Cpuset);
+        match self {
+            CgroupError::Missing { controller, .. } if cpu(controller) => 2,
+            CgroupError::Write { key, .. } if key.starts_with("CPU") => 2,
+            CgroupError::NoCpu { .. } => 2,
+            CgroupError::BadParent { .. } => 3,
+            _ => 1,
+        }
+    }
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
@@ -151,8 +167,8 @@ impl Layout {
         let layout = Layout::from_mountinfo(&text);
         match layout {
             Layout::V2 { root, .. } => {
-                let list = std::fs::read_to_string(root.join("cgroup.controllers"))
-                    .unwrap_or_default();
+                let list =
+                    std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
                 Layout::V2 {
                     controllers: v2_controllers(&list),
                     root,
@@ -204,9 +220,7 @@ impl Layout {
     pub fn has(&self, c: Controller) -> bool {
         match self {
             Layout::V1(m) => m.iter().any(|(k, _)| *k == c),
-            Layout::V2 { controllers, .. } => {
-                c.v2_name().is_none() || controllers.contains(&c)
-            }
+            Layout::V2 { controllers, .. } => c.v2_name().is_none() || controllers.contains(&c),
             Layout::None => false,
         }
     }
@@ -304,10 +318,7 @@ impl VpsCgroup {
     pub fn locate(layout: &Layout, parent: &str, ctid: u32) -> VpsCgroup {
         let rel = Path::new(parent).join(ctid.to_string());
         let (v2, dirs) = match layout {
-            Layout::V1(m) => (
-                false,
-                m.iter().map(|(c, at)| (*c, at.join(&rel))).collect(),
-            ),
+            Layout::V1(m) => (false, m.iter().map(|(c, at)| (*c, at.join(&rel))).collect()),
             Layout::V2 { root, .. } => (
                 true,
                 Controller::ALL

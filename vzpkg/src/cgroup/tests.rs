@@ -38,7 +38,10 @@ fn v1_hierarchies_are_found_by_their_options() {
         ..Default::default()
     };
     let e = cg.check(&res, Path::new("/")).unwrap_err().to_string();
-    assert!(e.contains("NUMPROC needs the `pids` cgroup controller"), "{e}");
+    assert!(
+        e.contains("NUMPROC needs the `pids` cgroup controller"),
+        "{e}"
+    );
     assert!(e.contains("v1 hierarchies: cpu, cpuacct, memory"), "{e}");
     assert!(cg.check(&Resources::default(), Path::new("/")).is_ok());
 }
@@ -48,7 +51,10 @@ fn combined_and_v2_mounts() {
     let text = "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
     let l = Layout::from_mountinfo(text);
     let cg = VpsCgroup::locate(&l, "a/b", 7);
-    assert_eq!(cg.unique_dirs(), vec![Path::new("/sys/fs/cgroup/cpu,cpuacct/a/b/7")]);
+    assert_eq!(
+        cg.unique_dirs(),
+        vec![Path::new("/sys/fs/cgroup/cpu,cpuacct/a/b/7")]
+    );
     let text = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
     let Layout::V2 { root, .. } = Layout::from_mountinfo(text) else {
         panic!("not v2");
@@ -60,7 +66,10 @@ fn combined_and_v2_mounts() {
     let cg = VpsCgroup::locate(&l, "vz", 101);
     assert!(cg.v2);
     assert_eq!(cg.unique_dirs(), vec![Path::new("/sys/fs/cgroup/vz/101")]);
-    assert_eq!(cg.dir(Controller::Blkio), Some(Path::new("/sys/fs/cgroup/vz/101")));
+    assert_eq!(
+        cg.dir(Controller::Blkio),
+        Some(Path::new("/sys/fs/cgroup/vz/101"))
+    );
     // An empty v2 tree has no memory controller: named in the error.
     let empty = Layout::V2 {
         root: "/sys/fs/cgroup/unified".into(),
@@ -74,14 +83,20 @@ fn combined_and_v2_mounts() {
         .check(&res, Path::new("/"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("`memory`") && e.contains("controllers: none"), "{e}");
+    assert!(
+        e.contains("`memory`") && e.contains("controllers: none"),
+        "{e}"
+    );
     assert_eq!(Layout::from_mountinfo(""), Layout::None);
     assert_eq!(unescape("/a\\040b"), PathBuf::from("/a b"));
 }
 
 #[test]
 fn parent_is_a_relative_plain_path() {
-    assert_eq!(parent(None).ok().as_deref().map(|p| !p.is_empty()), Some(true));
+    assert_eq!(
+        parent(None).ok().as_deref().map(|p| !p.is_empty()),
+        Some(true)
+    );
     if std::env::var(PARENT_ENV).is_err() {
         assert_eq!(parent(Some("hosting/vz")).unwrap(), "hosting/vz");
         assert_eq!(parent(None).unwrap(), "vz");
@@ -101,7 +116,10 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
     }
     let layout = Layout::detect();
     if !matches!(layout, Layout::V1(_)) {
-        eprintln!("skipped: the live v1 test needs v1 hierarchies ({})", layout.describe());
+        eprintln!(
+            "skipped: the live v1 test needs v1 hierarchies ({})",
+            layout.describe()
+        );
         return;
     }
     let parent = format!("vzpkg-unit-{}", std::process::id());
@@ -114,7 +132,12 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
             }
         }
     }
-    let _clean = Clean(cg.unique_dirs().iter().filter_map(|d| d.parent().map(Path::to_path_buf)).collect());
+    let _clean = Clean(
+        cg.unique_dirs()
+            .iter()
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .collect(),
+    );
     cg.create().unwrap();
     let res = Resources {
         numproc: Some(50),
@@ -124,13 +147,22 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
         cpuunits: Some(500),
         ..Default::default()
     };
-    if layout.has(Controller::Pids) && layout.has(Controller::Memory) && layout.has(Controller::Cpu) {
+    if layout.has(Controller::Pids) && layout.has(Controller::Memory) && layout.has(Controller::Cpu)
+    {
         cg.apply(&res, Path::new("/")).unwrap();
         assert_eq!(cg.read(Controller::Pids, "pids.max").unwrap().trim(), "50");
-        assert_eq!(cg.read(Controller::Cpu, "cpu.cfs_quota_us").unwrap().trim(), "25000");
-        assert_eq!(cg.read(Controller::Cpu, "cpu.shares").unwrap().trim(), "512");
         assert_eq!(
-            cg.read(Controller::Memory, "memory.limit_in_bytes").unwrap().trim(),
+            cg.read(Controller::Cpu, "cpu.cfs_quota_us").unwrap().trim(),
+            "25000"
+        );
+        assert_eq!(
+            cg.read(Controller::Cpu, "cpu.shares").unwrap().trim(),
+            "512"
+        );
+        assert_eq!(
+            cg.read(Controller::Memory, "memory.limit_in_bytes")
+                .unwrap()
+                .trim(),
             (64u64 << 20).to_string()
         );
         // Raising RAM past the old memsw works (written in the right order).
@@ -141,20 +173,30 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
         });
         cg.apply(&more, Path::new("/")).unwrap();
         assert_eq!(
-            cg.read(Controller::Memory, "memory.memsw.limit_in_bytes").unwrap().trim(),
+            cg.read(Controller::Memory, "memory.memsw.limit_in_bytes")
+                .unwrap()
+                .trim(),
             (192u64 << 20).to_string()
         );
         cg.apply(&res, Path::new("/")).unwrap();
         assert_eq!(
-            cg.read(Controller::Memory, "memory.limit_in_bytes").unwrap().trim(),
+            cg.read(Controller::Memory, "memory.limit_in_bytes")
+                .unwrap()
+                .trim(),
             (64u64 << 20).to_string()
         );
     }
-    let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
     cg.add(child.id() as i32).unwrap();
     assert_eq!(cg.pids(), vec![child.id() as i32]);
     let beans = beancounters::read(&cg);
-    assert!(beans.iter().any(|b| b.resource == "numproc" && b.held == 1), "{beans:?}");
+    assert!(
+        beans.iter().any(|b| b.resource == "numproc" && b.held == 1),
+        "{beans:?}"
+    );
     // Removal kills what is left inside.
     cg.remove().unwrap();
     assert!(!cg.exists());
@@ -166,11 +208,17 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
 fn live_v2_cgroup_or_skip() {
     let layout = Layout::detect();
     let Layout::V2 { controllers, .. } = &layout else {
-        eprintln!("skipped: the live v2 test needs a cgroup v2 host ({})", layout.describe());
+        eprintln!(
+            "skipped: the live v2 test needs a cgroup v2 host ({})",
+            layout.describe()
+        );
         return;
     };
     if controllers.is_empty() || !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: the live v2 test needs root and v2 controllers ({})", layout.describe());
+        eprintln!(
+            "skipped: the live v2 test needs root and v2 controllers ({})",
+            layout.describe()
+        );
         return;
     }
     let parent = format!("vzpkg-unit-{}", std::process::id());

@@ -57,6 +57,11 @@ enum Cmd {
         /// overlay, no quota, faster for metadata-heavy work.
         #[arg(long, value_parser = ["yes", "no"])]
         diskquota: Option<String>,
+        /// A plan: conf/ve-NAME.conf-sample under VZROOT, or a shipped one (basic).
+        #[arg(long)]
+        config: Option<String>,
+        #[command(flatten)]
+        resources: ResourceArgs,
     },
     /// Mount if needed and boot the VPS's init in new namespaces.
     Start {
@@ -105,7 +110,13 @@ enum Cmd {
         ctid: String,
     },
     /// Every VPS with its status, template and hostname.
-    List,
+    List {
+        /// Columns: ctid, status, pid, ostemplate, hostname, or a beancounter
+        /// (numproc, physpages, swappages, kmemsize) with .m (maxheld),
+        /// .b (barrier), .l (limit) or .f (failcnt); comma-separated.
+        #[arg(short = 'o', long = "output", value_delimiter = ',')]
+        output: Vec<String>,
+    },
     /// Run a command with /bin/sh -c inside; exits with its code.
     Exec {
         #[arg(allow_hyphen_values = true)]
@@ -145,9 +156,15 @@ enum Cmd {
         /// (from the next mount on).
         #[arg(long, value_parser = ["yes", "no"])]
         diskquota: Option<String>,
+        #[command(flatten)]
+        resources: ResourceArgs,
         #[arg(long)]
         save: bool,
     },
+    /// The beancounters of every running VPS (or those named), as
+    /// /proc/user_beancounters shows them.
+    #[command(alias = "beancounters")]
+    Ubc { ctids: Vec<String> },
     /// Remove a stopped VPS's private area and config.
     #[command(alias = "delete")]
     Destroy {
@@ -157,6 +174,112 @@ enum Cmd {
     /// Serve a mounted VPS's simfs until SIGTERM (started by `mount`).
     #[command(name = "__simfs", hide = true)]
     Simfs { ctid: String },
+}
+
+/// Resources (cgroups): OpenVZ's options, for `create` and `set`.
+#[derive(clap::Args, Default)]
+struct ResourceArgs {
+    /// RAM limit (PHYSPAGES): bytes, or with K/M/G/T.
+    #[arg(long)]
+    ram: Option<String>,
+    /// Swap limit (SWAPPAGES): bytes, or with K/M/G/T.
+    #[arg(long)]
+    swap: Option<String>,
+    /// CPU weight, 8..500000 (default 1000).
+    #[arg(long)]
+    cpuunits: Option<String>,
+    /// Per cent of one CPU (N or N%); 0 = no limit.
+    #[arg(long)]
+    cpulimit: Option<String>,
+    /// How many CPUs the VPS may use (and sees).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Which CPUs: 0-2,7 or all.
+    #[arg(long)]
+    cpumask: Option<String>,
+    /// Processes and threads: N or barrier:limit.
+    #[arg(long)]
+    numproc: Option<String>,
+    /// Disk bytes/s on the private area's disk: N[B|K|M|G]; 0 = no limit.
+    #[arg(long)]
+    iolimit: Option<String>,
+    /// Disk operations/s on that disk; 0 = no limit.
+    #[arg(long)]
+    iopslimit: Option<String>,
+}
+
+impl ResourceArgs {
+    fn parse(self) -> Result<crate::cgroup::Resources, VpsError> {
+        use crate::cgroup::limits as l;
+        fn one<T>(
+            option: &'static str,
+            v: Option<String>,
+            f: impl Fn(&str) -> Option<T>,
+            why: &'static str,
+        ) -> Result<Option<T>, VpsError> {
+            v.map(|v| {
+                f(&v).ok_or(VpsError::BadValue {
+                    option,
+                    value: v,
+                    why,
+                })
+            })
+            .transpose()
+        }
+        let bytes = "expected bytes with an optional K/M/G/T suffix (256M), or unlimited";
+        Ok(crate::cgroup::Resources {
+            ram: one("--ram", self.ram, l::parse_bytes, bytes)?,
+            swap: one("--swap", self.swap, l::parse_bytes, bytes)?,
+            cpuunits: one(
+                "--cpuunits",
+                self.cpuunits,
+                l::parse_cpuunits,
+                "expected a weight from 8 to 500000",
+            )?,
+            cpulimit: one(
+                "--cpulimit",
+                self.cpulimit,
+                l::parse_percent,
+                "expected a per cent of one CPU (50 or 50%; 0 = none)",
+            )?,
+            cpus: one(
+                "--cpus",
+                self.cpus,
+                |s| s.parse::<u32>().ok().filter(|n| *n > 0),
+                "expected a number of CPUs, 1 or more",
+            )?,
+            cpumask: one(
+                "--cpumask",
+                self.cpumask,
+                |s| {
+                    if s == "all" {
+                        Some(Vec::new())
+                    } else {
+                        l::parse_cpumask(s)
+                    }
+                },
+                "expected CPU numbers and ranges such as 0-2,7, or all",
+            )?,
+            numproc: one(
+                "--numproc",
+                self.numproc,
+                l::parse_count_pair,
+                "expected N or barrier:limit (barrier <= limit), or unlimited",
+            )?,
+            iolimit: one(
+                "--iolimit",
+                self.iolimit,
+                l::parse_rate,
+                "expected bytes per second with an optional B/K/M/G suffix (0 = none)",
+            )?,
+            iopslimit: one(
+                "--iopslimit",
+                self.iopslimit,
+                |s| s.parse::<u64>().ok(),
+                "expected operations per second (0 = none)",
+            )?,
+        })
+    }
 }
 
 /// vzctl with the store ROOT from `--vzpkg-root`, `$VZPKG_ROOT` or
@@ -218,9 +341,13 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             private,
             root,
             diskquota,
+            config,
+            resources,
         } => {
             let ctid = parse_ctid(&ctid)?;
             let opts = CreateOptions {
+                resources: resources.parse()?,
+                config,
                 ostemplate,
                 hostname,
                 diskspace: limits("--diskspace", diskspace, parse_blocks)?,
@@ -298,10 +425,22 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 println!("{s}");
             }
         }
-        Cmd::List => {
+        Cmd::Ubc { ctids } => {
+            let ids = ctids
+                .iter()
+                .map(|c| parse_ctid(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            for id in &ids {
+                vz.config(*id)?;
+            }
+            print!("{}", vz.beancounters_table(&ids)?);
+        }
+        Cmd::List { output } => {
             let all = vz.list()?;
             if json {
                 println!("{}", serde_json::to_string(&all).unwrap_or_default());
+            } else if !output.is_empty() {
+                print_columns(&all, &output)?;
             } else {
                 println!(
                     "{:>10} {:<9} {:>8} {:<20} HOSTNAME",
@@ -341,10 +480,12 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             quotatime,
             quotaugidlimit,
             diskquota,
+            resources,
             save,
         } => {
             let ctid = parse_ctid(&ctid)?;
             let opts = SetOptions {
+                resources: resources.parse()?,
                 disk_quota: diskquota.map(|v| v == "yes"),
                 hostname,
                 diskspace: limits("--diskspace", diskspace, parse_blocks)?,
@@ -371,6 +512,76 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
         }
     }
     Ok(0)
+}
+
+/// `list -o`: the named columns, a header line then one line per VPS.
+fn print_columns(all: &[super::ListEntry], fields: &[String]) -> Result<(), VpsError> {
+    let cell = |e: &super::ListEntry, f: &str| -> Option<String> {
+        Some(match f {
+            "ctid" | "veid" => e.status.ctid.to_string(),
+            "status" => if e.status.running {
+                "running"
+            } else {
+                "stopped"
+            }
+            .into(),
+            "pid" => e.status.pid.map_or("-".into(), |p| p.to_string()),
+            "ostemplate" => e.ostemplate.clone(),
+            "hostname" => e.hostname.clone().unwrap_or_else(|| "-".into()),
+            _ => {
+                let (name, part) = f.split_once('.').unwrap_or((f, ""));
+                if !["numproc", "physpages", "swappages", "kmemsize"].contains(&name) {
+                    return None;
+                }
+                let Some(b) = e.beancounters.iter().find(|b| b.resource == name) else {
+                    return Some("-".into());
+                };
+                match part {
+                    "" | "h" => b.held,
+                    "m" => b.maxheld,
+                    "b" => b.barrier,
+                    "l" => b.limit,
+                    "f" => b.failcnt,
+                    _ => return None,
+                }
+                .to_string()
+            }
+        })
+    };
+    if let Some(bad) = fields.iter().find(|f| !cell_known(f)) {
+        return Err(VpsError::BadValue {
+            option: "-o",
+            value: bad.clone(),
+            why: "columns are ctid, status, pid, ostemplate, hostname, or numproc, physpages, swappages, kmemsize with .m, .b, .l or .f",
+        });
+    }
+    println!(
+        "{}",
+        fields
+            .iter()
+            .map(|f| format!("{:>12}", f.to_uppercase()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for e in all {
+        let row: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{:>12}", cell(e, f).unwrap_or_default()))
+            .collect();
+        println!("{}", row.join(" "));
+    }
+    Ok(())
+}
+
+/// Whether `-o f` names a column (checked without a VPS to look at).
+fn cell_known(f: &str) -> bool {
+    let (name, part) = f.split_once('.').unwrap_or((f, ""));
+    matches!(
+        name,
+        "ctid" | "veid" | "status" | "pid" | "ostemplate" | "hostname"
+    ) && part.is_empty()
+        || ["numproc", "physpages", "swappages", "kmemsize"].contains(&name)
+            && ["", "h", "m", "b", "l", "f"].contains(&part)
 }
 
 fn print_stopped(ctid: u32, how: Stopped, timeout: u64) {

@@ -32,6 +32,7 @@ pub mod daemon;
 mod error;
 pub mod overlay;
 pub mod process;
+pub mod resources;
 
 pub use error::{exit, VpsError};
 pub use overlay::MountState;
@@ -131,6 +132,8 @@ pub struct VpsConfig {
     pub quotaugidlimit: u64,
     /// `DISK_QUOTA`: simfs on the root (the default), or the bare overlay.
     pub disk_quota: bool,
+    /// Resources: `PHYSPAGES`, `CPUUNITS`, `NUMPROC`, ... (see [`crate::cgroup`]).
+    pub resources: crate::cgroup::Resources,
 }
 
 impl VpsConfig {
@@ -157,6 +160,7 @@ impl VpsConfig {
         c.set("QUOTATIME", &self.quotatime.to_string());
         c.set("QUOTAUGIDLIMIT", &self.quotaugidlimit.to_string());
         c.set("DISK_QUOTA", if self.disk_quota { "yes" } else { "no" });
+        self.resources.to_conf(&mut c);
         c
     }
 
@@ -201,6 +205,7 @@ impl VpsConfig {
                 Some("no") => false,
                 Some(_) => return Err(bad("DISK_QUOTA", "expected yes or no")),
             },
+            resources: resources::resources_of(ctid, path, c)?,
         })
     }
 }
@@ -217,6 +222,10 @@ pub struct CreateOptions {
     pub root: Option<PathBuf>,
     /// `DISK_QUOTA`; `None` is no (see `create`).
     pub disk_quota: Option<bool>,
+    /// Resources: these keys win over the sample's.
+    pub resources: crate::cgroup::Resources,
+    /// `--config NAME`: `conf/ve-NAME.conf-sample` (or a shipped one).
+    pub config: Option<String>,
 }
 
 /// What `set` changes; `None` leaves a value as it is.
@@ -229,6 +238,8 @@ pub struct SetOptions {
     pub quotaugidlimit: Option<u64>,
     /// Takes effect at the next mount.
     pub disk_quota: Option<bool>,
+    /// Resources: the keys set here change; live on a running VPS.
+    pub resources: crate::cgroup::Resources,
     pub save: bool,
 }
 
@@ -267,6 +278,10 @@ pub struct ListEntry {
     pub ostemplate: String,
     pub template_id: Option<String>,
     pub hostname: Option<String>,
+    /// The resources set in its config.
+    pub resources: crate::cgroup::Resources,
+    /// Its beancounters while it runs.
+    pub beancounters: Vec<crate::cgroup::beancounters::Bean>,
 }
 
 /// What `mount` did.
@@ -508,6 +523,30 @@ impl Vz {
                 path: conf_path,
             });
         }
+        let sample = match &opts.config {
+            Some(name) => self.sample(name)?,
+            None => Conf::default(),
+        };
+        let sample_path = self.root.sample(opts.config.as_deref().unwrap_or("none"));
+        let sample_limits = |key: &'static str, one: fn(&str) -> Option<u64>| {
+            sample
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    conf::parse_limits(v, one).ok_or_else(|| VpsError::Sample {
+                        name: opts.config.clone().unwrap_or_default(),
+                        why: format!(
+                            "{}: {key}=\"{v}\": expected soft:hard",
+                            sample_path.display()
+                        ),
+                    })
+                })
+                .transpose()
+        };
+        let sample_diskspace = sample_limits("DISKSPACE", conf::parse_blocks)?;
+        let sample_diskinodes = sample_limits("DISKINODES", conf::parse_count)?;
+        let sample_quotatime = sample.get("QUOTATIME").and_then(|v| v.parse().ok());
+        let sample_resources = resources::resources_of(ctid, &sample_path, &sample)?;
         let store = self.open_store(ctid, &opts.ostemplate)?;
         let template_err = |source| VpsError::Template {
             ctid,
@@ -537,15 +576,22 @@ impl Vz {
                     .clone()
                     .unwrap_or_else(|| format!("vps{ctid}")),
             ),
-            diskspace: opts.diskspace.unwrap_or(DEFAULT_DISKSPACE),
-            diskinodes: opts.diskinodes.unwrap_or(DEFAULT_DISKINODES),
-            quotatime: DEFAULT_QUOTATIME,
+            diskspace: opts
+                .diskspace
+                .or(sample_diskspace)
+                .unwrap_or(DEFAULT_DISKSPACE),
+            diskinodes: opts
+                .diskinodes
+                .or(sample_diskinodes)
+                .unwrap_or(DEFAULT_DISKINODES),
+            quotatime: sample_quotatime.unwrap_or(DEFAULT_QUOTATIME),
             quotaugidlimit: 0,
             // OpenVZ's default: the quota holds and `df` shows it. Reads go
             // through passthrough (template files: one shared page cache); a
             // mount scans only the private area; metadata-heavy VPSs may
             // choose the bare overlay (`--diskquota no`), which is faster.
             disk_quota: opts.disk_quota.unwrap_or(true),
+            resources: sample_resources.merged(&opts.resources),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -578,10 +624,11 @@ impl Vz {
                     })
             })
             .and_then(|()| {
+                // The sample's other keys (ONBOOT, ...) are kept as written.
                 write_atomic(
                     ctid,
                     &conf_path,
-                    cfg.to_conf(Conf::default()).render().as_bytes(),
+                    cfg.to_conf(sample.clone()).render().as_bytes(),
                 )
             });
         if let Err(e) = made {
@@ -897,11 +944,19 @@ impl Vz {
         let mut out = Vec::new();
         for ctid in ids {
             let cfg = self.config(ctid)?;
+            let status = self.status(ctid)?;
+            let beancounters = if status.running {
+                crate::cgroup::beancounters::read(&self.cgroup(ctid)?)
+            } else {
+                Vec::new()
+            };
             out.push(ListEntry {
-                status: self.status(ctid)?,
+                status,
                 ostemplate: cfg.ostemplate,
                 template_id: cfg.template_id,
                 hostname: cfg.hostname,
+                resources: cfg.resources,
+                beancounters,
             });
         }
         Ok(out)
@@ -935,7 +990,7 @@ impl Vz {
             }
         }
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
-        let plan =
+        let mut plan =
             process::StartPlan::new(&cfg.ve_root, &hostname, private_net).map_err(|why| {
                 VpsError::Start {
                     ctid,
@@ -943,10 +998,16 @@ impl Vz {
                     source: std::io::Error::other(why),
                 }
             })?;
-        let pid = process::start(&plan).map_err(|(step, source)| VpsError::Start {
-            ctid,
-            step,
-            source,
+        // Resources: the VPS's cgroup, made with its limits before init.
+        let cg = self.cgroup_for_start(&cfg)?;
+        plan.cgroup_procs = cg
+            .procs_files()
+            .iter()
+            .filter_map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok())
+            .collect();
+        let pid = process::start(&plan).map_err(|(step, source)| {
+            let _ = cg.remove();
+            VpsError::Start { ctid, step, source }
         })?;
         let pid_file = self.root.pid_file(ctid);
         write_atomic(ctid, &pid_file, format!("{pid}\n").as_bytes())?;
@@ -959,6 +1020,8 @@ impl Vz {
         let cfg = self.config(ctid)?;
         let _lock = self.lock(ctid)?;
         let Some(pid) = self.running_pid(&cfg) else {
+            // What a crashed init or a killed start left behind goes too.
+            self.remove_cgroup(ctid)?;
             return Err(VpsError::NotRunning { ctid });
         };
         let how = process::stop(pid, fast, timeout).map_err(|source| VpsError::Stop {
@@ -967,6 +1030,7 @@ impl Vz {
             source,
         })?;
         let _ = std::fs::remove_file(self.root.pid_file(ctid));
+        self.remove_cgroup(ctid)?;
         Ok(how)
     }
 
@@ -990,7 +1054,8 @@ impl Vz {
         };
         self.shell_check(&cfg)?;
         let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-        process::exec_in(pid, &os).map_err(|(step, source)| VpsError::Exec {
+        let joins = self.cgroup_joins(ctid)?;
+        process::exec_in(pid, &os, &joins).map_err(|(step, source)| VpsError::Exec {
             ctid,
             command: argv.join(" "),
             step,
@@ -1014,7 +1079,8 @@ impl Vz {
         if let Some(pid) = self.running_pid(&cfg) {
             self.shell_check(&cfg)?;
             let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-            return process::exec_in(pid, &os).map_err(|(step, source)| VpsError::Exec {
+            let joins = self.cgroup_joins(ctid)?;
+            return process::exec_in(pid, &os, &joins).map_err(|(step, source)| VpsError::Exec {
                 ctid,
                 command: shown.to_string(),
                 step,
@@ -1079,6 +1145,16 @@ impl Vz {
             daemon::set_limits(self, ctid, daemon::limits_of(&now), ugid)?;
             live = true;
         }
+        let resources = cfg.resources.merged(&opts.resources);
+        if opts.resources.any() && self.running_pid(&cfg).is_some() {
+            self.apply_resources(&cfg, &resources)?;
+            live = true;
+        } else if opts.resources.any() {
+            // Refuse what this host cannot hold before it is saved.
+            self.cgroup(ctid)?
+                .check(&resources, &cfg.ve_private)
+                .map_err(|source| VpsError::Cgroup { ctid, source })?;
+        }
         if let (Some(h), Some(pid)) = (&opts.hostname, self.running_pid(&cfg)) {
             process::set_hostname_in(pid, h).map_err(|source| VpsError::Exec {
                 ctid,
@@ -1099,6 +1175,7 @@ impl Vz {
         cfg.quotatime = opts.quotatime.unwrap_or(cfg.quotatime);
         cfg.quotaugidlimit = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
         cfg.disk_quota = opts.disk_quota.unwrap_or(cfg.disk_quota);
+        cfg.resources = resources;
         self.save_config(&cfg)?;
         if opts.hostname.is_some() {
             // Through the mount (the overlay copies up, simfs charges the
@@ -1130,6 +1207,7 @@ impl Vz {
         let cfg = self.config(ctid)?;
         let lock = self.lock(ctid)?;
         self.umount_locked(&cfg)?;
+        self.remove_cgroup(ctid)?;
         let gone = |p: &Path, r: std::io::Result<()>| match r {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(ctid, "remove", p)(e)),
             _ => Ok(()),

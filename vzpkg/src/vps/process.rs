@@ -43,6 +43,7 @@ pub fn vps_env() -> Vec<(String, String)> {
 const STEP_SETSID: u8 = 100;
 const STEP_LOOPBACK: u8 = 101;
 const STEP_STDIO: u8 = 102;
+const STEP_CGROUP: u8 = 103;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -52,6 +53,7 @@ fn step_name(code: u8) -> String {
         STEP_SETSID => "leave vzctl's session".into(),
         STEP_LOOPBACK => "bring up the loopback interface".into(),
         STEP_STDIO => "point stdin/stdout/stderr at /dev/null".into(),
+        STEP_CGROUP => "join the VPS's cgroup".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -60,6 +62,9 @@ fn step_name(code: u8) -> String {
 pub struct StartPlan {
     pub mounts: MountPlan,
     pub private_net: bool,
+    /// The `cgroup.procs` files of the VPS's cgroup, joined before the
+    /// namespaces are made (its own cgroup namespace is rooted there).
+    pub cgroup_procs: Vec<CString>,
     /// argv and envp for `/sbin/init`, or `None` for the built-in init.
     pub init: Option<(CString, Vec<CString>, Vec<CString>)>,
 }
@@ -89,6 +94,7 @@ impl StartPlan {
         Ok(StartPlan {
             mounts,
             private_net,
+            cgroup_procs: Vec::new(),
             init,
         })
     }
@@ -198,9 +204,18 @@ unsafe fn first_child(
     if libc::setsid() < 0 {
         fail(wfd, STEP_SETSID, &io::Error::last_os_error());
     }
+    record(wfd, TAG_STEP, STEP_CGROUP, 0);
+    for procs in &plan.cgroup_procs {
+        if let Err(e) = join_cgroup(procs) {
+            fail(wfd, STEP_CGROUP, &e);
+        }
+    }
     record(wfd, TAG_STEP, Step::Unshare as u8, 0);
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWCGROUP;
     if plan.private_net {
         flags |= libc::CLONE_NEWNET;
     }
@@ -276,6 +291,25 @@ unsafe fn pid1(
             minimal_init()
         }
     }
+}
+
+/// Write "0" (this process) into a `cgroup.procs` file: plain system calls,
+/// safe after `fork`.
+fn join_cgroup(procs: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: open, write and close on a NUL-terminated path made before the fork.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let e = io::Error::last_os_error();
+        libc::close(fd);
+        if r != 1 {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn close_all_but(keep: RawFd) {
@@ -479,7 +513,8 @@ pub fn stop(pid: i32, fast: bool, timeout: Duration) -> io::Result<Stopped> {
 
 /// The namespaces a command joins, in the order it joins them: the mount
 /// namespace last, since joining it changes what `/proc` paths mean.
-const NAMESPACES: [(&str, libc::c_int); 5] = [
+const NAMESPACES: [(&str, libc::c_int); 6] = [
+    ("cgroup", libc::CLONE_NEWCGROUP),
     ("ipc", libc::CLONE_NEWIPC),
     ("uts", libc::CLONE_NEWUTS),
     ("net", libc::CLONE_NEWNET),
@@ -489,8 +524,22 @@ const NAMESPACES: [(&str, libc::c_int); 5] = [
 
 /// Run `argv` (an absolute path inside the VPS first) in the namespaces and
 /// root of the running VPS whose init is `pid`, on the caller's stdio, and
-/// return its exit code (128 + signal if it was killed).
-pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Error)> {
+/// return its exit code (128 + signal if it was killed). It joins the
+/// VPS's cgroup first (`cgroup_procs`: its `cgroup.procs` files).
+pub fn exec_in(
+    pid: i32,
+    argv: &[&OsStr],
+    cgroup_procs: &[std::path::PathBuf],
+) -> Result<i32, (&'static str, io::Error)> {
+    let mut joins: Vec<OwnedFd> = Vec::new();
+    for p in cgroup_procs {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .map_err(|e| ("open the VPS's cgroup", e))?;
+        joins.push(OwnedFd::from(f));
+    }
+    let join_raw: Vec<RawFd> = joins.iter().map(|f| f.as_raw_fd()).collect();
     let mut fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
     for (name, flag) in NAMESPACES {
         let path = format!("/proc/{pid}/ns/{name}");
@@ -525,6 +574,12 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
     // SAFETY: only system calls between fork and exec, on data made before.
     unsafe {
         cmd.pre_exec(move || {
+            // Into the cgroup before its namespace: inside, `/` is the VPS's cgroup.
+            for fd in &join_raw {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             for (fd, flag) in &raw {
                 if libc::setns(*fd, *flag) != 0 {
                     return Err(io::Error::last_os_error());
@@ -561,6 +616,7 @@ pub fn exec_in(pid: i32, argv: &[&OsStr]) -> Result<i32, (&'static str, io::Erro
         libc::signal(libc::SIGQUIT, old_quit);
     }
     drop(fds);
+    drop(joins);
     let status = result.map_err(|e| ("enter the VPS's namespaces and run", e))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
