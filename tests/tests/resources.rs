@@ -541,3 +541,139 @@ fn create_with_the_basic_sample_and_list_beancounters() {
     let out = h.vzctl(&["list", "-o", "ctid,bogus"]);
     assert_eq!(out.status.code(), Some(BAD_VALUE), "{}", text(&out));
 }
+
+/// The pids of `vzctl __procview ID` processes.
+fn view_pids(id: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args
+            .windows(2)
+            .any(|w| w[0] == b"__procview" && w[1] == id.as_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn host_has_view_mount() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains("vzproc")
+}
+
+#[test]
+fn free_nproc_uptime_and_beancounters_inside_show_the_vps() {
+    let _serial = serial();
+    let Some(h) = host("/proc view") else { return };
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: the /proc view needs /dev/fuse (modprobe fuse)");
+        return;
+    }
+    if !have("/proc view", &["memory", "cpuset", "cpuacct"]) {
+        return;
+    }
+    h.ok(
+        &[
+            "create",
+            "512",
+            "--ostemplate",
+            "tiny",
+            "--ram",
+            "256M",
+            "--swap",
+            "128M",
+            "--cpus",
+            "1",
+        ],
+        0,
+    );
+    h.ok(&["start", "512"], 0);
+    assert_eq!(view_pids("512").len(), 1, "one view process");
+    assert!(!host_has_view_mount(), "the view is mounted on the host");
+    let free = h.ok(&["exec", "512", "free -m"], 0);
+    let total = |row: &str| -> u64 {
+        free.lines()
+            .find(|l| l.starts_with(row))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {row} in\n{free}"))
+    };
+    assert_eq!(total("Mem:"), 256, "{free}");
+    assert_eq!(total("Swap:"), 128, "{free}");
+    assert_eq!(h.ok(&["exec", "512", "nproc"], 0).trim(), "1");
+    assert_eq!(
+        h.ok(&["exec", "512", "cat /sys/devices/system/cpu/online"], 0),
+        "0\n"
+    );
+    let cpuinfo = h.ok(&["exec", "512", "cat /proc/cpuinfo"], 0);
+    assert_eq!(cpuinfo.matches("processor").count(), 1, "{cpuinfo}");
+    let stat = h.ok(&["exec", "512", "cat /proc/stat"], 0);
+    assert!(
+        stat.contains("\ncpu0 ") && !stat.contains("\ncpu1 "),
+        "{stat}"
+    );
+    // Uptime counts from the start, not from the host's boot.
+    let up = |h: &Host| -> f64 {
+        h.ok(&["exec", "512", "cat /proc/uptime"], 0)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = up(&h);
+    assert!(first < 30.0, "uptime {first} s for a VPS just started");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(up(&h) >= first + 1.0);
+    let uptime = h.ok(&["exec", "512", "uptime"], 0);
+    assert!(uptime.contains("up 0 min"), "{uptime}");
+    let load = h.ok(&["exec", "512", "cat /proc/loadavg"], 0);
+    assert_eq!(load.split_whitespace().count(), 5, "{load}");
+    // Its beancounters, and only its own.
+    let ubc = h.ok(&["exec", "512", "cat /dev/user_beancounters"], 0);
+    let rows = vzpkg::cgroup::beancounters::parse(&ubc);
+    assert!(rows.iter().all(|(c, _)| *c == 512), "{ubc}");
+    assert!(
+        rows.iter()
+            .any(|(_, b)| b.resource == "physpages" && b.limit == 65536),
+        "{ubc}"
+    );
+    // Read-only, and no way out of it.
+    let out = h.vzctl(&["exec", "512", "echo x > /proc/meminfo"]);
+    assert_ne!(out.status.code(), Some(0));
+    let out = h.vzctl(&["exec", "512", "cat /proc/meminfo/../../etc/hostname"]);
+    assert_ne!(out.status.code(), Some(0));
+    // Stopped, the view goes by itself.
+    let pid = view_pids("512")[0];
+    h.ok(&["stop", "512"], 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the view process outlived its VPS"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed with -9: the files fail inside, nothing is left on the host.
+    h.ok(&["start", "512"], 0);
+    let pid = view_pids("512")[0];
+    // SAFETY: the view process of this test's VPS.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(100));
+    let out = h.vzctl(&["exec", "512", "cat /proc/meminfo"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!host_has_view_mount());
+    h.ok(&["stop", "512"], 0);
+    assert!(view_pids("512").is_empty());
+    assert!(h.cgroup_dirs(Some("512")).is_empty());
+}

@@ -174,6 +174,9 @@ enum Cmd {
     /// Serve a mounted VPS's simfs until SIGTERM (started by `mount`).
     #[command(name = "__simfs", hide = true)]
     Simfs { ctid: String },
+    /// Serve a running VPS's /proc view on fd 3 (started by `start`).
+    #[command(name = "__procview", hide = true)]
+    ProcView { ctid: String },
 }
 
 /// Resources (cgroups): OpenVZ's options, for `create` and `set`.
@@ -500,6 +503,10 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             } else if !live {
                 eprintln!("vzctl: nothing applied: VPS {ctid} is not running and --save was not given; add --save to keep the settings");
             }
+        }
+        Cmd::ProcView { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            return Ok(vz.serve_view(ctid));
         }
         Cmd::Simfs { ctid } => {
             let ctid = parse_ctid(&ctid)?;

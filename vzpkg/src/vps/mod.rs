@@ -100,6 +100,10 @@ impl VzRoot {
     pub fn simfs_log(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.simfs.log"))
     }
+    /// The log of the `/proc` view's process.
+    pub fn view_log(&self, ctid: u32) -> PathBuf {
+        self.base.join("run").join(format!("{ctid}.procview.log"))
+    }
     /// Where simfs shows the private area; outside it, so simfs never
     /// walks into its own mount.
     pub fn simfs_mount(&self, ctid: u32) -> PathBuf {
@@ -1005,7 +1009,19 @@ impl Vz {
             .iter()
             .filter_map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok())
             .collect();
-        let pid = process::start(&plan).map_err(|(step, source)| {
+        // The VPS's own figures: a detached FUSE mount init attaches inside.
+        let view = match self.spawn_view(ctid) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = cg.remove();
+                return Err(e);
+            }
+        };
+        plan.view = view.as_ref().map(|fd| std::os::fd::AsRawFd::as_raw_fd(fd));
+        let started = process::start(&plan);
+        // Init holds what it attached; the server exits when the VPS goes.
+        drop(view);
+        let pid = started.map_err(|(step, source)| {
             let _ = cg.remove();
             VpsError::Start { ctid, step, source }
         })?;
@@ -1217,6 +1233,7 @@ impl Vz {
         gone(&conf, std::fs::remove_file(&conf))?;
         for p in [
             self.root.pid_file(ctid),
+            self.root.view_log(ctid),
             self.root.simfs_pid_file(ctid),
             self.root.simfs_socket(ctid),
             self.root.simfs_log(ctid),

@@ -44,6 +44,7 @@ const STEP_SETSID: u8 = 100;
 const STEP_LOOPBACK: u8 = 101;
 const STEP_STDIO: u8 = 102;
 const STEP_CGROUP: u8 = 103;
+const STEP_VIEW: u8 = 104;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -54,6 +55,7 @@ fn step_name(code: u8) -> String {
         STEP_LOOPBACK => "bring up the loopback interface".into(),
         STEP_STDIO => "point stdin/stdout/stderr at /dev/null".into(),
         STEP_CGROUP => "join the VPS's cgroup".into(),
+        STEP_VIEW => "put the VPS's own figures over /proc".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -65,6 +67,10 @@ pub struct StartPlan {
     /// The `cgroup.procs` files of the VPS's cgroup, joined before the
     /// namespaces are made (its own cgroup namespace is rooted there).
     pub cgroup_procs: Vec<CString>,
+    /// The detached mount of the `/proc` view, and (file, target inside)
+    /// for each file init attaches after the pivot.
+    pub view: Option<RawFd>,
+    pub view_files: Vec<(CString, CString)>,
     /// argv and envp for `/sbin/init`, or `None` for the built-in init.
     pub init: Option<(CString, Vec<CString>, Vec<CString>)>,
 }
@@ -95,6 +101,12 @@ impl StartPlan {
             mounts,
             private_net,
             cgroup_procs: Vec::new(),
+            view: None,
+            view_files: crate::procview::FILES
+                .iter()
+                .map(|(name, target)| Ok((CString::new(*name)?, CString::new(*target)?)))
+                .collect::<Result<_, std::ffi::NulError>>()
+                .map_err(bad)?,
             init,
         })
     }
@@ -199,7 +211,7 @@ unsafe fn first_child(
     // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
     // output must see EOF when vzctl exits, not when the VPS stops, and a
     // lock vzctl lets go must not stay held by a copy while we set up.
-    close_all_but(wfd);
+    close_all_but(&[wfd, plan.view.unwrap_or(wfd)]);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
     if libc::setsid() < 0 {
         fail(wfd, STEP_SETSID, &io::Error::last_os_error());
@@ -262,6 +274,13 @@ unsafe fn pid1(
     if let Err(e) = applied {
         fail(wfd, current, &e);
     }
+    if let Some(view) = plan.view {
+        record(wfd, TAG_STEP, STEP_VIEW, 0);
+        if let Err(e) = attach_view(view, &plan.view_files) {
+            fail(wfd, STEP_VIEW, &e);
+        }
+        libc::close(view);
+    }
     if plan.private_net {
         record(wfd, TAG_STEP, STEP_LOOPBACK, 0);
         if let Err(e) = loopback_up() {
@@ -312,10 +331,43 @@ fn join_cgroup(procs: &std::ffi::CStr) -> io::Result<()> {
     Ok(())
 }
 
-fn close_all_but(keep: RawFd) {
+/// Each file of the view over its target inside (after the pivot). The
+/// beancounters' file is new in the VPS's own /dev, made for it.
+fn attach_view(view: RawFd, files: &[(CString, CString)]) -> io::Result<()> {
+    // SAFETY: the view's mount fd, kept open across the forks for this.
+    let mount = unsafe { std::os::fd::BorrowedFd::borrow_raw(view) };
+    for (name, target) in files {
+        if target.to_bytes().starts_with(b"/dev/") {
+            drop(rustix::fs::open(
+                target.as_c_str(),
+                rustix::fs::OFlags::CREATE
+                    | rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::from_raw_mode(0o444),
+            )?);
+        } else if rustix::fs::access(target.as_c_str(), rustix::fs::Access::EXISTS).is_err() {
+            // No such file on this kernel (no sysfs, say): nothing to cover.
+            continue;
+        }
+        crate::sys::fusemount::attach_file(mount, name, target)?;
+    }
+    Ok(())
+}
+
+/// Close every fd from 3 up but those in `keep` (at most two, so no
+/// allocation after `fork`).
+fn close_all_but(keep: &[RawFd; 2]) {
+    let (a, b) = (keep[0].min(keep[1]) as u32, keep[0].max(keep[1]) as u32);
+    let mut ranges = [
+        (3u32, a.wrapping_sub(1)),
+        (a + 1, b.wrapping_sub(1)),
+        (b + 1, u32::MAX),
+    ];
+    if a == b {
+        ranges[1] = (1, 0);
+    }
     // SAFETY: plain system calls in a forked child.
     unsafe {
-        let ranges = [(3u32, keep as u32 - 1), (keep as u32 + 1, u32::MAX)];
         for (lo, hi) in ranges {
             if lo <= hi && libc::syscall(libc::SYS_close_range, lo, hi, 0u32) != 0 {
                 for fd in lo..hi.min(1024) {

@@ -7,7 +7,10 @@ use super::conf::Conf;
 use super::error::io_err;
 use super::{VpsConfig, VpsError, Vz, VzRoot};
 use crate::cgroup::{self, beancounters, Layout, Resources, VpsCgroup};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 /// Samples shipped with vzpkg, used when `VZ_ROOT/conf` has none of that name.
 const SHIPPED_SAMPLES: &[(&str, &str)] =
@@ -156,5 +159,84 @@ impl Vz {
             out.push_str(&beancounters::render(ctid, &self.beancounters(ctid)?));
         }
         Ok(out)
+    }
+}
+
+impl Vz {
+    /// Start the `/proc` view's process for `ctid` on a detached FUSE
+    /// mount; the mount, for init to attach inside. `None` on a host
+    /// without FUSE (the VPS then sees the host's figures).
+    pub(super) fn spawn_view(&self, ctid: u32) -> Result<Option<OwnedFd>, VpsError> {
+        if !std::path::Path::new("/dev/fuse").exists() {
+            return Ok(None);
+        }
+        let err = |why: String| VpsError::Start {
+            ctid,
+            step: "start the /proc view".into(),
+            source: std::io::Error::other(why),
+        };
+        let Some(exe) = self.simfs_exe.as_deref() else {
+            return Err(err("no vzpkg program is known to serve it".into()));
+        };
+        let fuse = crate::sys::fusemount::detached("vzproc")
+            .map_err(|e| err(format!("a FUSE mount for it: {e}")))?;
+        let log_path = self.root.view_log(ctid);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(ctid, "open", &log_path))?;
+        let device = fuse.device.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.arg0("vzctl")
+            .arg("--vzroot")
+            .arg(&self.root.base)
+            .arg(crate::procview::SUBCOMMAND)
+            .arg(ctid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        // SAFETY: dup2 and setsid between fork and exec: the connection
+        // on fd 3 (dup2 clears close-on-exec), out of vzctl's session.
+        unsafe {
+            cmd.pre_exec(move || {
+                let on_fd3 = if device == crate::procview::DEVICE_FD {
+                    libc::fcntl(device, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(device, crate::procview::DEVICE_FD)
+                };
+                if on_fd3 < 0 || libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+            .map_err(|e| err(format!("cannot run {}: {e}", exe.display())))?;
+        // Only the server holds the connection now: when it dies, the
+        // kernel fails what waits on it instead of hanging.
+        drop(fuse.device);
+        Ok(Some(fuse.mount))
+    }
+
+    /// `vzctl __procview CTID`: serve the view on fd 3 until the VPS stops.
+    pub fn serve_view(&self, ctid: u32) -> i32 {
+        // SAFETY: fd 3 is the FUSE connection `spawn_view` handed over.
+        let device =
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(crate::procview::DEVICE_FD) };
+        let cg = match self.cgroup(ctid) {
+            Ok(cg) => cg,
+            Err(e) => {
+                eprintln!("vzctl: /proc view of VPS {ctid}: {e}");
+                return 1;
+            }
+        };
+        match crate::procview::serve(ctid, cg, device) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("vzctl: /proc view of VPS {ctid}: {e}");
+                1
+            }
+        }
     }
 }

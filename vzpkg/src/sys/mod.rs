@@ -1,0 +1,3 @@
+//! System calls behind a narrow API.
+
+pub mod fusemount;
