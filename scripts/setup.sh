@@ -5,9 +5,10 @@ set -euo pipefail
 
 # Build and run: the archive keyring verifies Debian's InRelease files.
 # Tests: dpkg-dev (dpkg-deb checks the test-built .deb files), fuse3,
-# rpm and createrepo-c for RPM repositories, iproute2 for network namespaces.
+# rpm and createrepo-c for RPM repositories, iproute2 for network namespaces,
+# procps (free, uptime) for the resource tests inside a VPS.
 # Benchmarks: mmdebstrap is the yardstick.
-packages=(debian-archive-keyring ca-certificates dpkg-dev fuse3 rpm createrepo-c iproute2 mmdebstrap)
+packages=(debian-archive-keyring ca-certificates dpkg-dev fuse3 rpm createrepo-c iproute2 mmdebstrap procps)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -280,6 +280,14 @@ fn cpu_limit_and_cpu_weight() {
         0,
     );
     h.ok(&["start", "505"], 0);
+    // The weight counts within the parent, which competes with the rest of
+    // the machine: this host's own parent gets the highest weight too.
+    for d in h.cgroup_dirs(None) {
+        let f = d.join("cpu.shares");
+        if f.exists() {
+            std::fs::write(f, "262144").unwrap();
+        }
+    }
     assert_eq!(read_cg(&h, "505", "cpu.cfs_quota_us"), "50000");
     assert_eq!(read_cg(&h, "505", "cpuset.cpus"), "1");
     let mut busy = spawn_inside(&h, "505", "while :; do :; done");
@@ -676,4 +684,119 @@ fn free_nproc_uptime_and_beancounters_inside_show_the_vps() {
     h.ok(&["stop", "512"], 0);
     assert!(view_pids("512").is_empty());
     assert!(h.cgroup_dirs(Some("512")).is_empty());
+}
+
+/// Figures, not a test (`scripts/bench-resources.sh` runs it): the cost of
+/// a start with limits against one without, 50 VPSs each, taken in turns in
+/// the same run; and the memory of the `/proc` view's process per VPS.
+#[test]
+#[ignore]
+fn bench_start_with_limits_and_view_memory() {
+    let _serial = serial();
+    let Some(h) = host("resources benchmark") else {
+        return;
+    };
+    let n = 50;
+    let limits = [
+        "--ram",
+        "256M",
+        "--swap",
+        "256M",
+        "--cpuunits",
+        "1000",
+        "--cpulimit",
+        "100",
+        "--numproc",
+        "200",
+        "--iolimit",
+        "100M",
+    ];
+    for i in 0..n {
+        let (plain, limited) = ((2000 + i).to_string(), (3000 + i).to_string());
+        h.ok(
+            &[
+                "create",
+                &plain,
+                "--ostemplate",
+                "tiny",
+                "--diskquota",
+                "no",
+            ],
+            0,
+        );
+        let mut args = vec![
+            "create",
+            &limited,
+            "--ostemplate",
+            "tiny",
+            "--diskquota",
+            "no",
+        ];
+        args.extend(limits);
+        h.ok(&args, 0);
+        // Mounted first: only the start itself is timed.
+        h.ok(&["mount", &plain], 0);
+        h.ok(&["mount", &limited], 0);
+    }
+    let (mut plain_t, mut limited_t) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..n {
+        let (plain, limited) = ((2000 + i).to_string(), (3000 + i).to_string());
+        // Alternate which goes first, so a burst of load hits both alike.
+        let order = if i % 2 == 0 {
+            [&plain, &limited]
+        } else {
+            [&limited, &plain]
+        };
+        for id in order {
+            let t = Instant::now();
+            h.ok(&["start", id], 0);
+            if *id == plain {
+                plain_t += t.elapsed();
+            } else {
+                limited_t += t.elapsed();
+            }
+        }
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    println!(
+        "start, {n} VPSs each: without limits {:.2} ms per VPS, with limits {:.2} ms per VPS, {:+.2} ms added (target <= 5 ms)",
+        per(plain_t),
+        per(limited_t),
+        per(limited_t) - per(plain_t)
+    );
+    // The view's memory: resident and proportional set of each process.
+    let (mut rss, mut pss, mut count) = (0u64, 0u64, 0u64);
+    for i in 0..n {
+        for id in [2000 + i, 3000 + i] {
+            for pid in view_pids(&id.to_string()) {
+                let kb = |file: &str, key: &str| -> u64 {
+                    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+                        .unwrap_or_default()
+                        .lines()
+                        .find(|l| l.starts_with(key))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                        .unwrap_or(0)
+                };
+                rss += kb("status", "VmRSS:");
+                pss += kb("smaps_rollup", "Pss:");
+                count += 1;
+            }
+        }
+    }
+    // One read of every file in each VPS first, so the figure includes use.
+    let _ = h.vzctl(&[
+        "exec",
+        "2000",
+        "cat /proc/meminfo /proc/stat /proc/cpuinfo > /dev/null",
+    ]);
+    if let (Some(rss), Some(pss)) = (rss.checked_div(count), pss.checked_div(count)) {
+        println!(
+            "/proc view: {count} processes, {rss} KiB resident each ({pss} KiB proportional, shared pages split)"
+        );
+    }
+    for i in 0..n {
+        for id in [2000 + i, 3000 + i] {
+            h.ok(&["stop", &id.to_string(), "--fast"], 0);
+        }
+    }
 }

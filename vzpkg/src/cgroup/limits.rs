@@ -557,7 +557,7 @@ mod tests {
         assert!(text.contains("SWAPPAGES=\"0:65536\"\n"), "{text}");
         assert!(text.contains("CPUMASK=\"0-2,7\"\n"), "{text}");
         assert_eq!(Resources::from_conf(&c).unwrap(), r);
-        assert_eq!(conf("").any(), false);
+        assert!(!conf("").any());
         assert_eq!(conf("PHYSPAGES=\"unlimited\"").ram, Some(UNLIMITED));
     }
 

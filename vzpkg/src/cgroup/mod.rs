@@ -493,11 +493,16 @@ impl VpsCgroup {
         Ok(())
     }
 
-    /// Write the limits for `res` (creation and live changes alike).
-    pub fn apply(&self, res: &Resources, disk_of: &Path) -> Result<(), CgroupError> {
+    /// Write the limits for `res`. A `fresh` cgroup (just made) has the
+    /// kernel's defaults already: only what a key asks for is written. A
+    /// live change writes every file, so a limit lifted goes back.
+    pub fn apply(&self, res: &Resources, disk_of: &Path, fresh: bool) -> Result<(), CgroupError> {
         self.check(res, disk_of)?;
         let host = self.host_facts(res, disk_of)?;
-        let writes = self.writes(res, &host);
+        let mut writes = self.writes(res, &host);
+        if fresh {
+            writes.retain(|w| w.key.is_some());
+        }
         let mut i = 0;
         while i < writes.len() {
             let w = &writes[i];
@@ -508,7 +513,10 @@ impl VpsCgroup {
             // memsw must stay >= the memory limit: on a failed pair, write
             // them the other way round.
             if w.file == "memory.limit_in_bytes" {
-                if let Some(next) = writes.get(i + 1) {
+                if let Some(next) = writes
+                    .get(i + 1)
+                    .filter(|n| n.file == "memory.memsw.limit_in_bytes")
+                {
                     if write_file(dir, w).is_err() {
                         write_file(dir, next)?;
                         write_file(dir, w)?;

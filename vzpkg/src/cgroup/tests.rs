@@ -149,7 +149,7 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
     };
     if layout.has(Controller::Pids) && layout.has(Controller::Memory) && layout.has(Controller::Cpu)
     {
-        cg.apply(&res, Path::new("/")).unwrap();
+        cg.apply(&res, Path::new("/"), false).unwrap();
         assert_eq!(cg.read(Controller::Pids, "pids.max").unwrap().trim(), "50");
         assert_eq!(
             cg.read(Controller::Cpu, "cpu.cfs_quota_us").unwrap().trim(),
@@ -171,14 +171,14 @@ fn live_v1_cgroup_is_made_limited_and_removed() {
             swap: Some(64 << 20),
             ..Default::default()
         });
-        cg.apply(&more, Path::new("/")).unwrap();
+        cg.apply(&more, Path::new("/"), false).unwrap();
         assert_eq!(
             cg.read(Controller::Memory, "memory.memsw.limit_in_bytes")
                 .unwrap()
                 .trim(),
             (192u64 << 20).to_string()
         );
-        cg.apply(&res, Path::new("/")).unwrap();
+        cg.apply(&res, Path::new("/"), false).unwrap();
         assert_eq!(
             cg.read(Controller::Memory, "memory.limit_in_bytes")
                 .unwrap()
@@ -228,7 +228,7 @@ fn live_v2_cgroup_or_skip() {
         numproc: layout.has(Controller::Pids).then_some(50),
         ..Default::default()
     };
-    let applied = cg.apply(&res, Path::new("/"));
+    let applied = cg.apply(&res, Path::new("/"), false);
     let _ = cg.remove();
     if let Some(root) = cg.unique_dirs().first().and_then(|d| d.parent()) {
         let _ = std::fs::remove_dir(root);

@@ -302,7 +302,7 @@ impl Load {
     /// Fold in a sample of `active` (running or uninterruptible) tasks.
     pub fn sample(&mut self, active: usize, running: usize, total: usize) {
         for (a, period) in self.avg.iter_mut().zip([60.0, 300.0, 900.0]) {
-            let e = (-LOAD_EVERY / period as f64).exp();
+            let e = (-LOAD_EVERY / period).exp();
             *a = *a * e + active as f64 * (1.0 - e);
         }
         self.running = running;

@@ -1017,7 +1017,7 @@ impl Vz {
                 return Err(e);
             }
         };
-        plan.view = view.as_ref().map(|fd| std::os::fd::AsRawFd::as_raw_fd(fd));
+        plan.view = view.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         let started = process::start(&plan);
         // Init holds what it attached; the server exits when the VPS goes.
         drop(view);

@@ -107,7 +107,7 @@ impl Vz {
         let err = |source| VpsError::Cgroup { ctid, source };
         cg.check(&cfg.resources, &cfg.ve_private).map_err(err)?;
         cg.create().map_err(err)?;
-        if let Err(e) = cg.apply(&cfg.resources, &cfg.ve_private) {
+        if let Err(e) = cg.apply(&cfg.resources, &cfg.ve_private, true) {
             let _ = cg.remove();
             return Err(err(e));
         }
@@ -135,7 +135,7 @@ impl Vz {
     pub(super) fn apply_resources(&self, cfg: &VpsConfig, res: &Resources) -> Result<(), VpsError> {
         let ctid = cfg.ctid;
         let cg = self.cgroup(ctid)?;
-        cg.apply(res, &cfg.ve_private)
+        cg.apply(res, &cfg.ve_private, false)
             .map_err(|source| VpsError::Cgroup { ctid, source })
     }
 
