@@ -398,6 +398,18 @@ fn set_changes_a_running_vps_at_once_and_save_keeps_it() {
     assert!(conf.contains("PHYSPAGES=\"0:65536\""), "{conf}");
     assert!(conf.contains("SWAPPAGES=\"0:32768\""), "{conf}");
     assert!(!conf.contains("NUMPROC"), "{conf}");
+    // Disk throughput on the private area's disk, where it is on one.
+    let out = h.vzctl(&["set", "508", "--iolimit", "10M", "--iopslimit", "300"]);
+    if out.status.code() == Some(0) {
+        let bps = read_cg(&h, "508", "blkio.throttle.write_bps_device");
+        assert!(bps.ends_with(" 10485760"), "{bps}");
+        let iops = read_cg(&h, "508", "blkio.throttle.read_iops_device");
+        assert!(iops.ends_with(" 300"), "{iops}");
+        h.ok(&["set", "508", "--iolimit", "0", "--iopslimit", "0"], 0);
+        assert_eq!(read_cg(&h, "508", "blkio.throttle.write_bps_device"), "");
+    } else {
+        assert!(text(&out).contains("no block device"), "{}", text(&out));
+    }
     // A bad value changes nothing, live or saved.
     let out = h.vzctl(&["set", "508", "--cpumask", "4000", "--save"]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
