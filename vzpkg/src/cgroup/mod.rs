@@ -633,16 +633,20 @@ fn write_file(dir: &Path, w: &limits::Write) -> Result<(), CgroupError> {
 /// `mkdir -p`; a new cpuset level takes its parent's CPUs and memory nodes
 /// (v1 leaves them empty, and an empty cpuset can hold no task).
 fn mkdir_chain(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(up) = dir.parent() {
-        mkdir_chain(up, cpuset)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("create", dir)(e)),
+    // An existing level may be one a killed vzctl made but never filled.
+    if !dir.is_dir() {
+        if let Some(up) = dir.parent() {
+            mkdir_chain(up, cpuset)?;
+        }
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("create", dir)(e)),
+        }
+    } else if let Some(up) = dir.parent().filter(|u| u.join("cpuset.cpus").exists()) {
+        if cpuset {
+            mkdir_chain(up, cpuset)?;
+        }
     }
     if cpuset {
         if let Some(up) = dir.parent() {

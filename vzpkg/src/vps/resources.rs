@@ -175,8 +175,9 @@ impl Vz {
             step: "start the /proc view".into(),
             source: std::io::Error::other(why),
         };
+        // No vzpkg program to run (a library caller): no view.
         let Some(exe) = self.simfs_exe.as_deref() else {
-            return Err(err("no vzpkg program is known to serve it".into()));
+            return Ok(None);
         };
         let fuse = crate::sys::fusemount::detached("vzproc")
             .map_err(|e| err(format!("a FUSE mount for it: {e}")))?;
