@@ -16,14 +16,18 @@
 //! - [`console`]: a VPS's `/dev/console` and the keeper of its pty.
 //! - [`resolve`]: paths opened inside a VPS's tree from the host.
 //! - [`userns`]: user namespaces, id maps and idmapped mounts.
+//! - [`fusemount`]: a FUSE mount attached nowhere (a VPS's `/proc` view).
+//! - [`cgroup`]: joining a cgroup after a fork, signalling what is in one.
 //!
 //! A forked child of a process that may have other threads (a test, simfs)
 //! must only make system calls on data prepared before the fork: the
 //! functions here allocate nothing, so they are fit for that.
 
 pub mod caps;
+pub mod cgroup;
 pub mod console;
 pub mod fs;
+pub mod fusemount;
 pub mod mem;
 pub mod mount;
 pub mod net;

@@ -31,6 +31,12 @@ pub mod exit {
     pub const START_FAILED: i32 = 53;
     /// The OS template is not in the store.
     pub const NO_TEMPLATE: i32 = 91;
+    /// A memory, process or disk I/O limit could not be set (OpenVZ's
+    /// "failed to set a UBC parameter").
+    pub const UBC: i32 = 1;
+    /// A CPU limit or weight could not be set (OpenVZ's "failed to set a
+    /// fair scheduler parameter").
+    pub const CPU: i32 = 2;
 }
 
 #[derive(Debug, Error)]
@@ -191,6 +197,23 @@ pub enum VpsError {
         #[source]
         source: std::io::Error,
     },
+    // Resources (cgroups).
+    #[error("VPS {ctid}: resources: {source}")]
+    Cgroup {
+        ctid: u32,
+        #[source]
+        source: crate::cgroup::CgroupError,
+    },
+    #[error("VPS {ctid}: {key}=\"{value}\" in {path}: {why}; fix it or set it again with `vzctl set {ctid} ... --save`")]
+    Resource {
+        ctid: u32,
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("config sample `{name}`: {why}")]
+    Sample { name: String, why: String },
     #[error("the template store at {path}: {source}")]
     Store {
         path: PathBuf,
@@ -220,9 +243,12 @@ impl VpsError {
             VpsError::Stop { .. } => exit::STOP_FAILED,
             VpsError::NoShell { .. } => exit::BROKEN,
             VpsError::Locked { .. } => exit::LOCKED,
+            VpsError::Cgroup { source, .. } => source.exit_code(),
+            VpsError::Sample { .. } => exit::BAD_VALUE,
             VpsError::Conf { .. }
             | VpsError::HostConf { .. }
             | VpsError::HostIo { .. }
+            | VpsError::Resource { .. }
             | VpsError::ConfKey { .. }
             | VpsError::Io { .. }
             | VpsError::Exec { .. }

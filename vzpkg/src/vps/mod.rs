@@ -34,6 +34,7 @@ mod lifecycle;
 mod mounting;
 pub mod overlay;
 pub mod process;
+pub mod resources;
 mod running;
 mod set;
 pub mod walls;
@@ -104,6 +105,10 @@ impl VzRoot {
     }
     pub fn simfs_log(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.simfs.log"))
+    }
+    /// The log of the `/proc` view's process.
+    pub fn view_log(&self, ctid: u32) -> PathBuf {
+        self.base.join("run").join(format!("{ctid}.procview.log"))
     }
     /// Where simfs shows the private area; outside it, so simfs never
     /// walks into its own mount.
@@ -180,6 +185,8 @@ pub struct VpsConfig {
     pub userns: bool,
     /// The host ids of inside ids 0..65535; set when `userns` is.
     pub ids: Option<idmap::IdRange>,
+    // Resources (cgroups): `PHYSPAGES`, `CPUUNITS`, `NUMPROC`, ... (see [`crate::cgroup`]).
+    pub resources: crate::cgroup::Resources,
 }
 
 impl VpsConfig {
@@ -225,6 +232,7 @@ impl VpsConfig {
             c.set("LOCAL_UID", &r.uid.to_string());
             c.set("LOCAL_GID", &r.gid.to_string());
         }
+        self.resources.to_conf(&mut c);
         c
     }
 
@@ -304,6 +312,7 @@ impl VpsConfig {
                 .map_err(|e| bad("CAPABILITY", &e.to_string()))?,
             userns,
             ids,
+            resources: resources::resources_of(ctid, path, c)?,
         })
     }
 }
@@ -327,6 +336,10 @@ pub struct CreateOptions {
     /// when not given (a gid base defaults to the uid base given).
     pub local_uid: Option<u32>,
     pub local_gid: Option<u32>,
+    // Resources (cgroups): these keys win over the sample's.
+    pub resources: crate::cgroup::Resources,
+    /// `--config NAME`: `conf/ve-NAME.conf-sample` (or a shipped one).
+    pub config: Option<String>,
 }
 
 /// What `set` changes; `None` leaves a value as it is.
@@ -348,6 +361,8 @@ pub struct SetOptions {
     pub userns: Option<bool>,
     pub local_uid: Option<u32>,
     pub local_gid: Option<u32>,
+    // Resources (cgroups): the keys set here change; live on a running VPS.
+    pub resources: crate::cgroup::Resources,
     pub save: bool,
 }
 
@@ -386,6 +401,10 @@ pub struct ListEntry {
     pub ostemplate: String,
     pub template_id: Option<String>,
     pub hostname: Option<String>,
+    /// The resources set in its config.
+    pub resources: crate::cgroup::Resources,
+    /// Its beancounters while it runs.
+    pub beancounters: Vec<crate::cgroup::beancounters::Bean>,
 }
 
 /// What `mount` did.
