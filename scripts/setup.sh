@@ -5,13 +5,14 @@ set -euo pipefail
 
 # Build and run: the archive keyring verifies Debian's InRelease files.
 # Tests: dpkg-dev (dpkg-deb checks the test-built .deb files), fuse3,
-# rpm and createrepo-c for RPM repositories, iproute2 for network namespaces.
+# rpm and createrepo-c for RPM repositories, iproute2 for network namespaces,
+# procps (free, uptime) for the resource tests inside a VPS.
 # Benchmarks: mmdebstrap is the yardstick.
 # OCI: docker-registry (distribution v2) serves images on loopback; skopeo,
 # podman (with runc), umoci and apache2-utils (htpasswd) are the standard
 # clients and tools the OCI tests check our images against.
 packages=(debian-archive-keyring ca-certificates dpkg-dev fuse3 rpm createrepo-c iproute2 mmdebstrap
-    docker-registry skopeo podman runc umoci apache2-utils)
+    docker-registry skopeo podman runc umoci apache2-utils procps)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -127,7 +127,12 @@ impl VzHost {
         self.netns = Some(path);
     }
 
-    /// The real binary's `vzctl` with this host's roots, as a command.
+    /// The real binary's `vzctl` with this host's roots.
+    pub fn vzctl(&self, args: &[&str]) -> Output {
+        self.vzctl_command(args).output().expect("run vzctl")
+    }
+
+    /// The command `vzctl` above runs, to start it in the background.
     pub fn vzctl_command(&self, args: &[&str]) -> Command {
         let mut cmd = match &self.netns {
             Some(ns) => {
@@ -147,9 +152,25 @@ impl VzHost {
         cmd
     }
 
-    /// The real binary's `vzctl` with this host's roots.
-    pub fn vzctl(&self, args: &[&str]) -> Output {
-        self.vzctl_command(args).output().expect("run vzctl")
+    /// The cgroup parent this host's VPSs live under.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// Every directory of VPS `id`'s cgroup (or under the parent, with
+    /// `None`) that exists on this machine's cgroup mounts.
+    pub fn cgroup_dirs(&self, id: Option<&str>) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for root in cgroup_roots() {
+            let mut d = root.join(&self.cgroup_parent);
+            if let Some(id) = id {
+                d.push(id);
+            }
+            if d.is_dir() {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// Run vzctl and insist on `code`; its stdout.
@@ -183,23 +204,32 @@ impl VzHost {
     }
 
     /// Remove this host's cgroup parent (and any VPS cgroup left in it) in
-    /// every v1 hierarchy.
+    /// every hierarchy.
     fn remove_cgroups(&self) {
-        let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        for h in hier.flatten() {
-            let parent = h.path().join(&self.cgroup_parent);
-            if let Ok(kids) = std::fs::read_dir(&parent) {
+        for d in self.cgroup_dirs(None) {
+            if let Ok(kids) = std::fs::read_dir(&d) {
                 for k in kids.flatten() {
                     if k.path().is_dir() {
                         let _ = std::fs::remove_dir(k.path());
                     }
                 }
             }
-            let _ = std::fs::remove_dir(&parent);
+            let _ = std::fs::remove_dir(&d);
         }
     }
+}
+
+/// The mount points of the machine's cgroup file systems.
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fs = right.split(' ').next()?;
+            let at = left.split(' ').nth(4)?;
+            (fs == "cgroup" || fs == "cgroup2").then(|| PathBuf::from(at))
+        })
+        .collect()
 }
 
 impl Drop for VzHost {

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod cancel;
+pub mod cgroup;
 pub mod checksum;
 pub mod cli;
 pub mod compress;
@@ -24,6 +25,7 @@ pub mod normalize;
 pub mod oci;
 pub mod openpgp;
 pub mod package;
+pub mod procview;
 pub mod progress;
 pub mod quota;
 pub mod rebuild;

@@ -218,14 +218,17 @@ pub struct Sandbox {
     /// the command then also gets a network namespace of its own, which
     /// its `/sys` needs.
     pub userns: Option<std::sync::Arc<OwnedFd>>,
+    /// A VPS's cgroup (`vzctl exec` on a stopped VPS): its `cgroup.procs`
+    /// files, joined before anything else, with a cgroup namespace rooted
+    /// there.
+    pub cgroup: Option<std::sync::Arc<Vec<OwnedFd>>>,
 }
 
-/// The walls a sandboxed command of a VPS gets, and the `cgroup.procs` of
-/// the VPS's devices cgroup it joins before anything else.
+/// The walls a sandboxed command of a VPS gets (its device rules are in
+/// the VPS's cgroup, [`Sandbox::cgroup`]).
 #[derive(Debug, Clone)]
 pub struct SandboxWalls {
     pub walls: crate::vps::walls::Walls,
-    pub cgroup: std::sync::Arc<OwnedFd>,
 }
 
 /// How the command relates to PID 1 of its PID namespace.
@@ -253,6 +256,7 @@ impl Sandbox {
             init: InitMode::Command,
             walls: None,
             userns: None,
+            cgroup: None,
         }
     }
 
@@ -370,10 +374,11 @@ impl Sandbox {
         }
         let step_fd = step_writer.as_raw_fd();
         let userns = self.userns.as_ref().map(|f| f.as_raw_fd());
+        let cgroup = self.cgroup.clone();
         // The closure runs between fork and exec; it only makes syscalls on
         // data prepared before the fork and never allocates.
         sys::process::before_exec(&mut cmd, move || {
-            enter_sandbox(&plan, step_fd, walls.as_ref(), userns)
+            enter_sandbox(&plan, step_fd, walls.as_ref(), userns, cgroup.as_deref())
         });
         let spawned = cmd.spawn();
         // Drop every write end this process holds so the reads below end.
@@ -780,24 +785,27 @@ fn enter_sandbox(
     step_fd: RawFd,
     walls: Option<&SandboxWalls>,
     userns: Option<RawFd>,
+    cgroup: Option<&Vec<OwnedFd>>,
 ) -> io::Result<()> {
     note_step(step_fd, Step::Unshare);
     // If vzpkg dies, take the sandbox with it.
     sys::process::die_with_parent()?;
-    if let Some(w) = walls {
-        crate::vps::walls::DeviceCgroup::join(w.cgroup.as_raw_fd())?;
+    if let Some(procs) = cgroup {
+        sys::cgroup::join(procs)?;
     }
-    // The user namespace after the devices cgroup (joining that needs the
-    // host's root): it owns every namespace unshared below.
+    // The user namespace after the cgroup (joining that needs the host's
+    // root): it owns every namespace unshared below.
     if let Some(ns) = userns {
         sys::userns::join_as_root(ns)?;
     }
     unshare_namespaces()?;
-    if walls.is_some() {
-        sys::ns::unshare(sys::ns::UnshareFlags::NEWNET | sys::ns::UnshareFlags::NEWCGROUP)?;
-    } else if userns.is_some() {
+    if walls.is_some() || userns.is_some() {
         // A /sys of the user namespace needs a network namespace it owns.
         sys::ns::unshare(sys::ns::UnshareFlags::NEWNET)?;
+    }
+    if cgroup.is_some() {
+        // Rooted at the VPS's cgroup joined above.
+        sys::ns::unshare(sys::ns::UnshareFlags::NEWCGROUP)?;
     }
     note_step(step_fd, Step::Fork);
     // This process is the single-threaded child of a fork.

@@ -63,6 +63,12 @@ enum Cmd {
         tls_verify: bool,
         #[command(flatten)]
         ids: UsernsArgs,
+        // Resources (cgroups).
+        /// A plan: conf/ve-NAME.conf-sample under VZROOT, or a shipped one (basic).
+        #[arg(long)]
+        config: Option<String>,
+        #[command(flatten)]
+        resources: ResourceArgs,
     },
     /// Mount if needed and boot the VPS's init in new namespaces.
     Start {
@@ -112,7 +118,13 @@ enum Cmd {
         ctid: String,
     },
     /// Every VPS with its status, template and hostname.
-    List,
+    List {
+        /// Columns: ctid, status, pid, ostemplate, hostname, or a beancounter
+        /// (numproc, physpages, swappages, kmemsize) with .m (maxheld),
+        /// .b (barrier), .l (limit) or .f (failcnt); comma-separated.
+        #[arg(short = 'o', long = "output", value_delimiter = ',')]
+        output: Vec<String>,
+    },
     /// Run a command with /bin/sh -c inside; exits with its code.
     Exec {
         #[arg(allow_hyphen_values = true)]
@@ -167,11 +179,18 @@ enum Cmd {
         capability: Vec<String>,
         #[command(flatten)]
         ids: UsernsArgs,
+        // Resources (cgroups).
+        #[command(flatten)]
+        resources: ResourceArgs,
         #[arg(long)]
         save: bool,
         #[command(flatten)]
         net: NetArgs,
     },
+    /// The beancounters of every running VPS (or those named), as
+    /// /proc/user_beancounters shows them.
+    #[command(alias = "beancounters")]
+    Ubc { ctids: Vec<String> },
     /// Remove a stopped VPS's private area and config.
     #[command(alias = "delete")]
     Destroy {
@@ -181,6 +200,115 @@ enum Cmd {
     /// Serve a mounted VPS's simfs until SIGTERM (started by `mount`).
     #[command(name = "__simfs", hide = true)]
     Simfs { ctid: String },
+    /// Serve a running VPS's /proc view on fd 3 (started by `start`).
+    #[command(name = "__procview", hide = true)]
+    ProcView { ctid: String },
+}
+
+/// Resources (cgroups): OpenVZ's options, for `create` and `set`.
+#[derive(clap::Args, Default)]
+struct ResourceArgs {
+    /// RAM limit (PHYSPAGES): bytes, or with K/M/G/T.
+    #[arg(long)]
+    ram: Option<String>,
+    /// Swap limit (SWAPPAGES): bytes, or with K/M/G/T.
+    #[arg(long)]
+    swap: Option<String>,
+    /// CPU weight, 8..500000 (default 1000).
+    #[arg(long)]
+    cpuunits: Option<String>,
+    /// Per cent of one CPU (N or N%); 0 = no limit.
+    #[arg(long)]
+    cpulimit: Option<String>,
+    /// How many CPUs the VPS may use (and sees).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Which CPUs: 0-2,7 or all.
+    #[arg(long)]
+    cpumask: Option<String>,
+    /// Processes and threads: N or barrier:limit.
+    #[arg(long)]
+    numproc: Option<String>,
+    /// Disk bytes/s on the private area's disk: N[B|K|M|G]; 0 = no limit.
+    #[arg(long)]
+    iolimit: Option<String>,
+    /// Disk operations/s on that disk; 0 = no limit.
+    #[arg(long)]
+    iopslimit: Option<String>,
+}
+
+impl ResourceArgs {
+    fn parse(self) -> Result<crate::cgroup::Resources, VpsError> {
+        use crate::cgroup::limits as l;
+        fn one<T>(
+            option: &'static str,
+            v: Option<String>,
+            f: impl Fn(&str) -> Option<T>,
+            why: &'static str,
+        ) -> Result<Option<T>, VpsError> {
+            v.map(|v| {
+                f(&v).ok_or(VpsError::BadValue {
+                    option,
+                    value: v,
+                    why,
+                })
+            })
+            .transpose()
+        }
+        let bytes = "expected bytes with an optional K/M/G/T suffix (256M), or unlimited";
+        Ok(crate::cgroup::Resources {
+            ram: one("--ram", self.ram, l::parse_bytes, bytes)?,
+            swap: one("--swap", self.swap, l::parse_bytes, bytes)?,
+            cpuunits: one(
+                "--cpuunits",
+                self.cpuunits,
+                l::parse_cpuunits,
+                "expected a weight from 8 to 500000",
+            )?,
+            cpulimit: one(
+                "--cpulimit",
+                self.cpulimit,
+                l::parse_percent,
+                "expected a per cent of one CPU (50 or 50%; 0 = none)",
+            )?,
+            cpus: one(
+                "--cpus",
+                self.cpus,
+                |s| s.parse::<u32>().ok().filter(|n| *n > 0),
+                "expected a number of CPUs, 1 or more",
+            )?,
+            cpumask: one(
+                "--cpumask",
+                self.cpumask,
+                |s| {
+                    if s == "all" {
+                        Some(Vec::new())
+                    } else {
+                        l::parse_cpumask(s)
+                    }
+                },
+                "expected CPU numbers and ranges such as 0-2,7, or all",
+            )?,
+            numproc: one(
+                "--numproc",
+                self.numproc,
+                l::parse_count_pair,
+                "expected N or barrier:limit (barrier <= limit), or unlimited",
+            )?,
+            iolimit: one(
+                "--iolimit",
+                self.iolimit,
+                l::parse_rate,
+                "expected bytes per second with an optional B/K/M/G suffix (0 = none)",
+            )?,
+            iopslimit: one(
+                "--iopslimit",
+                self.iopslimit,
+                |s| s.parse::<u64>().ok(),
+                "expected operations per second (0 = none)",
+            )?,
+        })
+    }
 }
 
 /// User namespaces: whether root inside is an unprivileged host user, and
@@ -341,6 +469,8 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             diskquota,
             tls_verify,
             ids,
+            config,
+            resources,
         } => {
             let ctid = parse_ctid(&ctid)?;
             // OCI: an image reference is pulled when the store lacks it.
@@ -372,6 +502,8 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 userns: ids.userns.map(|v| v == "yes"),
                 local_uid: ids.local_uid,
                 local_gid: ids.local_gid,
+                resources: resources.parse()?,
+                config,
             };
             let cfg = vz.create(ctid, &opts)?;
             let id = cfg.template_id.as_deref().unwrap_or("");
@@ -443,10 +575,22 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 println!("{s}");
             }
         }
-        Cmd::List => {
+        Cmd::Ubc { ctids } => {
+            let ids = ctids
+                .iter()
+                .map(|c| parse_ctid(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            for id in &ids {
+                vz.config(*id)?;
+            }
+            print!("{}", vz.beancounters_table(&ids)?);
+        }
+        Cmd::List { output } => {
             let all = vz.list()?;
             if json {
                 println!("{}", serde_json::to_string(&all).unwrap_or_default());
+            } else if !output.is_empty() {
+                print_columns(&all, &output)?;
             } else {
                 println!(
                     "{:>10} {:<9} {:>8} {:<20} HOSTNAME",
@@ -490,6 +634,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             devices,
             capability,
             ids,
+            resources,
             save,
             net,
         } => {
@@ -507,6 +652,7 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
                 userns: ids.userns.map(|v| v == "yes"),
                 local_uid: ids.local_uid,
                 local_gid: ids.local_gid,
+                resources: resources.parse()?,
                 save,
                 ..Default::default()
             };
@@ -517,6 +663,10 @@ fn run(vz: &Vz, json: bool, cmd: Cmd) -> Result<i32, VpsError> {
             } else if !live {
                 eprintln!("vzctl: nothing applied: VPS {ctid} is not running and --save was not given; add --save to keep the settings");
             }
+        }
+        Cmd::ProcView { ctid } => {
+            let ctid = parse_ctid(&ctid)?;
+            return Ok(vz.serve_view(ctid));
         }
         Cmd::Simfs { ctid } => {
             let ctid = parse_ctid(&ctid)?;
@@ -537,6 +687,76 @@ fn warn_privileged(vz: &Vz, ctid: u32) {
     if vz.predates_userns(ctid) {
         eprintln!("vzctl: warning: VPS {ctid} was created before user namespaces and runs privileged (root inside is the host's root); convert it while stopped with `vzctl set {ctid} --userns yes --save`");
     }
+}
+
+/// `list -o`: the named columns, a header line then one line per VPS.
+fn print_columns(all: &[crate::vps::ListEntry], fields: &[String]) -> Result<(), VpsError> {
+    let cell = |e: &crate::vps::ListEntry, f: &str| -> Option<String> {
+        Some(match f {
+            "ctid" | "veid" => e.status.ctid.to_string(),
+            "status" => if e.status.running {
+                "running"
+            } else {
+                "stopped"
+            }
+            .into(),
+            "pid" => e.status.pid.map_or("-".into(), |p| p.to_string()),
+            "ostemplate" => e.ostemplate.clone(),
+            "hostname" => e.hostname.clone().unwrap_or_else(|| "-".into()),
+            _ => {
+                let (name, part) = f.split_once('.').unwrap_or((f, ""));
+                if !["numproc", "physpages", "swappages", "kmemsize"].contains(&name) {
+                    return None;
+                }
+                let Some(b) = e.beancounters.iter().find(|b| b.resource == name) else {
+                    return Some("-".into());
+                };
+                match part {
+                    "" | "h" => b.held,
+                    "m" => b.maxheld,
+                    "b" => b.barrier,
+                    "l" => b.limit,
+                    "f" => b.failcnt,
+                    _ => return None,
+                }
+                .to_string()
+            }
+        })
+    };
+    if let Some(bad) = fields.iter().find(|f| !cell_known(f)) {
+        return Err(VpsError::BadValue {
+            option: "-o",
+            value: bad.clone(),
+            why: "columns are ctid, status, pid, ostemplate, hostname, or numproc, physpages, swappages, kmemsize with .m, .b, .l or .f",
+        });
+    }
+    println!(
+        "{}",
+        fields
+            .iter()
+            .map(|f| format!("{:>12}", f.to_uppercase()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for e in all {
+        let row: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{:>12}", cell(e, f).unwrap_or_default()))
+            .collect();
+        println!("{}", row.join(" "));
+    }
+    Ok(())
+}
+
+/// Whether `-o f` names a column (checked without a VPS to look at).
+fn cell_known(f: &str) -> bool {
+    let (name, part) = f.split_once('.').unwrap_or((f, ""));
+    matches!(
+        name,
+        "ctid" | "veid" | "status" | "pid" | "ostemplate" | "hostname"
+    ) && part.is_empty()
+        || ["numproc", "physpages", "swappages", "kmemsize"].contains(&name)
+            && ["", "h", "m", "b", "l", "f"].contains(&part)
 }
 
 fn print_stopped(ctid: u32, how: Stopped, timeout: u64) {

@@ -157,8 +157,9 @@ fn program(ips: &[IpNet]) -> Vec<Insn> {
     if !v6.is_empty() {
         a.jump(JEQ32_K, 2, 0, ETH_P_IPV6.to_be() as i32, Label::V6);
     }
-    a.label(Label::Drop);
-    a.exit_with(TC_ACT_SHOT);
+    if !ips.is_empty() {
+        a.jump(JA, 0, 0, 0, Label::Drop);
+    }
 
     if !v4.is_empty() {
         a.label(Label::V4);
@@ -187,6 +188,9 @@ fn program(ips: &[IpNet]) -> Vec<Insn> {
         a.label(Label::Accept);
         a.exit_with(TC_ACT_OK);
     }
+    // Last, so that every jump to it goes forward.
+    a.label(Label::Drop);
+    a.exit_with(TC_ACT_SHOT);
     a.finish()
 }
 

@@ -76,7 +76,7 @@ fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
 /// Close every descriptor above stdio but those in `keep` (-1 entries
 /// are ignored). No allocation: for a forked child.
 pub fn close_fds_except(keep: &[RawFd]) {
-    let mut sorted = [-1 as RawFd; 4];
+    let mut sorted = [-1 as RawFd; 6];
     let mut n = 0;
     for &fd in keep {
         if fd > 2 && n < sorted.len() {

@@ -18,6 +18,8 @@
 //! - [`userns`]: user namespaces, id maps and idmapped mounts.
 //! - [`netlink`], [`bpf`]: rtnetlink conversations (also in a VPS's
 //!   network namespace) and the eBPF source filter's program (networking).
+//! - [`fusemount`]: a FUSE mount attached nowhere (a VPS's `/proc` view).
+//! - [`cgroup`]: joining a cgroup after a fork, signalling what is in one.
 //!
 //! A forked child of a process that may have other threads (a test, simfs)
 //! must only make system calls on data prepared before the fork: the
@@ -25,8 +27,10 @@
 
 pub mod bpf;
 pub mod caps;
+pub mod cgroup;
 pub mod console;
 pub mod fs;
+pub mod fusemount;
 pub mod mem;
 pub mod mount;
 pub mod net;

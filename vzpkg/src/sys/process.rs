@@ -7,7 +7,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -47,6 +47,35 @@ where
     unsafe {
         cmd.pre_exec(f);
     }
+}
+
+/// Put `fd` on descriptor `to`, open across the coming exec (a handed-over
+/// connection, say). No allocation: for a forked child.
+pub fn pass_fd_as(fd: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl or dup2 on descriptors of this process.
+    let r = unsafe {
+        if fd == to {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, to)
+        }
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Take descriptor `fd`, handed over by the process that started this one
+/// ([`pass_fd_as`]); `None` if it is not open.
+pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only asks whether `fd` is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: open, and by the contract above handed to this process alone.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// Start a new session (leave the caller's terminal and process group).

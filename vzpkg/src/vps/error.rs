@@ -35,6 +35,12 @@ pub mod exit {
     pub const NET: i32 = 34;
     /// An address is another VPS's (VZ_IP_INUSE).
     pub const IP_IN_USE: i32 = 78;
+    /// A memory, process or disk I/O limit could not be set (OpenVZ's
+    /// "failed to set a UBC parameter").
+    pub const UBC: i32 = 1;
+    /// A CPU limit or weight could not be set (OpenVZ's "failed to set a
+    /// fair scheduler parameter").
+    pub const CPU: i32 = 2;
 }
 
 #[derive(Debug, Error)]
@@ -208,6 +214,23 @@ pub enum VpsError {
         addr: std::net::IpAddr,
         other: u32,
     },
+    // Resources (cgroups).
+    #[error("VPS {ctid}: resources: {source}")]
+    Cgroup {
+        ctid: u32,
+        #[source]
+        source: crate::cgroup::CgroupError,
+    },
+    #[error("VPS {ctid}: {key}=\"{value}\" in {path}: {why}; fix it or set it again with `vzctl set {ctid} ... --save`")]
+    Resource {
+        ctid: u32,
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("config sample `{name}`: {why}")]
+    Sample { name: String, why: String },
     #[error("the template store at {path}: {source}")]
     Store {
         path: PathBuf,
@@ -239,9 +262,12 @@ impl VpsError {
             VpsError::Locked { .. } => exit::LOCKED,
             VpsError::Net { .. } => exit::NET,
             VpsError::IpInUse { .. } => exit::IP_IN_USE,
+            VpsError::Cgroup { source, .. } => source.exit_code(),
+            VpsError::Sample { .. } => exit::BAD_VALUE,
             VpsError::Conf { .. }
             | VpsError::HostConf { .. }
             | VpsError::HostIo { .. }
+            | VpsError::Resource { .. }
             | VpsError::ConfKey { .. }
             | VpsError::Io { .. }
             | VpsError::Exec { .. }

@@ -25,6 +25,8 @@ impl Vz {
                 path: conf_path,
             });
         }
+        // Resources (cgroups): `--config NAME`, a sample of keys.
+        let sample = self.create_sample(ctid, opts)?;
         let store = self.open_store(ctid, &opts.ostemplate)?;
         let template_err = |source| VpsError::Template {
             ctid,
@@ -56,9 +58,15 @@ impl Vz {
                     .clone()
                     .unwrap_or_else(|| format!("vps{ctid}")),
             ),
-            diskspace: opts.diskspace.unwrap_or(DEFAULT_DISKSPACE),
-            diskinodes: opts.diskinodes.unwrap_or(DEFAULT_DISKINODES),
-            quotatime: DEFAULT_QUOTATIME,
+            diskspace: opts
+                .diskspace
+                .or(sample.diskspace)
+                .unwrap_or(DEFAULT_DISKSPACE),
+            diskinodes: opts
+                .diskinodes
+                .or(sample.diskinodes)
+                .unwrap_or(DEFAULT_DISKINODES),
+            quotatime: sample.quotatime.unwrap_or(DEFAULT_QUOTATIME),
             quotaugidlimit: 0,
             // OpenVZ's default: the quota holds and `df` shows it. Reads go
             // through passthrough (template files: one shared page cache); a
@@ -74,6 +82,7 @@ impl Vz {
             netif: Vec::new(),
             nameserver: Vec::new(),
             searchdomain: Vec::new(),
+            resources: sample.resources.clone(),
         };
         if let Some(parent) = cfg.ve_private.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(ctid, "create", parent))?;
@@ -109,7 +118,7 @@ impl Vz {
                 write_atomic(
                     ctid,
                     &conf_path,
-                    cfg.to_conf(Conf::default()).render().as_bytes(),
+                    cfg.to_conf(sample.conf.clone()).render().as_bytes(),
                 )
             });
         if let Err(e) = made {
@@ -209,6 +218,8 @@ impl Vz {
         let lock = self.lock(ctid)?;
         self.umount_locked(&cfg)?;
         self.net_clean(ctid)?;
+        // Resources (cgroups): a cgroup a crash left behind.
+        self.remove_cgroup(ctid)?;
         let gone = |p: &Path, r: std::io::Result<()>| match r {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(ctid, "remove", p)(e)),
             _ => Ok(()),
@@ -218,6 +229,7 @@ impl Vz {
         gone(&conf, std::fs::remove_file(&conf))?;
         for p in [
             self.root.pid_file(ctid),
+            self.root.view_log(ctid),
             self.root.simfs_pid_file(ctid),
             self.root.simfs_socket(ctid),
             self.root.simfs_log(ctid),

@@ -35,6 +35,7 @@ mod mounting;
 mod network;
 pub mod overlay;
 pub mod process;
+pub mod resources;
 mod running;
 mod set;
 pub mod walls;
@@ -105,6 +106,10 @@ impl VzRoot {
     }
     pub fn simfs_log(&self, ctid: u32) -> PathBuf {
         self.base.join("run").join(format!("{ctid}.simfs.log"))
+    }
+    /// The log of the `/proc` view's process.
+    pub fn view_log(&self, ctid: u32) -> PathBuf {
+        self.base.join("run").join(format!("{ctid}.procview.log"))
     }
     /// Where simfs shows the private area; outside it, so simfs never
     /// walks into its own mount.
@@ -190,6 +195,8 @@ pub struct VpsConfig {
     pub nameserver: Vec<String>,
     /// `SEARCHDOMAIN`.
     pub searchdomain: Vec<String>,
+    // Resources (cgroups): `PHYSPAGES`, `CPUUNITS`, `NUMPROC`, ... (see [`crate::cgroup`]).
+    pub resources: crate::cgroup::Resources,
 }
 
 impl VpsConfig {
@@ -248,6 +255,7 @@ impl VpsConfig {
                 c.set(key, &value);
             }
         }
+        self.resources.to_conf(&mut c);
         c
     }
 
@@ -339,6 +347,7 @@ impl VpsConfig {
                 .map_err(|w| bad("NETIF", &w))?,
             nameserver: words(c.get("NAMESERVER")),
             searchdomain: words(c.get("SEARCHDOMAIN")),
+            resources: resources::resources_of(ctid, path, c)?,
         })
     }
 }
@@ -369,6 +378,10 @@ pub struct CreateOptions {
     /// when not given (a gid base defaults to the uid base given).
     pub local_uid: Option<u32>,
     pub local_gid: Option<u32>,
+    // Resources (cgroups): these keys win over the sample's.
+    pub resources: crate::cgroup::Resources,
+    /// `--config NAME`: `conf/ve-NAME.conf-sample` (or a shipped one).
+    pub config: Option<String>,
 }
 
 /// What `set` changes; `None` leaves a value as it is.
@@ -390,6 +403,8 @@ pub struct SetOptions {
     pub userns: Option<bool>,
     pub local_uid: Option<u32>,
     pub local_gid: Option<u32>,
+    // Resources (cgroups): the keys set here change; live on a running VPS.
+    pub resources: crate::cgroup::Resources,
     pub save: bool,
     // Networking (issue 26): live on a running VPS.
     pub ipadd: Vec<crate::net::config::IpNet>,
@@ -438,6 +453,10 @@ pub struct ListEntry {
     pub ostemplate: String,
     pub template_id: Option<String>,
     pub hostname: Option<String>,
+    /// The resources set in its config.
+    pub resources: crate::cgroup::Resources,
+    /// Its beancounters while it runs.
+    pub beancounters: Vec<crate::cgroup::beancounters::Bean>,
 }
 
 /// What `mount` did.

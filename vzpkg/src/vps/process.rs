@@ -2,10 +2,11 @@
 //! command inside it, and telling from `/proc` whether it runs.
 //!
 //! `start` forks twice: the first child leaves vzctl's session, joins the
-//! VPS's devices cgroup, unshares the mount, PID, UTS, IPC, network and
+//! VPS's cgroup (every hierarchy, [`crate::cgroup`]), unshares the mount, PID, UTS, IPC, network and
 //! cgroup namespaces, forks the VPS's PID 1, hands its pid back and exits,
 //! so PID 1 is detached from vzctl. PID 1 sets up the root with
-//! [`MountPlan`] (the same code a build chroot uses), puts up the VPS's
+//! [`MountPlan`] (the same code a build chroot uses), attaches the VPS's
+//! own figures over `/proc` files ([`crate::procview`]), puts up the VPS's
 //! [`Walls`] (masks, then system-call filter and capabilities last), then
 //! execs the template's `/sbin/init`; a template without one
 //! gets [`minimal_init`], which stays in this (forked) program: it reaps
@@ -15,7 +16,7 @@
 //! Both forks happen in a process that may have other threads (a test), so
 //! everything after `fork` is plain system calls on data prepared before it.
 
-use super::walls::{DeviceCgroup, Walls};
+use super::walls::Walls;
 use crate::sandbox::{MountPlan, Step};
 use crate::sys::{
     self,
@@ -57,6 +58,7 @@ const STEP_WALL_MOUNTS: u8 = 104;
 const STEP_LOCK_DOWN: u8 = 105;
 const STEP_CONSOLE: u8 = 106;
 const STEP_USERNS: u8 = 107;
+const STEP_VIEW: u8 = 108;
 const TAG_PID: u8 = b'P';
 const TAG_STEP: u8 = b'S';
 const TAG_ERROR: u8 = b'E';
@@ -66,11 +68,12 @@ fn step_name(code: u8) -> String {
         STEP_SETSID => "leave vzctl's session".into(),
         STEP_LOOPBACK => "bring up the loopback interface".into(),
         STEP_STDIO => "point stdin/stdout/stderr at /dev/null".into(),
-        STEP_CGROUP => "join the VPS's devices cgroup".into(),
+        STEP_CGROUP => "join the VPS's cgroup".into(),
         STEP_WALL_MOUNTS => "mask /proc and /sys files, make /proc/sys read-only".into(),
         STEP_LOCK_DOWN => "install the system-call filter and drop capabilities".into(),
         STEP_CONSOLE => "make /dev/console a pty and hand its master to the keeper".into(),
         STEP_USERNS => "join the VPS's user namespace as its root".into(),
+        STEP_VIEW => "put the VPS's own figures over /proc".into(),
         c => Step::from_u8(c).map_or_else(|| format!("step {c}"), |s| s.to_string()),
     }
 }
@@ -81,15 +84,20 @@ pub struct StartPlan {
     pub private_net: bool,
     /// The VPS's walls; `None` for a privileged VPS (no walls).
     pub walls: Option<Walls>,
-    /// `cgroup.procs` of the VPS's devices cgroup, joined before the unshare.
-    pub cgroup: Option<OwnedFd>,
+    /// The `cgroup.procs` files of the VPS's cgroup (one per hierarchy),
+    /// joined before anything else; its cgroup namespace is rooted there.
+    pub cgroup: Vec<OwnedFd>,
     /// The console keeper's channel (a VPS with walls).
     pub console: Option<sys::console::Channel>,
     /// `/sbin/init` with its argv and envp, or `None` for the built-in init.
     pub init: Option<Exec>,
     /// The VPS's user namespace (an unprivileged VPS): joined right after
-    /// the devices cgroup, so it owns every namespace unshared after.
+    /// the cgroup, so it owns every namespace unshared after.
     pub userns: Option<OwnedFd>,
+    // Resources (procview): the detached mount of the `/proc` view, and
+    // (file, target inside) for each file PID 1 attaches after the pivot.
+    pub view: Option<OwnedFd>,
+    pub view_files: Vec<(CString, CString)>,
 }
 
 impl StartPlan {
@@ -98,7 +106,7 @@ impl StartPlan {
         hostname: &str,
         private_net: bool,
         walls: Option<Walls>,
-        cgroup: Option<OwnedFd>,
+        cgroup: Vec<OwnedFd>,
     ) -> Result<StartPlan, String> {
         let bad = |_| {
             format!(
@@ -139,6 +147,12 @@ impl StartPlan {
             console,
             init,
             userns: None,
+            view: None,
+            view_files: crate::procview::FILES
+                .iter()
+                .map(|(name, target)| Ok((CString::new(*name)?, CString::new(*target)?)))
+                .collect::<Result<_, std::ffi::NulError>>()
+                .map_err(bad)?,
         })
     }
 }
@@ -211,12 +225,34 @@ fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
     // Keep nothing of vzctl's, here and in PID 1: a caller reading vzctl's
     // output must see EOF when vzctl exits, not when the VPS stops, and a
     // lock vzctl lets go must not stay held by a copy while we set up.
-    // The devices cgroup first: its fd goes with the others below.
-    if let Some(fd) = &plan.cgroup {
-        record(wfd, TAG_STEP, STEP_CGROUP, 0);
-        if let Err(e) = DeviceCgroup::join(fd.as_raw_fd()) {
-            fail(wfd, STEP_CGROUP, &e);
+    let (keeper_fd, vps_fd) = match &plan.console {
+        Some(c) => (c.keeper.as_raw_fd(), c.vps.as_raw_fd()),
+        None => (-1, -1),
+    };
+    if keeper_fd >= 0 {
+        // The console keeper, forked first: before the PID namespace (no
+        // process of the VPS sees it), before the user namespace (it stays
+        // host-side) and before the cgroup (it is not one of the VPS's
+        // processes, counts against none of its limits and does not keep
+        // its cgroup alive).
+        record(wfd, TAG_STEP, STEP_CONSOLE, 0);
+        match sys::process::fork() {
+            Err(e) => fail(wfd, STEP_CONSOLE, &e),
+            Ok(Forked::Child) => {
+                sys::console::close_fds_except(&[keeper_fd]);
+                // Out of vzctl's session: a Ctrl-C or hangup there is not
+                // the console's business.
+                let _ = sys::process::setsid();
+                sys::console::keep(keeper_fd)
+            }
+            Ok(Forked::Parent(_)) => sys::process::close_fd(keeper_fd),
         }
+    }
+    // Then the cgroup (joining needs the host's root): its fds go with
+    // the others below.
+    record(wfd, TAG_STEP, STEP_CGROUP, 0);
+    if let Err(e) = sys::cgroup::join(&plan.cgroup) {
+        fail(wfd, STEP_CGROUP, &e);
     }
     // Then the user namespace, before the fds go (it is one of them).
     if let Some(ns) = &plan.userns {
@@ -225,38 +261,22 @@ fn first_child(plan: &StartPlan, wfd: RawFd) -> ! {
             fail(wfd, STEP_USERNS, &e);
         }
     }
-    let (keeper_fd, vps_fd) = match &plan.console {
-        Some(c) => (c.keeper.as_raw_fd(), c.vps.as_raw_fd()),
-        None => (-1, -1),
-    };
-    sys::console::close_fds_except(&[wfd, keeper_fd, vps_fd]);
+    let view_fd = plan.view.as_ref().map_or(-1, |v| v.as_raw_fd());
+    sys::console::close_fds_except(&[wfd, vps_fd, view_fd]);
     record(wfd, TAG_STEP, STEP_SETSID, 0);
     if let Err(e) = sys::process::setsid() {
         fail(wfd, STEP_SETSID, &e);
     }
-    if keeper_fd >= 0 {
-        // The console keeper, forked before the PID namespace exists so no
-        // process of the VPS sees it.
-        record(wfd, TAG_STEP, STEP_CONSOLE, 0);
-        match sys::process::fork() {
-            Err(e) => fail(wfd, STEP_CONSOLE, &e),
-            Ok(Forked::Child) => {
-                sys::console::close_fds_except(&[keeper_fd]);
-                sys::console::keep(keeper_fd)
-            }
-            Ok(Forked::Parent(_)) => sys::process::close_fd(keeper_fd),
-        }
-    }
     record(wfd, TAG_STEP, Step::Unshare as u8, 0);
-    let mut flags =
-        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
+    // The cgroup namespace is rooted at the cgroup joined above:
+    // /proc/self/cgroup inside shows `/`, no host path.
+    let mut flags = UnshareFlags::NEWNS
+        | UnshareFlags::NEWPID
+        | UnshareFlags::NEWUTS
+        | UnshareFlags::NEWIPC
+        | UnshareFlags::NEWCGROUP;
     if plan.private_net {
         flags |= UnshareFlags::NEWNET;
-    }
-    if plan.walls.is_some() {
-        // Rooted at the devices cgroup joined above: /proc/self/cgroup
-        // inside shows no host path.
-        flags |= UnshareFlags::NEWCGROUP;
     }
     if let Err(e) = sys::ns::unshare(flags) {
         fail(wfd, Step::Unshare as u8, &e);
@@ -294,6 +314,15 @@ fn pid1(plan: &StartPlan, wfd: RawFd, console_fd: RawFd) -> ! {
     });
     if let Err(e) = applied {
         fail(wfd, current, &e);
+    }
+    if let Some(view) = &plan.view {
+        record(wfd, TAG_STEP, STEP_VIEW, 0);
+        if let Err(e) = sys::fusemount::attach_files(view.as_fd(), &plan.view_files) {
+            fail(wfd, STEP_VIEW, &e);
+        }
+        // What is attached holds the file system; the fd would keep the
+        // server busy after the VPS's mounts are gone.
+        sys::process::close_fd(view.as_raw_fd());
     }
     if let Some(walls) = &plan.walls {
         record(wfd, TAG_STEP, STEP_WALL_MOUNTS, 0);
@@ -453,16 +482,16 @@ const NAMESPACES: [(&str, Namespace); 6] = [
 
 /// Run `argv` (an absolute path inside the VPS first) in the namespaces and
 /// root of the running VPS whose init is `pid`, on the caller's stdio, and
-/// return its exit code (128 + signal if it was killed). An unprivileged
-/// VPS's user namespace is joined first (it owns the rest). With `walls`, the
-/// command joins the VPS's devices cgroup (`cgroup`, its `cgroup.procs`)
-/// and gets init's system-call filter and capabilities: no way in is
-/// stronger than init.
+/// return its exit code (128 + signal if it was killed). The command joins
+/// the VPS's cgroup first (`cgroup`, its `cgroup.procs` files), then an
+/// unprivileged VPS's user namespace (it owns the rest). With `walls`, it
+/// gets init's system-call filter and capabilities: no way in is stronger
+/// than init.
 pub fn exec_in(
     pid: i32,
     argv: &[&OsStr],
     walls: Option<&Walls>,
-    cgroup: Option<OwnedFd>,
+    cgroup: Vec<OwnedFd>,
 ) -> Result<i32, (&'static str, io::Error)> {
     let userns = sys::userns::of_process(pid).map_err(|e| ("open the VPS's user namespace", e))?;
     let mut fds: Vec<(OwnedFd, Namespace)> = Vec::new();
@@ -501,9 +530,8 @@ pub fn exec_in(
         // Not dumpable until exec: no process of the VPS may ptrace this
         // one while it still has the host's capabilities.
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
-        if let Some(fd) = &cgroup {
-            DeviceCgroup::join(fd.as_raw_fd())?;
-        }
+        // Into the cgroup before its namespace: inside, `/` is the VPS's cgroup.
+        sys::cgroup::join(&cgroup)?;
         if let Some(ns) = &userns {
             sys::userns::join_as_root(ns.as_raw_fd())?;
         }

@@ -57,11 +57,20 @@ impl Vz {
         let mut out = Vec::new();
         for ctid in ids {
             let cfg = self.config(ctid)?;
+            let status = self.status(ctid)?;
+            // Resources (cgroups): the beancounters while it runs.
+            let beancounters = if status.running {
+                crate::cgroup::beancounters::read(&self.cgroup(ctid)?)
+            } else {
+                Vec::new()
+            };
             out.push(ListEntry {
-                status: self.status(ctid)?,
+                status,
                 ostemplate: cfg.ostemplate,
                 template_id: cfg.template_id,
                 hostname: cfg.hostname,
+                resources: cfg.resources,
+                beancounters,
             });
         }
         Ok(out)
@@ -104,38 +113,34 @@ impl Vz {
         let hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
         // Networking (issue 26): leftovers of a crash go, names are written.
         self.net_before_start(&cfg)?;
-        // Isolation (walls.rs): the walls, and the devices cgroup init joins.
+        // Isolation (walls.rs): the walls.
         let walled = walls::for_vps(&self.root.base, &cfg)?;
-        let mut cgroup = None;
-        if let Some((w, cg)) = &walled {
-            cg.create(ctid, &w.device_rules)?;
-            cgroup = Some(cg.procs(ctid)?);
-        }
+        // Resources (cgroups): the VPS's cgroup, made with its limits and
+        // the walls' device rules before init, which joins it first.
+        let (cg, cgroup) = self.cgroup_for_start(&cfg, walled.as_ref())?;
         let remove_cgroup = || {
-            if let Some((_, cg)) = &walled {
-                let _ = cg.remove();
-            }
+            let _ = cg.remove();
         };
         // Every VPS has a network namespace of its own.
         let _ = private_net;
-        let mut plan = process::StartPlan::new(
-            &cfg.ve_root,
-            &hostname,
-            true,
-            walled.as_ref().map(|(w, _)| w.clone()),
-            cgroup,
-        )
-        .map_err(|why| {
-            remove_cgroup();
-            VpsError::Start {
-                ctid,
-                step: "prepare".into(),
-                source: std::io::Error::other(why),
-            }
-        })?;
+        let mut plan = process::StartPlan::new(&cfg.ve_root, &hostname, true, walled, cgroup)
+            .map_err(|why| {
+                remove_cgroup();
+                VpsError::Start {
+                    ctid,
+                    step: "prepare".into(),
+                    source: std::io::Error::other(why),
+                }
+            })?;
         // Joined first in the child: it owns every namespace made after.
         plan.userns = self.vps_userns(&cfg).inspect_err(|_| remove_cgroup())?;
-        let pid = process::start(&plan).map_err(|(step, source)| {
+        // Resources (procview): the VPS's own figures, a detached FUSE
+        // mount PID 1 attaches inside.
+        plan.view = self.spawn_view(ctid).inspect_err(|_| remove_cgroup())?;
+        let started = process::start(&plan);
+        // PID 1 holds what it attached; the server exits when the VPS goes.
+        drop(plan);
+        let pid = started.map_err(|(step, source)| {
             remove_cgroup();
             VpsError::Start { ctid, step, source }
         })?;
@@ -158,11 +163,9 @@ impl Vz {
         let cfg = self.config(ctid)?;
         let _lock = self.lock(ctid)?;
         let Some(pid) = self.running_pid(&cfg) else {
-            // Isolation (walls.rs): an init that ended by itself (reboot,
-            // crash) leaves its devices cgroup; it goes here.
-            if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
-                let _ = cg.remove();
-            }
+            // Resources (cgroups): what an init that ended by itself
+            // (reboot, crash) or a killed start left behind goes here.
+            self.remove_cgroup(ctid)?;
             // Networking (issue 26): and its host-side routes and proxies.
             let _ = self.net_clean(ctid);
             return Err(VpsError::NotRunning { ctid });
@@ -173,10 +176,8 @@ impl Vz {
             source,
         })?;
         let _ = std::fs::remove_file(self.root.pid_file(ctid));
-        // Isolation (walls.rs): the devices cgroup goes with init.
-        if let Ok(cg) = walls::DeviceCgroup::of(&self.root.base, ctid) {
-            let _ = cg.remove();
-        }
+        // Resources (cgroups): the cgroup goes with init.
+        self.remove_cgroup(ctid)?;
         // Networking (issue 26): the namespace's devices go with it, but
         // only after the kernel tears it down; the host side goes now.
         self.net_clean(ctid)?;
@@ -215,20 +216,14 @@ impl Vz {
     }
 
     /// Isolation (walls.rs): what a command entering the running VPS gets,
-    /// the same as its init, and its devices cgroup's `cgroup.procs`.
+    /// the same as its init, and its cgroup's `cgroup.procs` files.
     fn walls_for_exec(
         &self,
         cfg: &VpsConfig,
-    ) -> Result<(Option<walls::Walls>, Option<std::os::fd::OwnedFd>), VpsError> {
-        let Some((w, cg)) = walls::for_vps(&self.root.base, cfg)? else {
-            return Ok((None, None));
-        };
-        if !cg.path.is_dir() {
-            // Started before the VPS had walls: give it its cgroup now.
-            cg.create(cfg.ctid, &w.device_rules)?;
-        }
-        let fd = cg.procs(cfg.ctid)?;
-        Ok((Some(w), Some(fd)))
+    ) -> Result<(Option<walls::Walls>, Vec<std::os::fd::OwnedFd>), VpsError> {
+        let w = walls::for_vps(&self.root.base, cfg)?;
+        let procs = self.cgroup_for_exec(cfg, w.as_ref())?;
+        Ok((w, procs))
     }
 
     pub(super) fn shell_check(&self, cfg: &VpsConfig) -> Result<(), VpsError> {
@@ -259,21 +254,25 @@ impl Vz {
         }
         let lock = self.lock(ctid)?;
         let mounted_here = self.mount_locked(&cfg)? != Mounted::Already;
-        // Isolation (walls.rs): the command gets init's walls and devices cgroup.
+        // Isolation (walls.rs): the command gets init's walls; resources
+        // (cgroups): a cgroup of the VPS's as init's, for the command.
         let walled = walls::for_vps(&self.root.base, &cfg)?;
-        let mut sandbox_walls = None;
-        if let Some((w, cg)) = &walled {
-            cg.create(ctid, &w.device_rules)?;
-            sandbox_walls = Some(crate::sandbox::SandboxWalls {
-                walls: w.clone(),
-                cgroup: std::sync::Arc::new(cg.procs(ctid)?),
-            });
-        }
+        let (cg, procs) = match self.cgroup_for_start(&cfg, walled.as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                if mounted_here {
+                    self.umount_locked(&cfg)?;
+                }
+                return Err(e);
+            }
+        };
+        let sandbox_walls = walled.map(|walls| crate::sandbox::SandboxWalls { walls });
         let result = self.shell_check(&cfg).and_then(|()| {
             let mut sb = crate::sandbox::Sandbox::new(&cfg.ve_root);
             sb.hostname = cfg.hostname.clone().unwrap_or_else(|| format!("vps{ctid}"));
             sb.env = process::vps_env();
             sb.walls = sandbox_walls;
+            sb.cgroup = Some(std::sync::Arc::new(procs));
             sb.userns = self.vps_userns(&cfg)?.map(std::sync::Arc::new);
             let opts = crate::sandbox::RunOptions {
                 output: crate::sandbox::OutputMode::Stream,
@@ -290,9 +289,7 @@ impl Vz {
                 })
                 .map_err(|source| VpsError::Sandbox { ctid, source })
         });
-        if let Some((_, cg)) = &walled {
-            let _ = cg.remove();
-        }
+        let _ = cg.remove();
         if mounted_here {
             self.umount_locked(&cfg)?;
         }

@@ -39,11 +39,11 @@ impl Vz {
             let mut now = cfg.clone();
             now.devnodes = devnodes.clone();
             now.devices = devices.clone();
-            if let (Some(pid), Some((new, cg))) = (
+            if let (Some(pid), Some(new)) = (
                 self.running_pid(&cfg),
                 walls::for_vps(&self.root.base, &now)?,
             ) {
-                cg.update_rules(ctid, &new.device_rules)?;
+                self.update_device_rules(ctid, &new)?;
                 new.make_nodes_in(pid, ctid)?;
                 live = true;
             }
@@ -61,6 +61,12 @@ impl Vz {
             let ugid = opts.quotaugidlimit.unwrap_or(cfg.quotaugidlimit);
             daemon::set_limits(self, ctid, daemon::limits_of(&now), ugid)?;
             live = true;
+        }
+        // Resources (cgroups): live on a running VPS; refused before it is
+        // saved when this host cannot hold it.
+        let resources = cfg.resources.merged(&opts.resources);
+        if opts.resources.any() {
+            live |= self.set_resources(&cfg, &resources)?;
         }
         if let (Some(h), Some(pid)) = (&opts.hostname, self.running_pid(&cfg)) {
             process::set_hostname_in(pid, h).map_err(|source| VpsError::Exec {
@@ -87,6 +93,7 @@ impl Vz {
         cfg.devices = devices;
         cfg.capability = capability;
         net.apply_to(&mut cfg);
+        cfg.resources = resources;
         self.save_config(&cfg)?;
         if opts.hostname.is_some() || net.changes_names() {
             // Through the mount (the overlay copies up, simfs charges the

@@ -36,7 +36,9 @@ fn host() -> Option<Host> {
         ..Default::default()
     };
     store.commit(tree.path(), &meta).unwrap();
-    let vz = Vz::new(dir.path().join("vz"), store_root);
+    let mut vz = Vz::new(dir.path().join("vz"), store_root);
+    // This test program is no vzpkg: no /proc view process.
+    vz.simfs_exe = None;
     Some(Host { _dir: dir, vz })
 }
 
@@ -66,7 +68,8 @@ fn ctids() {
 #[test]
 fn a_held_lock_refuses_at_once_and_one_let_go_waits_for_forked_copies() {
     let dir = tempfile::tempdir().unwrap();
-    let vz = Vz::new(dir.path().join("vz"), dir.path().join("templates"));
+    let mut vz = Vz::new(dir.path().join("vz"), dir.path().join("templates"));
+    vz.simfs_exe = None;
     let held = vz.lock(101).unwrap();
     let t0 = std::time::Instant::now();
     let refused = vz.lock(101);

@@ -7,7 +7,8 @@
 //!   Everything else leaves the bounding set, so no exec or setuid brings it
 //!   back; `no_new_privs` stays off, so `su` and `passwd` work.
 //! - **System calls**: the filter of [`crate::sys::seccomp`].
-//! - **Devices**: a devices cgroup allowing [`BASE_DEVICES`] plus what
+//! - **Devices**: the VPS's devices cgroup (made by [`crate::cgroup`])
+//!   allowing [`BASE_DEVICES`] plus what
 //!   `DEVNODES` / `DEVICES` grant; creating nodes is allowed (`mknod` works,
 //!   as package scripts expect), opening any other device is not.
 //! - **/proc and /sys**: [`MASKED_FILES`] and [`MASKED_DIRS`] covered,
@@ -15,10 +16,8 @@
 //!   `/sys` read-only.
 //!
 //! The calls that run after the fork ([`Walls::apply_mounts`],
-//! [`Walls::lock_down`], [`DeviceCgroup::join`]) only make system calls on
-//! data prepared here.
+//! [`Walls::lock_down`]) only make system calls on data prepared here.
 
-use super::conf::Conf;
 use super::error::VpsError;
 use super::VpsConfig;
 use crate::sys::caps::{self, Caps};
@@ -27,7 +26,7 @@ use rustix::fs::{FileType, Mode};
 use rustix::mount::MountFlags;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -380,141 +379,10 @@ pub fn effective_caps(granted: &[(u32, bool)]) -> Caps {
         .fold(Caps::of(DEFAULT_CAPS), |c, (cap, on)| c.with(*cap, *on))
 }
 
-/// The per-VPS cgroup's parent: `$VZ_CGROUP_PARENT`, else `CGROUP_PARENT`
-/// in `VZ_ROOT/conf/vz.conf`, else `vz`.
-pub fn cgroup_parent(vz_root: &Path) -> String {
-    if let Ok(p) = std::env::var("VZ_CGROUP_PARENT") {
-        if !p.is_empty() {
-            return p;
-        }
-    }
-    std::fs::read_to_string(vz_root.join("conf/vz.conf"))
-        .ok()
-        .and_then(|t| Conf::parse(&t).ok())
-        .and_then(|c| c.get("CGROUP_PARENT").map(str::to_string))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "vz".to_string())
-}
-
-/// Where the devices controller's v1 hierarchy is.
-const DEVICES_V1: &str = "/sys/fs/cgroup/devices";
-
-/// The VPS's devices cgroup (v1), made and filled by [`DeviceCgroup::create`].
-#[derive(Debug, Clone)]
-pub struct DeviceCgroup {
-    pub path: PathBuf,
-}
-
-impl DeviceCgroup {
-    /// The devices cgroup of `ctid` (whether or not it exists).
-    pub fn of(vz_root: &Path, ctid: u32) -> Result<DeviceCgroup, VpsError> {
-        let parent = cgroup_parent(vz_root);
-        if parent
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(VpsError::Walls {
-                ctid,
-                why: format!(
-                    "cgroup parent {parent:?} (VZ_CGROUP_PARENT or CGROUP_PARENT in vz.conf) must be a relative path without . or .."
-                ),
-            });
-        }
-        Ok(DeviceCgroup {
-            path: Path::new(DEVICES_V1).join(parent).join(ctid.to_string()),
-        })
-    }
-
-    /// Create it (or take the one a crash left) with only `rules` allowed.
-    pub fn create(&self, ctid: u32, rules: &[String]) -> Result<(), VpsError> {
-        let policy = |why: String| VpsError::Walls { ctid, why };
-        if !Path::new(DEVICES_V1).join("devices.allow").exists() {
-            return Err(policy(format!(
-                "this host has no cgroup v1 devices hierarchy at {DEVICES_V1} (a cgroup v2 host needs a BPF device program, which vzctl does not load yet)"
-            )));
-        }
-        std::fs::create_dir_all(&self.path)
-            .map_err(|e| policy(format!("cannot create {}: {e}", self.path.display())))?;
-        let write = |file: &str, line: &str| {
-            let p = self.path.join(file);
-            std::fs::write(&p, line)
-                .map_err(|e| policy(format!("writing {line:?} to {}: {e}", p.display())))
-        };
-        write("devices.deny", "a")?;
-        for r in rules {
-            write("devices.allow", r)?;
-        }
-        Ok(())
-    }
-
-    /// Change a running VPS's rules to `new` (`set --devices` live): from
-    /// what the cgroup allows now, new grants allowed and the rest denied,
-    /// one by one, so the VPS never loses `/dev/null` in between.
-    pub fn update_rules(&self, ctid: u32, new: &[String]) -> Result<(), VpsError> {
-        let list = self.path.join("devices.list");
-        let now = std::fs::read_to_string(&list).map_err(|e| VpsError::Walls {
-            ctid,
-            why: format!("cannot read {}: {e}", list.display()),
-        })?;
-        let old: Vec<String> = now.lines().map(str::to_string).collect();
-        let write = |file: &str, line: &str| {
-            let p = self.path.join(file);
-            std::fs::write(&p, line).map_err(|e| VpsError::Walls {
-                ctid,
-                why: format!("writing {line:?} to {}: {e}", p.display()),
-            })
-        };
-        for r in new.iter().filter(|r| !old.contains(r)) {
-            write("devices.allow", r)?;
-        }
-        for r in old.iter().filter(|r| !new.contains(r)) {
-            write("devices.deny", r)?;
-        }
-        Ok(())
-    }
-
-    /// Open its `cgroup.procs` for [`DeviceCgroup::join`] after a fork.
-    pub fn procs(&self, ctid: u32) -> Result<OwnedFd, VpsError> {
-        let p = self.path.join("cgroup.procs");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .map(OwnedFd::from)
-            .map_err(|e| VpsError::Walls {
-                ctid,
-                why: format!("cannot open {}: {e}", p.display()),
-            })
-    }
-
-    /// Move the calling process into the cgroup whose `cgroup.procs` is
-    /// `fd`. No allocation: safe after a fork.
-    pub fn join(fd: RawFd) -> io::Result<()> {
-        // SAFETY: `fd` is open in this process; "0" means the writer.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        rustix::io::write(fd, b"0")?;
-        Ok(())
-    }
-
-    /// Remove it once its processes are gone (they may take a moment to be
-    /// reaped after init dies). A missing cgroup is fine.
-    pub fn remove(&self) -> io::Result<()> {
-        for _ in 0..50 {
-            match std::fs::remove_dir(&self.path) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        std::fs::remove_dir(&self.path)
-    }
-}
-
-/// The walls of `cfg`'s VPS and its devices cgroup; `None` for a
-/// privileged VPS (`USERNS=no`), whose root is the host's root by choice.
-pub fn for_vps(vz_root: &Path, cfg: &VpsConfig) -> Result<Option<(Walls, DeviceCgroup)>, VpsError> {
+/// The walls of `cfg`'s VPS; `None` for a privileged VPS (`USERNS=no`),
+/// whose root is the host's root by choice. Its device rules go into the
+/// VPS's cgroup, which [`crate::cgroup`] owns.
+pub fn for_vps(vz_root: &Path, cfg: &VpsConfig) -> Result<Option<Walls>, VpsError> {
     if !cfg.userns {
         return Ok(None);
     }
@@ -522,7 +390,7 @@ pub fn for_vps(vz_root: &Path, cfg: &VpsConfig) -> Result<Option<(Walls, DeviceC
     if let Some(r) = cfg.id_range() {
         walls.prepare_nodes(&node_dir(vz_root, cfg.ctid), r.host(0, 0))?;
     }
-    Ok(Some((walls, DeviceCgroup::of(vz_root, cfg.ctid)?)))
+    Ok(Some(walls))
 }
 
 /// Where the granted nodes of an unprivileged VPS are made on the host.
