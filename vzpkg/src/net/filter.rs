@@ -16,6 +16,7 @@
 //! one netlink request (same filter handle): no moment without a filter.
 
 use super::config::IpNet;
+use super::rtnl::done_unless;
 use crate::sys::bpf::{load_sched_cls, Insn};
 use crate::sys::netlink::{Netlink, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::tc::{
@@ -208,14 +209,13 @@ pub fn install(nl: &mut Netlink, index: u32, ips: &[IpNet]) -> io::Result<()> {
     let mut q = tc_message(index, TC_H_INGRESS, 0);
     q.header.handle = TcHandle::from(INGRESS_HANDLE);
     q.attributes.push(TcAttribute::Kind("ingress".into()));
-    match nl.request(
-        RouteNetlinkMessage::NewQueueDiscipline(q),
-        NLM_F_CREATE | NLM_F_EXCL,
-    ) {
-        Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => return Err(e),
-    }
+    done_unless(
+        nl.request(
+            RouteNetlinkMessage::NewQueueDiscipline(q),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        &[libc::EEXIST],
+    )?;
     set(nl, index, ips)
 }
 

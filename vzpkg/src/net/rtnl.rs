@@ -27,6 +27,15 @@ fn family(a: &IpAddr) -> AddressFamily {
     }
 }
 
+/// A request's outcome where the errnos in `already` mean the wanted state
+/// holds anyway (the address is there, the route is gone, ...).
+pub(crate) fn done_unless<T>(r: io::Result<T>, already: &[i32]) -> io::Result<()> {
+    match r {
+        Err(e) if e.raw_os_error().is_some_and(|n| already.contains(&n)) => Ok(()),
+        r => r.map(|_| ()),
+    }
+}
+
 /// The index of device `name`, or `None` if there is none.
 pub fn link_index(nl: &mut Netlink, name: &str) -> io::Result<Option<u32>> {
     let mut msg = LinkMessage::default();
@@ -170,13 +179,13 @@ fn address_message(index: u32, addr: IpAddr, prefix: u8) -> AddressMessage {
 /// Add `addr/prefix` to device `index`; an address already there is fine.
 pub fn add_address(nl: &mut Netlink, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
     let msg = address_message(index, addr, prefix);
-    match nl.request(
-        RouteNetlinkMessage::NewAddress(msg),
-        NLM_F_CREATE | NLM_F_EXCL,
-    ) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r.map(|_| ()),
-    }
+    done_unless(
+        nl.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        &[libc::EEXIST],
+    )
 }
 
 /// The global addresses on device `index`, with their prefix lengths.
@@ -202,17 +211,10 @@ pub fn addresses(nl: &mut Netlink, index: u32) -> io::Result<Vec<(IpAddr, u8)>> 
 /// Remove `addr` from device `index`; one not there is fine.
 pub fn del_address(nl: &mut Netlink, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
     let msg = address_message(index, addr, prefix);
-    match nl.request(RouteNetlinkMessage::DelAddress(msg), 0) {
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV)
-            ) =>
-        {
-            Ok(())
-        }
-        r => r.map(|_| ()),
-    }
+    done_unless(
+        nl.request(RouteNetlinkMessage::DelAddress(msg), 0),
+        &[libc::EADDRNOTAVAIL, libc::ENOENT, libc::ENODEV],
+    )
 }
 
 fn route_message(index: u32, dst: Option<(IpAddr, u8)>, v6: bool) -> RouteMessage {
@@ -250,13 +252,13 @@ pub fn add_route(
     v6: bool,
 ) -> io::Result<()> {
     let msg = route_message(index, dst, v6);
-    match nl.request(
-        RouteNetlinkMessage::NewRoute(msg),
-        NLM_F_CREATE | NLM_F_EXCL,
-    ) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r.map(|_| ()),
-    }
+    done_unless(
+        nl.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        &[libc::EEXIST],
+    )
 }
 
 pub fn del_route(
@@ -266,17 +268,10 @@ pub fn del_route(
     v6: bool,
 ) -> io::Result<()> {
     let msg = route_message(index, dst, v6);
-    match nl.request(RouteNetlinkMessage::DelRoute(msg), 0) {
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ESRCH) | Some(libc::ENOENT) | Some(libc::ENODEV)
-            ) =>
-        {
-            Ok(())
-        }
-        r => r.map(|_| ()),
-    }
+    done_unless(
+        nl.request(RouteNetlinkMessage::DelRoute(msg), 0),
+        &[libc::ESRCH, libc::ENOENT, libc::ENODEV],
+    )
 }
 
 /// The device of the main table's default route (IPv4 first, then IPv6).
@@ -322,19 +317,19 @@ fn proxy_message(index: u32, addr: IpAddr) -> NeighbourMessage {
 /// Answer ARP (IPv4) or NDP (IPv6) for `addr` on device `index`.
 pub fn add_proxy(nl: &mut Netlink, index: u32, addr: IpAddr) -> io::Result<()> {
     let msg = proxy_message(index, addr);
-    match nl.request(
-        RouteNetlinkMessage::NewNeighbour(msg),
-        NLM_F_CREATE | NLM_F_EXCL,
-    ) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r.map(|_| ()),
-    }
+    done_unless(
+        nl.request(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        &[libc::EEXIST],
+    )
 }
 
 pub fn del_proxy(nl: &mut Netlink, index: u32, addr: IpAddr) -> io::Result<()> {
     let msg = proxy_message(index, addr);
-    match nl.request(RouteNetlinkMessage::DelNeighbour(msg), 0) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV)) => Ok(()),
-        r => r.map(|_| ()),
-    }
+    done_unless(
+        nl.request(RouteNetlinkMessage::DelNeighbour(msg), 0),
+        &[libc::ENOENT, libc::ENODEV],
+    )
 }
