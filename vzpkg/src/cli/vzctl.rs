@@ -417,13 +417,9 @@ pub fn vzctl_main(args: Vec<OsString>) -> i32 {
 /// vzctl for a caller that has resolved vzpkg's ROOT itself (`vzpkg --root
 /// R vzctl ...`); `--vzpkg-root`/`$VZPKG_ROOT` still take precedence.
 pub fn vzctl_main_with(args: Vec<OsString>, vzpkg_root: Option<PathBuf>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match crate::cli::parse_or_exit(args, exit::USAGE) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let root = cli
         .vzpkg_root

@@ -189,13 +189,9 @@ struct OciArgs {
 
 /// Run vzpkg on `args` (`args[0]` is the program name); its exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match crate::cli::parse_or_exit(args, exit::USAGE) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let json = cli.json;
     match run(cli) {
