@@ -529,26 +529,29 @@ fn dep_from(e: &BytesStart<'_>) -> Result<RpmDep, RpmSourceError> {
     })
 }
 
-fn empty_package() -> RpmPackage {
-    RpmPackage {
-        name: String::new(),
-        epoch: 0,
-        version: String::new(),
-        release: String::new(),
-        arch: String::new(),
-        location_href: String::new(),
-        location_base: None,
-        size: 0,
-        installed_size: 0,
-        checksum: Checksum {
-            kind: ChecksumKind::Sha256,
-            hex: String::new(),
-        },
-        provides: Vec::new(),
-        requires: Vec::new(),
-        conflicts: Vec::new(),
-        obsoletes: Vec::new(),
-        files: Vec::new(),
+/// A package with nothing known yet, filled in as primary.xml is read.
+impl Default for RpmPackage {
+    fn default() -> RpmPackage {
+        RpmPackage {
+            name: String::new(),
+            epoch: 0,
+            version: String::new(),
+            release: String::new(),
+            arch: String::new(),
+            location_href: String::new(),
+            location_base: None,
+            size: 0,
+            installed_size: 0,
+            checksum: Checksum {
+                kind: ChecksumKind::Sha256,
+                hex: String::new(),
+            },
+            provides: Vec::new(),
+            requires: Vec::new(),
+            conflicts: Vec::new(),
+            obsoletes: Vec::new(),
+            files: Vec::new(),
+        }
     }
 }
 
@@ -577,7 +580,7 @@ pub fn parse_primary<R: BufRead>(input: R) -> Result<Vec<RpmPackage>, RpmSourceE
                     continue;
                 }
                 if name == "package" {
-                    pkg = Some(empty_package());
+                    pkg = Some(RpmPackage::default());
                     continue;
                 }
                 let Some(p) = pkg.as_mut() else { continue };

@@ -1,7 +1,7 @@
 use super::rich::{overlap, parse_rich, Atom, Range, Rich, Term};
 use super::*;
 use crate::rpmversion::parse_evr;
-use crate::source::rpm::{Checksum, ChecksumKind, DepFlags, RpmDep};
+use crate::source::rpm::{ChecksumKind, DepFlags, RpmDep};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `name [op [E:]V[-R]]`, or a rich dependency as a whole.
@@ -49,18 +49,9 @@ impl P {
             release: release.unwrap_or("1").into(),
             arch: "x86_64".into(),
             location_href: format!("Packages/{name}.rpm"),
-            location_base: None,
             size: 1,
             installed_size: 1,
-            checksum: Checksum {
-                kind: ChecksumKind::Sha256,
-                hex: String::new(),
-            },
-            provides: Vec::new(),
-            requires: Vec::new(),
-            conflicts: Vec::new(),
-            obsoletes: Vec::new(),
-            files: Vec::new(),
+            ..RpmPackage::default()
         })
     }
     fn arch(mut self, a: &str) -> P {
