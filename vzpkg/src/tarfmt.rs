@@ -60,6 +60,125 @@ pub(crate) fn set_checksum(b: &mut [u8; 512]) {
     b[155] = b' ';
 }
 
+/// One member's header as the cache export and OCI layers describe it.
+pub(crate) struct Member<'a> {
+    pub name: &'a [u8],
+    /// Only `mode & 0o7777` is written: the type is `kind`.
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub mtime: i64,
+    /// `Some` writes sub-second times (OCI layers); the cache export keeps
+    /// whole seconds as OpenVZ's tools do.
+    pub mtime_nsec: Option<u32>,
+    /// The ustar type flag: `b'0'`, `b'5'`, ...
+    pub kind: u8,
+    pub link: &'a [u8],
+    pub dev: (u32, u32),
+    pub xattrs: &'a [(Vec<u8>, Vec<u8>)],
+}
+
+/// The ustar block for `m`, its numeric fields given (0 where a PAX record
+/// carries the value), names cut at their fields.
+fn ustar_block(m: &Member, uid: u64, gid: u64, size: u64, mtime: u64) -> [u8; 512] {
+    let mut hdr = tar::Header::new_ustar();
+    {
+        // Names as raw bytes: the crate's setters want UTF-8 paths and
+        // refuse long ones, where a PAX record has the whole.
+        let old = hdr.as_old_mut();
+        let n = m.name.len().min(old.name.len());
+        old.name[..n].copy_from_slice(&m.name[..n]);
+        let l = m.link.len().min(old.linkname.len());
+        old.linkname[..l].copy_from_slice(&m.link[..l]);
+    }
+    hdr.set_mode(m.mode & 0o7777);
+    hdr.set_uid(uid);
+    hdr.set_gid(gid);
+    hdr.set_size(size);
+    hdr.set_mtime(mtime);
+    hdr.set_entry_type(tar::EntryType::new(m.kind));
+    if m.kind == b'3' || m.kind == b'4' {
+        // Device numbers fit: the fields hold 21 bits, Linux's major 12.
+        let _ = hdr.set_device_major(m.dev.0);
+        let _ = hdr.set_device_minor(m.dev.1);
+    }
+    let mut b = *hdr.as_bytes();
+    set_checksum(&mut b);
+    b
+}
+
+/// Writes `m`'s header, preceded by a PAX header for what ustar cannot
+/// hold (long names, large ids and sizes, times outside its range or
+/// finer than a second, xattrs) and the caller's own `extra` records.
+pub(crate) fn write_header(w: &mut impl Write, m: &Member, extra: &[u8]) -> io::Result<()> {
+    let mut pax = Vec::new();
+    if m.name.len() > 100 {
+        pax.extend(pax_record(b"path", m.name));
+    }
+    if m.link.len() > 100 {
+        pax.extend(pax_record(b"linkpath", m.link));
+    }
+    let mut scratch = [0u8; 12];
+    let mut field = |v: u64, width: usize, key: &[u8], pax: &mut Vec<u8>| {
+        if put_octal(&mut scratch[..width], v) {
+            v
+        } else {
+            pax.extend(pax_record(key, v.to_string().as_bytes()));
+            0
+        }
+    };
+    let uid = field(m.uid, 8, b"uid", &mut pax);
+    let gid = field(m.gid, 8, b"gid", &mut pax);
+    let size = field(m.size, 12, b"size", &mut pax);
+    let mtime = match u64::try_from(m.mtime) {
+        Ok(t) if put_octal(&mut scratch, t) => {
+            if let Some(ns @ 1..) = m.mtime_nsec {
+                pax.extend(pax_record(b"mtime", format!("{t}.{ns:09}").as_bytes()));
+            }
+            t
+        }
+        _ => {
+            // Outside ustar's range: the standard record for other tools,
+            // and for OCI layers the exact value for us.
+            pax.extend(pax_record(b"mtime", m.mtime.to_string().as_bytes()));
+            if let Some(ns) = m.mtime_nsec {
+                pax.extend(pax_record(
+                    b"VZPKG.mtime",
+                    format!("{}.{ns:09}", m.mtime).as_bytes(),
+                ));
+            }
+            0
+        }
+    };
+    for (k, v) in m.xattrs {
+        let mut key = b"SCHILY.xattr.".to_vec();
+        key.extend_from_slice(k);
+        pax.extend(pax_record(&key, v));
+    }
+    pax.extend_from_slice(extra);
+    if !pax.is_empty() {
+        let len = pax.len() as u64;
+        let x = Member {
+            name: b"././@PaxHeader",
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: len,
+            mtime: 0,
+            mtime_nsec: None,
+            kind: b'x',
+            link: b"",
+            dev: (0, 0),
+            xattrs: &[],
+        };
+        w.write_all(&ustar_block(&x, 0, 0, len, 0))?;
+        w.write_all(&pax)?;
+        pad(w, len)?;
+    }
+    w.write_all(&ustar_block(m, uid, gid, size, mtime))
+}
+
 /// Zeros up to the next 512-byte boundary after `len` bytes of data.
 pub(crate) fn pad(w: &mut impl Write, len: u64) -> io::Result<()> {
     let rem = (512 - len % 512) % 512;

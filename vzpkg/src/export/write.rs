@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::compress;
-use crate::tarfmt::{pad, pax_record, put_octal, set_checksum};
+use crate::tarfmt::{pad, write_header, Member};
 
 struct Counted<W> {
     inner: W,
@@ -108,104 +108,6 @@ fn read_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-struct Hdr<'a> {
-    name: &'a [u8],
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    size: u64,
-    mtime: i64,
-    kind: u8,
-    link: &'a [u8],
-    dev: (u32, u32),
-    xattrs: &'a [(Vec<u8>, Vec<u8>)],
-}
-
-/// The ustar block for `h`, with the numeric fields given (already
-/// replaced by 0 where a PAX record carries the value).
-fn ustar_block(h: &Hdr, uid: u64, gid: u64, size: u64, mtime: u64) -> [u8; 512] {
-    let (name, mode, kind, link, dev) = (h.name, h.mode, h.kind, h.link, h.dev);
-    let mut hdr = tar::Header::new_ustar();
-    {
-        // Names as raw bytes, cut at the field (a PAX record has the whole).
-        let old = hdr.as_old_mut();
-        let n = name.len().min(old.name.len());
-        old.name[..n].copy_from_slice(&name[..n]);
-        let l = link.len().min(old.linkname.len());
-        old.linkname[..l].copy_from_slice(&link[..l]);
-    }
-    hdr.set_mode(mode & 0o7777);
-    hdr.set_uid(uid);
-    hdr.set_gid(gid);
-    hdr.set_size(size);
-    hdr.set_mtime(mtime);
-    hdr.set_entry_type(tar::EntryType::new(kind));
-    if kind == b'3' || kind == b'4' {
-        // A ustar header always has the device fields.
-        let _ = hdr.set_device_major(dev.0);
-        let _ = hdr.set_device_minor(dev.1);
-    }
-    let mut b = *hdr.as_bytes();
-    set_checksum(&mut b);
-    b
-}
-
-/// A header block, preceded by a PAX header when something does not fit.
-fn write_header(w: &mut impl Write, h: &Hdr) -> io::Result<()> {
-    let mut pax = Vec::new();
-    if h.name.len() > 100 {
-        pax.extend(pax_record(b"path", h.name));
-    }
-    if h.link.len() > 100 {
-        pax.extend(pax_record(b"linkpath", h.link));
-    }
-    let mut scratch = [0u8; 12];
-    let (mut uid, mut gid, mut size) = (h.uid, h.gid, h.size);
-    if !put_octal(&mut scratch[..8], uid) {
-        pax.extend(pax_record(b"uid", uid.to_string().as_bytes()));
-        uid = 0;
-    }
-    if !put_octal(&mut scratch[..8], gid) {
-        pax.extend(pax_record(b"gid", gid.to_string().as_bytes()));
-        gid = 0;
-    }
-    if !put_octal(&mut scratch, size) {
-        pax.extend(pax_record(b"size", size.to_string().as_bytes()));
-        size = 0;
-    }
-    let mtime = match u64::try_from(h.mtime) {
-        Ok(m) if put_octal(&mut scratch, m) => m,
-        _ => {
-            pax.extend(pax_record(b"mtime", h.mtime.to_string().as_bytes()));
-            0
-        }
-    };
-    for (k, v) in h.xattrs {
-        let mut key = b"SCHILY.xattr.".to_vec();
-        key.extend_from_slice(k);
-        pax.extend(pax_record(&key, v));
-    }
-    if !pax.is_empty() {
-        let len = pax.len() as u64;
-        let x = Hdr {
-            name: b"././@PaxHeader",
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: len,
-            mtime: 0,
-            kind: b'x',
-            link: b"",
-            dev: (0, 0),
-            xattrs: &[],
-        };
-        w.write_all(&ustar_block(&x, 0, 0, len, 0))?;
-        w.write_all(&pax)?;
-        pad(w, len)?;
-    }
-    w.write_all(&ustar_block(h, uid, gid, size, mtime))
-}
-
 /// Tars `tree` into the cache `out`, compressed as `out`'s name says.
 pub fn write_cache(
     tree: &Path,
@@ -283,13 +185,14 @@ pub fn write_cache(
                 None
             }
         };
-        let mut h = Hdr {
+        let mut h = Member {
             name: &name,
             mode: m.mode(),
             uid: u64::from(m.uid()),
             gid: u64::from(m.gid()),
             size: 0,
             mtime: m.mtime(),
+            mtime_nsec: None,
             kind: b'0',
             link: b"",
             dev: (0, 0),
@@ -301,7 +204,7 @@ pub fn write_cache(
             h.kind = b'1';
             h.link = first;
             h.xattrs = &[];
-            write_header(&mut w, &h).map_err(write_err)?;
+            write_header(&mut w, &h, &[]).map_err(write_err)?;
             continue;
         }
         if ft.is_dir() {
@@ -321,7 +224,7 @@ pub fn write_cache(
         } else if ft.is_file() {
             h.size = m.len();
         }
-        write_header(&mut w, &h).map_err(write_err)?;
+        write_header(&mut w, &h, &[]).map_err(write_err)?;
         if ft.is_file() {
             let mut f = File::options()
                 .read(true)

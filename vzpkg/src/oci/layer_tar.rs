@@ -5,50 +5,15 @@
 //! pulled layer has the same id: `VZPKG.parent` marks directories a layer
 //! holds only as parents, and hardlinks point at the first name.
 //!
-//! Kept apart from the rest of `oci/` so the project's shared tar code can
-//! take it over.
+//! Headers are written by `tarfmt`, which the cache export shares.
 
 use crate::store::{Entry, Kind, Meta, StagedObjects, StoreError};
-use crate::tarfmt::{pad, parse_pax, pax_record, put_octal, set_checksum};
+use crate::tarfmt::{pad, parse_pax, pax_record, write_header, Member};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
 /// Extended records larger than this are refused (a damaged or hostile layer).
 const PAX_LIMIT: u64 = 16 << 20;
-
-struct Hdr<'a> {
-    name: &'a [u8],
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    size: u64,
-    mtime: u64,
-    kind: u8,
-    link: &'a [u8],
-    dev: (u32, u32),
-}
-
-fn ustar_block(h: &Hdr) -> [u8; 512] {
-    let mut b = [0u8; 512];
-    let n = h.name.len().min(100);
-    b[..n].copy_from_slice(&h.name[..n]);
-    put_octal(&mut b[100..108], u64::from(h.mode & 0o7777));
-    put_octal(&mut b[108..116], h.uid);
-    put_octal(&mut b[116..124], h.gid);
-    put_octal(&mut b[124..136], h.size);
-    put_octal(&mut b[136..148], h.mtime);
-    b[156] = h.kind;
-    let l = h.link.len().min(100);
-    b[157..157 + l].copy_from_slice(&h.link[..l]);
-    b[257..263].copy_from_slice(b"ustar\0");
-    b[263..265].copy_from_slice(b"00");
-    if h.kind == b'3' || h.kind == b'4' {
-        put_octal(&mut b[329..337], u64::from(h.dev.0));
-        put_octal(&mut b[337..345], u64::from(h.dev.1));
-    }
-    set_checksum(&mut b);
-    b
-}
 
 /// The member name of an entry: `./` for the root, `usr/` for a
 /// directory, `usr/bin/ls` otherwise.
@@ -92,85 +57,25 @@ pub fn write_layer(
             Kind::Block { major, minor } => (b'4', Vec::new(), (*major, *minor), 0),
             Kind::Fifo => (b'6', Vec::new(), (0, 0), 0),
         };
-        let mut pax = Vec::new();
-        if name.len() > 100 {
-            pax.extend(pax_record(b"path", &name));
-        }
-        if link.len() > 100 {
-            pax.extend(pax_record(b"linkpath", &link));
-        }
-        let mut scratch = [0u8; 12];
-        let (mut uid, mut gid, mut hsize) = (u64::from(m.uid), u64::from(m.gid), size);
-        if !put_octal(&mut scratch[..8], uid) {
-            pax.extend(pax_record(b"uid", uid.to_string().as_bytes()));
-            uid = 0;
-        }
-        if !put_octal(&mut scratch[..8], gid) {
-            pax.extend(pax_record(b"gid", gid.to_string().as_bytes()));
-            gid = 0;
-        }
-        if !put_octal(&mut scratch, hsize) {
-            pax.extend(pax_record(b"size", hsize.to_string().as_bytes()));
-            hsize = 0;
-        }
-        let mtime = match u64::try_from(m.mtime) {
-            Ok(t) if put_octal(&mut scratch, t) => {
-                if m.mtime_nsec != 0 {
-                    pax.extend(pax_record(
-                        b"mtime",
-                        format!("{}.{:09}", m.mtime, m.mtime_nsec).as_bytes(),
-                    ));
-                }
-                t
-            }
-            _ => {
-                // Outside ustar's range: the standard record for other
-                // tools, and the exact value for us.
-                pax.extend(pax_record(b"mtime", m.mtime.to_string().as_bytes()));
-                pax.extend(pax_record(
-                    b"VZPKG.mtime",
-                    format!("{}.{:09}", m.mtime, m.mtime_nsec).as_bytes(),
-                ));
-                0
-            }
+        let extra = if e.kind == Kind::Parent {
+            pax_record(b"VZPKG.parent", b"1")
+        } else {
+            Vec::new()
         };
-        for (k, v) in &m.xattrs {
-            let mut key = b"SCHILY.xattr.".to_vec();
-            key.extend_from_slice(k);
-            pax.extend(pax_record(&key, v));
-        }
-        if e.kind == Kind::Parent {
-            pax.extend(pax_record(b"VZPKG.parent", b"1"));
-        }
-        if !pax.is_empty() {
-            let len = pax.len() as u64;
-            w.write_all(&ustar_block(&Hdr {
-                name: b"././@PaxHeader",
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                size: len,
-                mtime: 0,
-                kind: b'x',
-                link: b"",
-                dev: (0, 0),
-            }))
-            .map_err(LayerTarError::Write)?;
-            w.write_all(&pax).map_err(LayerTarError::Write)?;
-            pad(w, len).map_err(LayerTarError::Write)?;
-        }
-        w.write_all(&ustar_block(&Hdr {
+        let member = Member {
             name: &name,
             mode: m.mode,
-            uid,
-            gid,
-            size: hsize,
-            mtime,
+            uid: u64::from(m.uid),
+            gid: u64::from(m.gid),
+            size,
+            mtime: m.mtime,
+            mtime_nsec: Some(m.mtime_nsec),
             kind,
             link: &link,
             dev,
-        }))
-        .map_err(LayerTarError::Write)?;
+            xattrs: &m.xattrs,
+        };
+        write_header(w, &member, &extra).map_err(LayerTarError::Write)?;
         if kind == b'0' {
             let Kind::File { object, .. } = &e.kind else {
                 unreachable!("kind 0 is a file")
@@ -379,5 +284,97 @@ mod tests {
         assert_eq!(parse_time(b"-3"), Some((-3, 0)));
         assert_eq!(parse_time(b"1.0000000019"), Some((1, 1)));
         assert_eq!(parse_time(b"x"), None);
+    }
+
+    /// Every kind of member, and each value that needs a PAX record,
+    /// comes back from the tar as the entry it was written from.
+    #[test]
+    fn a_layer_reads_back_as_the_entries_it_was_written_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let content = dir.path().join("content");
+        std::fs::write(&content, b"hello, layer\n").unwrap();
+        let meta = |mode, uid, mtime, mtime_nsec, xattrs: &[(&[u8], &[u8])]| Meta {
+            mode,
+            uid,
+            gid: uid,
+            mtime,
+            mtime_nsec,
+            xattrs: xattrs
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect(),
+        };
+        let long = format!("/usr/share/{}", "d/".repeat(70)).into_bytes();
+        let long_file = [&long[..], b"file"].concat();
+        let file = |path: &[u8], link: Option<&[u8]>, m| Entry {
+            path: path.to_vec(),
+            kind: Kind::File {
+                object: "obj".into(),
+                link: link.map(|l| l.to_vec()),
+            },
+            meta: m,
+            size: 13,
+        };
+        let other = |path: &[u8], kind, m| Entry {
+            path: path.to_vec(),
+            kind,
+            meta: m,
+            size: 0,
+        };
+        let entries = vec![
+            other(b"/", Kind::Parent, meta(0o755, 0, 0, 0, &[])),
+            other(b"/usr", Kind::Dir, meta(0o755, 0, 1_700_000_000, 5, &[])),
+            file(
+                b"/usr/ping",
+                None,
+                meta(0o4755, 0, 1, 0, &[(b"user.bytes", b"\x01\0\xff")]),
+            ),
+            file(
+                b"/usr/ping2",
+                Some(b"/usr/ping"),
+                meta(0o4755, 0, 1, 0, &[]),
+            ),
+            file(&long_file, None, meta(0o644, 3_000_000, -5, 7, &[])),
+            other(
+                b"/usr/far",
+                Kind::Symlink {
+                    target: long_file.clone(),
+                },
+                meta(0o777, 0, 1 << 40, 0, &[]),
+            ),
+            other(
+                b"/usr/null",
+                Kind::Char { major: 1, minor: 3 },
+                meta(0o666, 0, 2, 0, &[]),
+            ),
+            other(
+                b"/usr/sda",
+                Kind::Block { major: 8, minor: 0 },
+                meta(0o660, 6, 2, 0, &[]),
+            ),
+            other(b"/usr/pipe", Kind::Fifo, meta(0o600, 65_534, 2, 0, &[])),
+        ];
+        let open = |_: &str| {
+            std::fs::File::open(&content).map_err(|source| StoreError::Io {
+                op: "open",
+                path: content.clone(),
+                source,
+            })
+        };
+        let mut tar = Vec::new();
+        assert_eq!(write_layer(&entries, &open, &mut tar).unwrap(), 2);
+        let staged = store.stage_objects().unwrap();
+        let back = read_layer(&tar[..], &staged).unwrap();
+        assert_eq!(back.len(), entries.len());
+        for (b, e) in back.iter().zip(&entries) {
+            assert_eq!(b.path, e.path);
+            assert_eq!(b.meta, e.meta, "{}", String::from_utf8_lossy(&e.path));
+            assert_eq!(b.size, e.size);
+            match (&b.kind, &e.kind) {
+                (Kind::File { link: bl, .. }, Kind::File { link: el, .. }) => assert_eq!(bl, el),
+                (bk, ek) => assert_eq!(bk, ek),
+            }
+        }
     }
 }
