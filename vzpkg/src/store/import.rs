@@ -6,6 +6,7 @@
 
 use super::manifest::{self, Entry, Kind, Meta};
 use super::{io, object, template, Store, StoreError, TemplateMeta};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -23,6 +24,10 @@ impl Drop for StagedObjects {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+thread_local! {
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl StagedObjects {
@@ -48,19 +53,24 @@ impl StagedObjects {
                 .open(&tmp)
                 .map_err(wr)?;
             let mut h = Sha256::new();
-            let mut buf = vec![0u8; 256 * 1024];
             let mut n = 0u64;
-            loop {
-                let k = match content.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(k) => k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(wr(e)),
-                };
-                h.update(&buf[..k]);
-                out.write_all(&buf[..k]).map_err(wr)?;
-                n += k as u64;
-            }
+            BUF.with_borrow_mut(|buf| {
+                // One buffer per thread: zeroing a fresh one per object cost
+                // more than the writes for small files.
+                buf.resize(256 * 1024, 0);
+                loop {
+                    let k = match content.read(buf) {
+                        Ok(0) => break,
+                        Ok(k) => k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(wr(e)),
+                    };
+                    h.update(&buf[..k]);
+                    out.write_all(&buf[..k]).map_err(wr)?;
+                    n += k as u64;
+                }
+                Ok(())
+            })?;
             super::tree::apply_meta_fd(&out, &tmp, m)?;
             let id = object::object_id(&hex::encode(h.finalize()), m);
             let dest = self.path(&id);
@@ -187,29 +197,35 @@ impl Store {
             }
         }
         let objects = self.objects();
-        for l in &layers {
-            for e in l {
-                let Kind::File { object, link: None } = &e.kind else {
-                    continue;
-                };
-                let have = object::object_path(&objects, object);
-                if have.exists() {
-                    continue;
-                }
-                let src = staged.path(object);
-                if !src.exists() {
-                    return Err(StoreError::BadLayer {
-                        source_name: what.to_path_buf(),
-                        id: manifest::digest(&manifest::encode(l)),
-                        why: format!(
-                            "the content of {} did not arrive",
-                            String::from_utf8_lossy(&e.path)
-                        ),
-                    });
-                }
-                object::link_in(&src, &objects, object)?;
+        let files: Vec<(&Vec<Entry>, &Entry, &String)> = layers
+            .iter()
+            .flat_map(|l| {
+                l.iter().filter_map(move |e| match &e.kind {
+                    Kind::File { object, link: None } => Some((l, e, object)),
+                    _ => None,
+                })
+            })
+            .collect();
+        // Thousands of links into as many directories: in parallel, the
+        // file system's per-directory locks are rarely the same.
+        files.par_iter().try_for_each(|&(l, e, object)| {
+            let have = object::object_path(&objects, object);
+            if have.exists() {
+                return Ok(());
             }
-        }
+            let src = staged.path(object);
+            if !src.exists() {
+                return Err(StoreError::BadLayer {
+                    source_name: what.to_path_buf(),
+                    id: manifest::digest(&manifest::encode(l)),
+                    why: format!(
+                        "the content of {} did not arrive",
+                        String::from_utf8_lossy(&e.path)
+                    ),
+                });
+            }
+            object::link_in(&src, &objects, object).map(|_| ())
+        })?;
         self.sync(&objects)?;
         self.commit_layer_entries(layers, meta)
     }
