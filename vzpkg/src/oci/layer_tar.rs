@@ -148,10 +148,74 @@ fn parse_time(v: &[u8]) -> Option<(i64, u32)> {
 /// Read a layer written by `write_layer` back into its entries, staging
 /// every file's content as an object.
 pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, LayerTarError> {
+    // The tar is read in this thread; files up to SMALL are handed whole to
+    // writers beside it, so decompression, hashing and the file system's
+    // work overlap. Larger ones stream from here, keeping memory bounded.
+    let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>, Meta)>(64);
+    let queue = std::sync::Mutex::new(queue);
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..writers {
+            let (queue, done) = (&queue, done.clone());
+            s.spawn(move || loop {
+                let job = queue.lock().map(|q| q.recv());
+                let Ok(Ok((index, data, meta))) = job else {
+                    return;
+                };
+                let _ = done.send((index, staged.put(&mut &data[..], &meta)));
+            });
+        }
+        drop(done);
+        let read = read_members(r, staged, &jobs);
+        drop(jobs);
+        let mut entries = read?;
+        for (index, put) in results.iter() {
+            let (object, _) = put.map_err(LayerTarError::Store)?;
+            if let Kind::File { object: o, .. } = &mut entries[index].kind {
+                *o = object;
+            }
+        }
+        // Hardlinks name their first file, whose object is known now.
+        let firsts: HashMap<Vec<u8>, String> = entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::File { object, link: None } => Some((e.path.clone(), object.clone())),
+                _ => None,
+            })
+            .collect();
+        for e in &mut entries {
+            if let Kind::File {
+                object,
+                link: Some(first),
+            } = &mut e.kind
+            {
+                let Some(o) = firsts.get(first.as_slice()) else {
+                    return Err(LayerTarError::Member {
+                        member: String::from_utf8_lossy(&e.path).into_owned(),
+                        why: "a hardlink to a file the layer does not hold".into(),
+                    });
+                };
+                object.clone_from(o);
+            }
+        }
+        Ok(entries)
+    })
+}
+
+/// Files at most this big are read whole and written by another thread.
+const SMALL: u64 = 1 << 20;
+
+fn read_members(
+    r: impl Read,
+    staged: &StagedObjects,
+    jobs: &std::sync::mpsc::SyncSender<(usize, Vec<u8>, Meta)>,
+) -> Result<Vec<Entry>, LayerTarError> {
     let mut archive = tar::Archive::new(r);
     let mut entries: Vec<Entry> = Vec::new();
-    // Path -> (object, size) of files so far, for hardlinks.
-    let mut files: HashMap<Vec<u8>, (String, u64)> = HashMap::new();
+    // Path -> size of files so far, for hardlinks; their objects are
+    // filled in once the writers are done.
+    let mut files: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut pax: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
     let members = archive.entries().map_err(LayerTarError::Read)?.raw(true);
     for member in members {
@@ -227,15 +291,30 @@ pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, La
             b'5' if parent => (Kind::Parent, 0),
             b'5' => (Kind::Dir, 0),
             b'0' | b'\0' | b'7' => {
-                let (object, size) = staged
-                    .put(&mut member, &meta)
-                    .map_err(LayerTarError::Store)?;
-                files.insert(path.clone(), (object.clone(), size));
+                let size = member.size();
+                let object = if size <= SMALL {
+                    let mut data = Vec::with_capacity(size as usize);
+                    member.read_to_end(&mut data).map_err(LayerTarError::Read)?;
+                    if data.len() as u64 != size {
+                        return Err(bad(format!("{} of {size} bytes", data.len())));
+                    }
+                    // A writer gone means it failed; its error is collected.
+                    if jobs.send((entries.len(), data, meta.clone())).is_err() {
+                        break;
+                    }
+                    String::new()
+                } else {
+                    staged
+                        .put(&mut member, &meta)
+                        .map_err(LayerTarError::Store)?
+                        .0
+                };
+                files.insert(path.clone(), size);
                 (Kind::File { object, link: None }, size)
             }
             b'1' => {
                 let first = entry_path(&link);
-                let (object, size) = files.get(&first).cloned().ok_or_else(|| {
+                let size = files.get(&first).copied().ok_or_else(|| {
                     bad(format!(
                         "a hardlink to {}, which is not an earlier file of this layer",
                         String::from_utf8_lossy(&first)
@@ -243,7 +322,7 @@ pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, La
                 })?;
                 (
                     Kind::File {
-                        object,
+                        object: String::new(),
                         link: Some(first),
                     },
                     size,

@@ -311,7 +311,7 @@ pub fn pull(
                 .collect();
             let total: u64 = missing.iter().map(|&i| manifest.layers[i].size).sum();
             reporter.stage_start(Stage::Download, total);
-            let got: Vec<(usize, Vec<crate::store::Entry>, PathBuf)> = pool.install(|| {
+            let got: Vec<(usize, Vec<crate::store::Entry>)> = pool.install(|| {
                 missing
                     .par_iter()
                     .map(|&i| {
@@ -364,17 +364,19 @@ pub fn pull(
                                 actual: id,
                             });
                         }
-                        Ok((i, entries, file))
+                        // Read and verified: its objects are staged, and the
+                        // blob gone before the commit's sync need not reach
+                        // the disk at all.
+                        let _ = std::fs::remove_file(&file);
+                        Ok((i, entries))
                     })
                     .collect::<Result<Vec<_>, OciError>>()
             })?;
             reporter.stage_end(Stage::Download);
             reporter.stage_start(Stage::Commit, tc.layers.len() as u64);
             let mut layers: Vec<Option<Vec<crate::store::Entry>>> = vec![None; tc.layers.len()];
-            let mut files = Vec::new();
-            for (i, entries, file) in got {
+            for (i, entries) in got {
                 layers[i] = Some(entries);
-                files.push(file);
             }
             let mut all = Vec::new();
             for (i, l) in layers.into_iter().enumerate() {
@@ -391,9 +393,6 @@ pub fn pull(
             };
             let id = store.commit_layers(&staged, all, &meta, Path::new(&shown))?;
             reporter.stage_end(Stage::Commit);
-            for f in files {
-                let _ = std::fs::remove_file(f);
-            }
             if id != tc.template_id {
                 return Err(OciError::TemplateMismatch {
                     reference: shown.clone(),
