@@ -1,10 +1,11 @@
-//! Layer compression, behind one small seam so the project's shared
-//! compression module can take over without touching the rest of `oci/`.
-//! Settings are fixed so the same layer compresses to the same bytes (and
-//! the same digest) on every host: zstd level 3 single-threaded, gzip level 6
-//! with a zero mtime in its header.
+//! The compressions OCI layers come in, over the project's one compression
+//! module. Settings are fixed so the same layer compresses to the same bytes
+//! (and the same digest) on every host: zstd level 3 through its
+//! multithreaded encoder, whose output does not depend on the thread count,
+//! and gzip level 6 with a zero mtime in its header.
 
 use super::image::media;
+use crate::compress::{self, EncodeOptions, Integrity};
 use std::io::{self, BufRead, Read, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -30,67 +31,51 @@ impl Compression {
             Compression::Gzip => media::LAYER_GZIP,
         }
     }
-}
 
-/// A compressing writer whose `finish` flushes the stream's end.
-pub enum Encoder<W: Write> {
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-    Gzip(flate2::write::GzEncoder<W>),
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    /// Names the encoder settings, so a blob made under other settings (an
+    /// earlier version's single-threaded zstd) is made again, not mistaken
+    /// for this one.
+    pub fn settings(self) -> &'static str {
         match self {
-            Encoder::Zstd(e) => e.write(buf),
-            Encoder::Gzip(e) => e.write(buf),
+            Compression::Zstd => "zstd3mt",
+            Compression::Gzip => "gzip6",
         }
     }
-    fn flush(&mut self) -> io::Result<()> {
+
+    fn format(self) -> compress::Compression {
         match self {
-            Encoder::Zstd(e) => e.flush(),
-            Encoder::Gzip(e) => e.flush(),
+            Compression::Zstd => compress::Compression::Zstd,
+            Compression::Gzip => compress::Compression::Gzip,
         }
     }
 }
 
-impl<W: Write> Encoder<W> {
-    pub fn new(kind: Compression, w: W) -> io::Result<Encoder<W>> {
-        Ok(match kind {
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(w, 3)?),
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(w, flate2::Compression::new(6)),
-            ),
-        })
-    }
-
-    pub fn finish(self) -> io::Result<W> {
-        match self {
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Gzip(e) => e.finish(),
-        }
-    }
+/// A compressing writer for a layer; `finish` ends the stream.
+pub fn encoder<W: Write>(kind: Compression, w: W) -> io::Result<compress::Encoder<W>> {
+    let opts = EncodeOptions {
+        zstd_level: 3,
+        gzip_level: 6,
+        ..EncodeOptions::default()
+    };
+    compress::writer(kind.format(), w, &opts).map_err(io::Error::other)
 }
 
 /// A decompressing reader for a layer of `media_type`; a media type that
 /// names no compression is sniffed (some images mislabel gzip layers).
 pub fn decoder<'a>(media_type: &str, r: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut r = r;
-    let head = r.fill_buf()?;
-    let zstd_magic = head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
-    let gzip_magic = head.starts_with(&[0x1f, 0x8b]);
-    let kind = if media_type.ends_with("+zstd") || zstd_magic {
-        Some(Compression::Zstd)
-    } else if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") || gzip_magic {
-        Some(Compression::Gzip)
+    let magic = compress::Compression::from_magic(r.fill_buf()?);
+    let kind = if media_type.ends_with("+zstd") || magic == Some(compress::Compression::Zstd) {
+        compress::Compression::Zstd
+    } else if media_type.ends_with("+gzip")
+        || media_type.ends_with(".gzip")
+        || magic == Some(compress::Compression::Gzip)
+    {
+        compress::Compression::Gzip
     } else {
-        None
+        compress::Compression::None
     };
-    Ok(match kind {
-        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
-        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        None => Box::new(r),
-    })
+    // The blob's digest is checked as it streams; the layer's own checks
+    // still run, as a damaged blob should fail loudly either way.
+    compress::reader(kind, r, Integrity::Check)
 }

@@ -1,6 +1,6 @@
 //! `vzpkg push`: a template out as an OCI image.
 
-use super::compress::{Compression, Encoder};
+use super::compress::{encoder, Compression};
 use super::image::{
     self, digest_of, media, Descriptor, ImageConfig, Manifest, RootFs, RunConfig, TemplateConfig,
 };
@@ -84,14 +84,10 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 fn blob_cache_path(store: &Store, layer: &str, c: Compression) -> PathBuf {
-    let name = match c {
-        Compression::Zstd => "zstd",
-        Compression::Gzip => "gzip",
-    };
     store
         .root()
         .join("oci-blobs")
-        .join(format!("{layer}.{name}.json"))
+        .join(format!("{layer}.{}.json", c.settings()))
 }
 
 /// Tar and compress store layer `layer` into `out`.
@@ -113,7 +109,7 @@ fn build_blob(
         hash: Sha256::new(),
         n: 0,
     };
-    let enc = Encoder::new(c, compressed).map_err(werr)?;
+    let enc = encoder(c, compressed).map_err(werr)?;
     let mut tar = HashingWriter {
         inner: enc,
         hash: Sha256::new(),
