@@ -213,6 +213,11 @@ impl Target for Layout {
         let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
         let src = std::fs::File::open(file).map_err(io_err("read", file))?;
         let r = copy_verified(src, d, &tmp, progress, &format!("blob {}", d.digest))
+            .and_then(|()| {
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("write", &tmp))
+            })
             .and_then(|()| std::fs::rename(&tmp, &p).map_err(io_err("write", &p)));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);

@@ -223,7 +223,8 @@ pub(crate) fn copy_verified(
             break;
         }
     }
-    out.sync_all().map_err(werr)?;
+    // Not synced here: a pulled blob is read once into staged objects,
+    // which the commit syncs; a target that keeps it syncs it itself.
     let actual = format!("sha256:{}", hex::encode(h.finalize()));
     if actual != d.digest || n != d.size {
         let _ = std::fs::remove_file(dest);

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Blobs up to this size are uploaded from memory (see `put_blob`).
+const IN_MEMORY_BLOB: u64 = 256 << 20;
+
 enum Scheme {
     Basic,
     Bearer(String),
@@ -452,7 +455,8 @@ impl Source for Registry {
                 file.flush().map_err(werr)?;
             }
         }
-        file.sync_all().map_err(werr)?;
+        // Not synced: the pull reads it once into staged objects, which the
+        // commit syncs, and a later run re-hashes what it finds here.
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != d.digest {
             drop(file);
@@ -510,21 +514,32 @@ impl Target for Registry {
         // Progress from the body reader runs on reqwest's thread; hand the
         // counts over through an atomic and report them here afterwards.
         let resp = self.send(&url, &|| {
-            let f = std::fs::File::open(file).map_err(|source| OciError::Io {
+            let rerr = |source| OciError::Io {
                 op: "read",
                 path: file.to_path_buf(),
                 source,
-            })?;
-            let body = Counting {
-                inner: f,
-                progress: Arc::new(|_| {}),
-                total: sent.clone(),
+            };
+            let f = std::fs::File::open(file).map_err(rerr)?;
+            // reqwest hands a reader's body over in 8 KiB chunks through a
+            // channel; a blob that fits in memory goes as one buffer.
+            let body = if d.size <= IN_MEMORY_BLOB {
+                let mut bytes = Vec::with_capacity(d.size as usize);
+                (&f).take(d.size).read_to_end(&mut bytes).map_err(rerr)?;
+                sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                reqwest::blocking::Body::from(bytes)
+            } else {
+                let body = Counting {
+                    inner: f,
+                    progress: Arc::new(|_| {}),
+                    total: sent.clone(),
+                };
+                reqwest::blocking::Body::sized(body, d.size)
             };
             Ok(self
                 .client
                 .put(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .body(reqwest::blocking::Body::sized(body, d.size)))
+                .body(body))
         })?;
         let n = sent.load(Ordering::Relaxed);
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
