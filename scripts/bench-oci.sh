@@ -32,11 +32,25 @@ else
     work=$(mktemp -d /var/tmp/vzpkg-bench-oci.XXXXXX)
 fi
 pids=()
+fresh=
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    [ -z "$fresh" ] || { umount "$fresh" 2>/dev/null || true; rm -f "$work/fresh.img"; }
     [ -n "${BENCH_ROOT:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
+
+# What is measured writes to an ext4 made for this run: on a file system
+# where many files were just deleted, ext4 skips their inodes while they are
+# recent (ext4's `recently_deleted`), and a pull that creates thousands of
+# files would pay for whatever ran before it. skopeo creates a handful.
+fresh_fs() {
+    fresh=$work/fresh
+    mkdir -p "$fresh"
+    truncate -s 8G "$work/fresh.img"
+    mkfs.ext4 -q -F "$work/fresh.img"
+    mount -o loop "$work/fresh.img" "$fresh"
+}
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
@@ -44,9 +58,9 @@ mib() { awk -v n="$1" 'BEGIN { printf "%.1f MiB", n / 1048576 }'; }
 json() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# A fresh registry under $work/NAME; prints its host:port.
+# A fresh registry under $fresh/NAME; prints its host:port.
 registry() {
-    local dir=$work/$1 port
+    local dir=$fresh/$1 port
     rm -rf "$dir"; mkdir -p "$dir/data"
     port=$(free_port)
     cat > "$dir/config.yml" <<EOF
@@ -84,11 +98,14 @@ if ! "$vzpkg" --root "$a" info debian-12-motd > /dev/null 2>&1; then
 fi
 echo "cores: $(nproc)   template: debian-12 $("$vzpkg" --root "$a" info debian-12 --json | json '["id"][:16]')"
 
-# Push: vzpkg from the store; skopeo from an OCI layout of the same image
-# (blobs already made) to a registry of its own.
-rm -rf "$work/layout" "$work/b" "$work/c" "$work/skopeo-pull"
+# Push: vzpkg from the store (tar and compress, then upload: the store keeps
+# files, not blobs); skopeo from an OCI layout of the same image (blobs
+# already made) to a registry of its own.
+rm -rf "$work/layout"
 "$vzpkg" --root "$a" push debian-12 "oci:$work/layout:v1" --json > /dev/null
 rm -rf "$a/templates/oci-blobs"   # a cold push tars and compresses again
+fresh_fs
+sleep 1
 registry reg-vzpkg
 t0=$(now); "$vzpkg" --root "$a" push debian-12 "$REG/bench/debian-12:v1" --tls-verify=false --json > "$work/push.json"; t1=$(now)
 vz_push=$(secs "$t0" "$t1"); vz_push_bytes=$(json '["bytes_pushed"]' < "$work/push.json")
@@ -98,23 +115,23 @@ vz_push_again=$(secs "$t0" "$t1"); vz_push_again_bytes=$(json '["bytes_pushed"]'
 registry reg-skopeo
 t0=$(now); skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/bench/debian-12:v1"; t1=$(now)
 sk_push=$(secs "$t0" "$t1")
-sk_push_bytes=$(du -sb "$work/reg-skopeo/data" | awk '{print $1}')
+sk_push_bytes=$(du -sb "$fresh/reg-skopeo/data" | awk '{print $1}')
 
-# Pull: vzpkg into an empty store (download, verify, commit); skopeo into a
-# layout (download, verify).
-t0=$(now); "$vzpkg" --root "$work/b" pull "$vz_reg/bench/debian-12:v1" --tls-verify=false --json > "$work/pull.json"; t1=$(now)
+# Pull: vzpkg into an empty store (download, verify, unpack, commit durably);
+# skopeo into a layout (download, verify).
+t0=$(now); "$vzpkg" --root "$fresh/b" pull "$vz_reg/bench/debian-12:v1" --tls-verify=false --json > "$work/pull.json"; t1=$(now)
 vz_pull=$(secs "$t0" "$t1"); vz_pull_bytes=$(json '["bytes_fetched"]' < "$work/pull.json")
-t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$vz_reg/bench/debian-12:v1" "oci:$work/skopeo-pull:v1"; t1=$(now)
+t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$vz_reg/bench/debian-12:v1" "oci:$fresh/skopeo-pull:v1"; t1=$(now)
 sk_pull=$(secs "$t0" "$t1")
-sk_pull_bytes=$(du -sb "$work/skopeo-pull/blobs" | awk '{print $1}')
-same=$("$vzpkg" --root "$work/b" info debian-12-v1 --json | json '["id"]')
+sk_pull_bytes=$(du -sb "$fresh/skopeo-pull/blobs" | awk '{print $1}')
+same=$("$vzpkg" --root "$fresh/b" info debian-12-v1 --json | json '["id"]')
 [ "$same" = "$("$vzpkg" --root "$a" info debian-12 --json | json '["id"]')" ] || { echo "pulled template has another id" >&2; exit 1; }
 
 # A second template sharing layers: into the store that has debian-12, and
 # into an empty one.
 "$vzpkg" --root "$a" push debian-12-motd "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > /dev/null
-"$vzpkg" --root "$work/b" pull "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > "$work/shared.json"
-"$vzpkg" --root "$work/c" pull "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > "$work/full.json"
+"$vzpkg" --root "$fresh/b" pull "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > "$work/shared.json"
+"$vzpkg" --root "$fresh/c" pull "$vz_reg/bench/debian-12-motd:v1" --tls-verify=false --json > "$work/full.json"
 shared_bytes=$(json '["bytes_fetched"]' < "$work/shared.json")
 full_bytes=$(json '["bytes_fetched"]' < "$work/full.json")
 present=$(json '["layers_present"]' < "$work/shared.json"); layers=$(json '["layers"]' < "$work/shared.json")
@@ -125,4 +142,6 @@ printf '%-34s %9s %12s\n' "vzpkg push again (all there)" "$vz_push_again" "$(mib
 printf '%-34s %9s %12s\n' "skopeo copy layout -> registry" "$sk_push" "$(mib "$sk_push_bytes")"
 printf '%-34s %9s %12s\n' "vzpkg pull (into the store)" "$vz_pull" "$(mib "$vz_pull_bytes")"
 printf '%-34s %9s %12s\n' "skopeo copy registry -> layout" "$sk_pull" "$(mib "$sk_pull_bytes")"
+awk -v a="$vz_push" -v b="$sk_push" -v c="$vz_pull" -v d="$sk_pull" \
+    'BEGIN { printf "ratios: push %.2f, pull %.2f (vzpkg/skopeo; below 1 is faster)\n", a / b, c / d }'
 echo "second template (shares $present of $layers layers): $(mib "$shared_bytes") pulled, against $(mib "$full_bytes") for a full pull"
