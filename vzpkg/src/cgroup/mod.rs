@@ -23,6 +23,7 @@
 //! mid-start, init crashed) kills what is in it and makes it afresh.
 
 pub mod beancounters;
+pub mod devices;
 pub mod limits;
 
 pub use limits::Resources;
@@ -127,8 +128,14 @@ pub enum CgroupError {
         path: PathBuf,
         dev: String,
     },
-    #[error("the device policy needs the v1 `devices` cgroup hierarchy, which this host lacks ({have}; a cgroup v2 host needs a BPF device program, which vzctl does not load yet); mount it, or make the VPS privileged with `--userns no`")]
+    #[error("the device policy needs the v1 `devices` cgroup hierarchy or cgroup v2, and this host has neither ({have}); mount one, or make the VPS privileged with `--userns no`")]
     NoDevicePolicy { have: String },
+    #[error("cannot attach the device policy to {path} (a BPF cgroup device program): {source}; the kernel needs CONFIG_CGROUP_BPF, or make the VPS privileged with `--userns no`")]
+    DeviceProgram {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("processes stay in {path} after SIGKILL; find them with `cat {path}/cgroup.procs`")]
     Busy { path: PathBuf },
     #[error(
@@ -574,9 +581,12 @@ impl VpsCgroup {
     }
 
     /// The device policy (its rules come from [`crate::vps::walls`]):
-    /// everything denied, then each rule allowed. v1 only: a v2 host needs
-    /// a BPF device program, which is not loaded yet.
+    /// everything denied, then each rule allowed. On v2 the rules become a
+    /// BPF device program ([`devices`]).
     pub fn set_device_rules(&self, rules: &[String]) -> Result<(), CgroupError> {
+        if self.v2 {
+            return self.attach_device_program(rules);
+        }
         let dir = self.devices_dir()?;
         write_rule(dir, "devices.deny", "a")?;
         for r in rules {
@@ -589,6 +599,10 @@ impl VpsCgroup {
     /// live): from what is allowed now, new rules allowed and the rest
     /// denied, one by one, so the VPS never loses `/dev/null` in between.
     pub fn update_device_rules(&self, new: &[String]) -> Result<(), CgroupError> {
+        if self.v2 {
+            // The kernel swaps the programs at once.
+            return self.attach_device_program(new);
+        }
         let dir = self.devices_dir()?;
         let list = dir.join("devices.list");
         let now = std::fs::read_to_string(&list).map_err(io("read", &list))?;
@@ -600,6 +614,18 @@ impl VpsCgroup {
             write_rule(dir, "devices.deny", r)?;
         }
         Ok(())
+    }
+
+    fn attach_device_program(&self, rules: &[String]) -> Result<(), CgroupError> {
+        let Some((_, dir)) = self.dirs.first() else {
+            return Err(CgroupError::NoDevicePolicy {
+                have: self.layout.describe(),
+            });
+        };
+        devices::install(dir, rules).map_err(|source| CgroupError::DeviceProgram {
+            path: dir.clone(),
+            source,
+        })
     }
 
     fn devices_dir(&self) -> Result<&Path, CgroupError> {

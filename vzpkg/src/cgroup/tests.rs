@@ -235,3 +235,85 @@ fn live_v2_cgroup_or_skip() {
     }
     applied.unwrap();
 }
+
+/// The v2 device policy on this host's cgroup2 mount, with or without
+/// controllers (a hybrid host's empty one will do: device programs are not
+/// a controller). A process in the cgroup may use what the rules allow, and
+/// nothing else, root or not; a live change swaps the program.
+#[test]
+fn v2_device_program_allows_only_its_rules() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: the device program test needs root");
+        return;
+    }
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(root) = text.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let at = left.split(' ').nth(4)?;
+        right.starts_with("cgroup2 ").then(|| PathBuf::from(at))
+    }) else {
+        eprintln!("skipped: the device program test needs a cgroup2 mount");
+        return;
+    };
+    let layout = Layout::V2 {
+        root,
+        controllers: Vec::new(),
+    };
+    let parent = format!("vzpkg-unit-dev-{}", std::process::id());
+    let cg = VpsCgroup::locate(&layout, &parent, 4243);
+    cg.create().unwrap();
+    struct Clean(VpsCgroup);
+    impl Drop for Clean {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+            if let Some(p) = self.0.unique_dirs().first().and_then(|d| d.parent()) {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+    let clean = Clean(cg);
+    let cg = &clean.0;
+    let rules: Vec<String> = ["c 1:3 rwm", "c *:* m"].map(String::from).to_vec();
+    if let Err(e) = cg.set_device_rules(&rules) {
+        eprintln!("skipped: this kernel takes no BPF device program: {e}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Each probe prints its exit status: 0 when the access was allowed.
+    let probe = |label: &str| -> String {
+        use std::io::Write;
+        let script = format!(
+            "read go; cd {dir}; \
+             cat /dev/null; echo null=$?; \
+             rm -f zero-{label} sda-{label}; \
+             mknod zero-{label} c 1 5; echo mknod_zero=$?; \
+             head -c1 zero-{label} >/dev/null 2>&1; echo read_zero=$?; \
+             mknod sda-{label} b 8 0 2>/dev/null; echo mknod_sda=$?",
+            dir = tmp.path().display()
+        );
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        cg.add(child.id() as i32).unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = probe("a");
+    assert_eq!(first, "null=0 mknod_zero=0 read_zero=1 mknod_sda=1");
+    // Live: /dev/zero's numbers allowed too, in one swap.
+    let more: Vec<String> = ["c 1:3 rwm", "c 1:5 rwm", "c *:* m"]
+        .map(String::from)
+        .to_vec();
+    cg.update_device_rules(&more).unwrap();
+    let second = probe("b");
+    assert_eq!(second, "null=0 mknod_zero=0 read_zero=0 mknod_sda=1");
+}

@@ -1,12 +1,16 @@
-//! Loading an eBPF program for a tc classifier: the `bpf(2)` call, which
-//! neither rustix nor libc wraps.
+//! Loading eBPF programs (a tc classifier, a cgroup device policy) and
+//! attaching one to a cgroup: the `bpf(2)` call, which neither rustix nor
+//! libc wraps.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
 
 /// One eBPF instruction as the kernel takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +36,42 @@ impl Insn {
 /// Load `prog` as a tc classifier (`BPF_PROG_TYPE_SCHED_CLS`) named
 /// `name`; a refusal carries the verifier's log.
 pub fn load_sched_cls(prog: &[Insn], name: &str) -> io::Result<OwnedFd> {
+    load(BPF_PROG_TYPE_SCHED_CLS, prog, name)
+}
+
+/// Load `prog` as a cgroup device policy (`BPF_PROG_TYPE_CGROUP_DEVICE`):
+/// it sees `struct bpf_cgroup_dev_ctx` and returns 1 to allow, 0 to deny.
+pub fn load_cgroup_device(prog: &[Insn], name: &str) -> io::Result<OwnedFd> {
+    load(BPF_PROG_TYPE_CGROUP_DEVICE, prog, name)
+}
+
+/// Attach device policy `prog` to the cgroup directory `cgroup`, in place
+/// of the one attached there before, if any: without `BPF_F_ALLOW_MULTI`
+/// the kernel swaps the two at once, and nothing below may add its own.
+pub fn attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
+    // union bpf_attr, the BPF_PROG_ATTACH member: target_fd, attach_bpf_fd,
+    // attach_type, attach_flags (0).
+    let mut attr = [0u8; 32];
+    attr[0..4].copy_from_slice(&(cgroup.as_raw_fd() as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+    attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
+    // SAFETY: `attr` is a valid bpf_attr prefix; both fds are open.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            attr.as_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn load(prog_type: u32, prog: &[Insn], name: &str) -> io::Result<OwnedFd> {
     let code: Vec<u8> = prog.iter().flat_map(|i| i.encode()).collect();
     let license = CString::new("GPL").map_err(io::Error::other)?;
     let mut log = vec![0u8; 64 << 10];
@@ -41,7 +81,7 @@ pub fn load_sched_cls(prog: &[Insn], name: &str) -> io::Result<OwnedFd> {
         |a: &mut [u8; 128], at: usize, v: u32| a[at..at + 4].copy_from_slice(&v.to_ne_bytes());
     let put64 =
         |a: &mut [u8; 128], at: usize, v: u64| a[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-    put32(&mut attr, 0, BPF_PROG_TYPE_SCHED_CLS);
+    put32(&mut attr, 0, prog_type);
     put32(&mut attr, 4, prog.len() as u32);
     put64(&mut attr, 8, code.as_ptr() as u64);
     put64(&mut attr, 16, license.as_ptr() as u64);

@@ -17,7 +17,8 @@
 //! - [`resolve`]: paths opened inside a VPS's tree from the host.
 //! - [`userns`]: user namespaces, id maps and idmapped mounts.
 //! - [`netlink`], [`bpf`]: rtnetlink conversations (also in a VPS's
-//!   network namespace) and the eBPF source filter's program (networking).
+//!   network namespace), and eBPF programs: the source filter
+//!   (networking) and the device policy on cgroup v2.
 //! - [`fusemount`]: a FUSE mount attached nowhere (a VPS's `/proc` view).
 //! - [`cgroup`]: joining a cgroup after a fork, signalling what is in one.
 //!
