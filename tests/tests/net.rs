@@ -58,16 +58,53 @@ fn machine_net() -> Vec<String> {
             .collect();
         out.push(text);
     }
+    // Neighbours with the documentation addresses the tests use. The
+    // machine's own LAN may use them too: entries on its own prefixes come
+    // and go with its own traffic unless they are permanent.
+    let own = own_prefixes();
     let ours: Vec<String> = ip_out(&["neigh"])
         .lines()
         .chain(ip_out(&["-6", "neigh"]).lines())
         .filter(|l| {
             l.starts_with("192.0.2.") || l.starts_with("198.51.100.") || l.starts_with("2001:db8:")
         })
+        .filter(|l| {
+            let addr = l.split_whitespace().next().and_then(|a| a.parse().ok());
+            l.contains("PERMANENT") || !addr.is_some_and(|a| own.iter().any(|p| in_prefix(a, p)))
+        })
         .map(str::to_string)
         .collect();
     out.push(ours.join("\n"));
     out
+}
+
+/// The prefixes of the machine's own addresses (`ip -o addr`).
+fn own_prefixes() -> Vec<(IpAddr, u8)> {
+    ip_out(&["-o", "addr"])
+        .lines()
+        .filter_map(|l| {
+            let mut w = l
+                .split_whitespace()
+                .skip_while(|w| *w != "inet" && *w != "inet6");
+            let (addr, len) = w.nth(1)?.split_once('/')?;
+            Some((addr.parse().ok()?, len.parse().ok()?))
+        })
+        .collect()
+}
+
+fn in_prefix(a: IpAddr, (net, len): &(IpAddr, u8)) -> bool {
+    let bits = |ip: IpAddr| -> (u128, u32) {
+        match ip {
+            IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+            IpAddr::V6(v) => (u128::from(v), 128),
+        }
+    };
+    let ((x, wx), (y, wy)) = (bits(a), bits(*net));
+    if wx != wy || u32::from(*len) > wx {
+        return false;
+    }
+    let shift = wx - u32::from(*len);
+    shift >= 128 || (x >> shift) == (y >> shift)
 }
 
 /// Run `f` in a thread that has joined the network namespace at `ns`.
