@@ -159,8 +159,10 @@ pub fn read_layer(r: impl Read, staged: &StagedObjects) -> Result<Vec<Entry>, La
         for _ in 0..writers {
             let (queue, done) = (&queue, done.clone());
             s.spawn(move || loop {
-                let job = queue.lock().map(|q| q.recv());
-                let Ok(Ok((index, data, meta))) = job else {
+                // A poisoned lock still holds a usable receiver; giving up
+                // on it would leave the reader blocked on a full queue.
+                let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((index, data, meta)) = job else {
                     return;
                 };
                 let _ = done.send((index, staged.put(&mut &data[..], &meta)));
