@@ -5,6 +5,7 @@ use super::manifest::{Entry, Kind, Meta};
 use super::object::object_path;
 use super::tree::{apply_meta, create_node, disk_path, set_mtime};
 use super::StoreError;
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
@@ -168,24 +169,36 @@ pub fn build(
         path: tree.clone(),
         source,
     })?;
-    for e in entries {
+    // Directories first, in order (parents before children); then the
+    // rest, which only needs its directory, in parallel: thousands of
+    // links and symlinks spread over many directories.
+    for e in entries.iter().filter(|e| e.is_dir()) {
         crate::cancel::check()?;
         let path = disk_path(&tree, e);
-        match &e.kind {
-            Kind::File { object, .. } => {
-                let obj = object_path(objects, object);
-                std::fs::hard_link(&obj, &path).map_err(|source| StoreError::Io {
-                    op: "hardlink an object into the layer at",
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            _ => {
-                create_node(&path, e)?;
-                apply_meta(&path, e, !e.is_dir())?;
-            }
-        }
+        create_node(&path, e)?;
+        apply_meta(&path, e, false)?;
     }
+    entries
+        .par_iter()
+        .filter(|e| !e.is_dir())
+        .try_for_each(|e| -> Result<(), StoreError> {
+            crate::cancel::check()?;
+            let path = disk_path(&tree, e);
+            match &e.kind {
+                Kind::File { object, .. } => {
+                    let obj = object_path(objects, object);
+                    std::fs::hard_link(&obj, &path).map_err(|source| StoreError::Io {
+                        op: "hardlink an object into the layer at",
+                        path: path.clone(),
+                        source,
+                    })
+                }
+                _ => {
+                    create_node(&path, e)?;
+                    apply_meta(&path, e, true)
+                }
+            }
+        })?;
     // Children change their directory's mtime, so directories get theirs last.
     for e in entries.iter().rev().filter(|e| e.is_dir()) {
         set_mtime(&disk_path(&tree, e), &e.meta)?;
