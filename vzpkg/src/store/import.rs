@@ -206,7 +206,11 @@ impl Store {
                 })
             })
             .collect();
-        // Thousands of links into as many directories: in parallel, the
+        // Each object once: a second file with the same content and
+        // metadata finds it moved in already.
+        let mut seen = HashSet::new();
+        let files: Vec<_> = files.into_iter().filter(|f| seen.insert(f.2)).collect();
+        // Thousands of renames into as many directories: in parallel, the
         // file system's per-directory locks are rarely the same.
         files.par_iter().try_for_each(|&(l, e, object)| {
             let have = object::object_path(&objects, object);
@@ -224,7 +228,7 @@ impl Store {
                     ),
                 });
             }
-            object::link_in(&src, &objects, object).map(|_| ())
+            object::move_in(&src, &objects, object).map(|_| ())
         })?;
         self.sync(&objects)?;
         self.commit_layer_entries(layers, meta)

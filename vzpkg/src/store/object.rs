@@ -80,12 +80,12 @@ pub fn copy_hashing(src: &Path, tmp: &Path, m: &Meta) -> Result<String, StoreErr
     Ok(hex::encode(h.finalize()))
 }
 
-/// Make `objects/<id>` exist as `src`'s inode (hardlink). Ok(true) when it
-/// was created, Ok(false) when an object of that id was already there.
-pub fn link_in(src: &Path, objects: &Path, id: &str) -> Result<bool, StoreError> {
+/// Where object `id` goes, its fan-out directory made; `None` if the store
+/// has it already.
+fn new_object_path(objects: &Path, id: &str) -> Result<Option<PathBuf>, StoreError> {
     let dest = object_path(objects, id);
     if std::fs::symlink_metadata(&dest).is_ok() {
-        return Ok(false);
+        return Ok(None);
     }
     if let Some(fan) = dest.parent() {
         match std::fs::create_dir(fan) {
@@ -99,6 +99,31 @@ pub fn link_in(src: &Path, objects: &Path, id: &str) -> Result<bool, StoreError>
             _ => {}
         }
     }
+    Ok(Some(dest))
+}
+
+/// Move the staged file `src` in as object `id`: a rename, so nothing is
+/// left to remove after. False if the store had it (`src` stays). An
+/// object that appears meanwhile from another commit is the same bytes.
+pub fn move_in(src: &Path, objects: &Path, id: &str) -> Result<bool, StoreError> {
+    let Some(dest) = new_object_path(objects, id)? else {
+        return Ok(false);
+    };
+    std::fs::rename(src, &dest)
+        .map(|()| true)
+        .map_err(|source| StoreError::Io {
+            op: "move an object into",
+            path: dest,
+            source,
+        })
+}
+
+/// Make `objects/<id>` exist as `src`'s inode (hardlink). Ok(true) when it
+/// was created, Ok(false) when an object of that id was already there.
+pub fn link_in(src: &Path, objects: &Path, id: &str) -> Result<bool, StoreError> {
+    let Some(dest) = new_object_path(objects, id)? else {
+        return Ok(false);
+    };
     match std::fs::hard_link(src, &dest) {
         Ok(()) => Ok(true),
         // Another commit stored the same object a moment ago.
