@@ -458,6 +458,8 @@ fn grants_open_devices_and_capabilities_and_setuid_works() {
     // namespaced, so the kernel refuses it to an unprivileged VPS anyway.)
     assert_eq!(probe(&h, "803", "mount-tmpfs").errno, EPERM);
     h.ok(&["set", "803", "--capability", "sys_admin:on", "--save"], 0);
+    // Until then, a command entering the VPS has what its init has.
+    assert_eq!(probe(&h, "803", "mount-tmpfs").errno, EPERM);
     h.ok(&["restart", "803"], 0);
     let a = probe(&h, "803", "mount-tmpfs");
     assert!(a.ok, "mount with sys_admin:on: {}", a.line);

@@ -102,6 +102,18 @@ pub fn last_cap() -> u32 {
         .min(63)
 }
 
+/// The bounding set of process `pid` (`CapBnd` in its status): what a
+/// running VPS's init was narrowed to, whatever its config says now.
+pub fn bounding_set_of(pid: i32) -> io::Result<Caps> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .map(Caps)
+        .ok_or_else(|| io::Error::other(format!("{path} has no CapBnd line")))
+}
+
 /// Narrow the calling process to `keep` for good: every other capability
 /// leaves the bounding set (so no exec, setuid or file capability brings it
 /// back) and the inheritable and ambient sets, and the effective and
@@ -132,6 +144,17 @@ pub fn restrict(keep: Caps, last_cap: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_own_bounding_set_reads_back() {
+        let pid = std::process::id() as i32;
+        let ours = bounding_set_of(pid).unwrap();
+        let kernel =
+            rustix::thread::capability_is_in_bounding_set(rustix::thread::CapabilitySet::CHOWN)
+                .unwrap();
+        assert_eq!(ours.has(0), kernel);
+        assert!(bounding_set_of(-1).is_err());
+    }
 
     #[test]
     fn names_and_numbers() {

@@ -204,7 +204,7 @@ impl Vz {
         };
         self.shell_check(&cfg)?;
         let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-        let (walls, cgroup) = self.walls_for_exec(&cfg)?;
+        let (walls, cgroup) = self.walls_for_exec(&cfg, pid)?;
         process::exec_in(pid, &os, walls.as_ref(), cgroup).map_err(|(step, source)| {
             VpsError::Exec {
                 ctid,
@@ -216,12 +216,13 @@ impl Vz {
     }
 
     /// Isolation (walls.rs): what a command entering the running VPS gets,
-    /// the same as its init, and its cgroup's `cgroup.procs` files.
+    /// the same as its init (`init`), and its cgroup's `cgroup.procs` files.
     fn walls_for_exec(
         &self,
         cfg: &VpsConfig,
+        init: i32,
     ) -> Result<(Option<walls::Walls>, Vec<std::os::fd::OwnedFd>), VpsError> {
-        let w = walls::for_vps(&self.root.base, cfg)?;
+        let w = walls::for_running(&self.root.base, cfg, init)?;
         let procs = self.cgroup_for_exec(cfg, w.as_ref())?;
         Ok((w, procs))
     }
@@ -242,7 +243,7 @@ impl Vz {
         if let Some(pid) = self.running_pid(&cfg) {
             self.shell_check(&cfg)?;
             let os: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-            let (walls, cgroup) = self.walls_for_exec(&cfg)?;
+            let (walls, cgroup) = self.walls_for_exec(&cfg, pid)?;
             return process::exec_in(pid, &os, walls.as_ref(), cgroup).map_err(|(step, source)| {
                 VpsError::Exec {
                     ctid,

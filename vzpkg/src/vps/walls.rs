@@ -393,6 +393,28 @@ pub fn for_vps(vz_root: &Path, cfg: &VpsConfig) -> Result<Option<Walls>, VpsErro
     Ok(Some(walls))
 }
 
+/// The walls of `cfg`'s running VPS for a command entering it (`exec`,
+/// `enter`): as [`for_vps`], but with the capabilities init was started
+/// with (its bounding set), so a `--capability` saved since takes effect at
+/// the next start for exec as it does for init.
+pub fn for_running(vz_root: &Path, cfg: &VpsConfig, init: i32) -> Result<Option<Walls>, VpsError> {
+    let Some(mut walls) = for_vps(vz_root, cfg)? else {
+        return Ok(None);
+    };
+    let caps = crate::sys::caps::bounding_set_of(init).map_err(|e| VpsError::Walls {
+        ctid: cfg.ctid,
+        why: format!("reading the capabilities of its init (pid {init}): {e}"),
+    })?;
+    if caps != walls.caps {
+        walls.seccomp = Filter::for_caps(caps).map_err(|e| VpsError::Walls {
+            ctid: cfg.ctid,
+            why: e.to_string(),
+        })?;
+        walls.caps = caps;
+    }
+    Ok(Some(walls))
+}
+
 /// Where the granted nodes of an unprivileged VPS are made on the host.
 pub fn node_dir(vz_root: &Path, ctid: u32) -> PathBuf {
     vz_root.join("run").join("devnodes").join(ctid.to_string())
