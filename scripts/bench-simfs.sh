@@ -31,6 +31,9 @@ mirror=()
 cargo build --release --quiet --bin vzpkg
 vz=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/vzpkg
 work=$(mktemp -d /var/tmp/vzpkg-simfs-bench.XXXXXX)
+# mktemp makes it 0700: an unprivileged VPS's root (a host uid of its range)
+# must be able to pass through to its own tree below.
+chmod 755 "$work"
 trace=/sys/kernel/tracing/instances/vzpkg-bench.$$ # see fuse_requests
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
 bare=900 simfs=901 # the VPS pair for figures 1-3

@@ -20,6 +20,9 @@ mirror=()
 cargo build --release --quiet --bin vzpkg
 vz=$PWD/target/release/vzpkg
 work=$(mktemp -d /var/tmp/vzpkg-vps-bench.XXXXXX)
+# mktemp makes it 0700: an unprivileged VPS's root (a host uid of its range)
+# must be able to pass through to its own tree below.
+chmod 755 "$work"
 export VZPKG_ROOT=$work/root VZ_ROOT=$work/vz
 # shellcheck source=scripts/lib-bench-vps.sh
 . scripts/lib-bench-vps.sh
