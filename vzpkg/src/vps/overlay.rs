@@ -84,11 +84,37 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 
 /// Every mount stacked on `target` in this mount namespace, bottom first.
 pub fn mounts_at(target: &Path) -> io::Result<Vec<MountEntry>> {
+    if surely_unmounted(target) {
+        return Ok(Vec::new());
+    }
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
     Ok(parse_mountinfo(&text)
         .into_iter()
         .filter(|m| m.mount_point == target)
         .collect())
+}
+
+/// Whether nothing is mounted on `target`: it is on the same mount as its
+/// parent (statx's mount id). The mount table grows by two lines per
+/// mounted VPS and costs more to read than the rest of a `vzctl mount`
+/// once hundreds are mounted; this answers the common case without it.
+/// False whenever it cannot tell (an error, such as a dead FUSE mount's
+/// ENOTCONN, or a kernel without mount ids).
+fn surely_unmounted(target: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxFlags, CWD};
+    let mount_id = |p: &Path| -> Result<Option<u64>, rustix::io::Errno> {
+        let st = rustix::fs::statx(CWD, p, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)?;
+        Ok(StatxFlags::from_bits_retain(st.stx_mask)
+            .contains(StatxFlags::MNT_ID)
+            .then_some(st.stx_mnt_id))
+    };
+    match (target.parent(), mount_id(target)) {
+        // No such path (a VPS root before its first mount): nothing can be
+        // mounted on it.
+        (_, Err(rustix::io::Errno::NOENT)) => true,
+        (Some(parent), Ok(Some(id))) => matches!(mount_id(parent), Ok(Some(p)) if p == id),
+        _ => false,
+    }
 }
 
 /// What is on the VPS root.
@@ -226,6 +252,39 @@ pub fn unmount_all(target: &Path, lazy: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_point_is_told_without_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("m");
+        assert!(surely_unmounted(&at), "a path that is not there");
+        std::fs::create_dir(&at).unwrap();
+        assert!(surely_unmounted(&at));
+        assert!(mounts_at(&at).unwrap().is_empty());
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped the mounted half: it needs root");
+            return;
+        }
+        rustix::mount::mount(
+            "none",
+            &at,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = rustix::mount::unmount(self.0, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+        let _u = Unmount(&at);
+        assert!(!surely_unmounted(&at));
+        let m = mounts_at(&at).unwrap();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].fs_type, "tmpfs");
+    }
 
     #[test]
     fn mountinfo_lines() {
