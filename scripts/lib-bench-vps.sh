@@ -9,8 +9,12 @@
 #                        other work on the machine is not
 #   cached               KiB of page cache charged so far (the host's if no cgroup)
 #   finish ID...         on exit: stop and destroy the VPSs, unmount what a
-#                        failed destroy left under $work, remove $work, leave
-#                        the cgroup
+#                        failed destroy left under $work, remove $work and the
+#                        VPSs' cgroup parent, leave the cgroup
+# The VPSs' cgroups go under a parent of this run's, removed by `finish`,
+# so a benchmark leaves no `vz` directory in the host's hierarchies.
+export VZ_CGROUP_PARENT=vzpkg-bench-$$
+
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -43,6 +47,7 @@ finish() {
     awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r |
         while read -r mnt; do umount -l "$mnt" || true; done
     rm -rf "$work"
+    rmdir /sys/fs/cgroup/*/"$VZ_CGROUP_PARENT" /sys/fs/cgroup/"$VZ_CGROUP_PARENT" 2>/dev/null || true
     if [ -n "$cg" ]; then
         echo $$ > "$(dirname "$cg")/cgroup.procs"
         rmdir "$cg" 2>/dev/null || true
