@@ -8,6 +8,8 @@ use crate::store::TemplateMeta;
 struct Host {
     _dir: tempfile::TempDir,
     vz: Vz,
+    /// The VPSs' cgroup parent, this host's own (`CGROUP_PARENT`).
+    cgroup_parent: String,
 }
 
 impl Drop for Host {
@@ -20,7 +22,15 @@ impl Drop for Host {
             if let Ok(cfg) = self.vz.config(e.status.ctid) {
                 let _ = overlay::unmount_all(&cfg.ve_root, true);
             }
+            let _ = self.vz.remove_cgroup(e.status.ctid);
         }
+        // Nor cgroup directories: the parent goes from every hierarchy.
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.cgroup_parent));
+            }
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
     }
 }
 
@@ -39,7 +49,26 @@ fn host() -> Option<Host> {
     let mut vz = Vz::new(dir.path().join("vz"), store_root);
     // This test program is no vzpkg: no /proc view process.
     vz.simfs_exe = None;
-    Some(Host { _dir: dir, vz })
+    // VPS cgroups under a parent of this host's, removed with it, so no
+    // `vz` directory is left in the machine's hierarchies.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let cgroup_parent = format!(
+        "vzpkg-unit-vps-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let conf = dir.path().join("vz/conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("vz.conf"),
+        format!("CGROUP_PARENT=\"{cgroup_parent}\"\n"),
+    )
+    .unwrap();
+    Some(Host {
+        _dir: dir,
+        vz,
+        cgroup_parent,
+    })
 }
 
 fn create(vz: &Vz, ctid: u32) -> VpsConfig {
