@@ -5,6 +5,7 @@
 //! A change of rules attaches a new program in place of the old one: the
 //! kernel swaps them, so the VPS is never without a policy.
 
+use crate::sys::bpf::op::{AND32_K, EXIT, JNE_K, LDX_W, MOV32_X, MOV64_K, RSH32_K};
 use crate::sys::bpf::{attach_cgroup_device, load_cgroup_device, Insn};
 use std::io;
 use std::os::fd::AsFd;
@@ -17,15 +18,6 @@ const DEV_CHAR: i32 = 2;
 const ACC_MKNOD: i32 = 1;
 const ACC_READ: i32 = 2;
 const ACC_WRITE: i32 = 4;
-
-// eBPF opcodes used below.
-const LDX_W: u8 = 0x61;
-const MOV32_X: u8 = 0xbc;
-const AND32_K: u8 = 0x54;
-const RSH32_K: u8 = 0x74;
-const MOV64_K: u8 = 0xb7;
-const JNE_K: u8 = 0x55;
-const EXIT: u8 = 0x95;
 
 /// One rule as v1 writes it: `c 1:3 rwm`, `c 136:* rwm`, `a *:* m`.
 #[derive(Debug, Clone, PartialEq, Eq)]

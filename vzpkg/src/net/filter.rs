@@ -17,6 +17,10 @@
 
 use super::config::IpNet;
 use super::rtnl::done_unless;
+use crate::sys::bpf::op::{
+    ADD64_K, CALL, EXIT, JA, JEQ32_K, JEQ_X, JNE_K, JNE_X, LDX_DW, LDX_W, LD_IMM64, MOV64_K,
+    MOV64_X,
+};
 use crate::sys::bpf::{load_sched_cls, Insn};
 use crate::sys::netlink::{Netlink, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::tc::{
@@ -37,20 +41,6 @@ const FILTER_HANDLE: u32 = 1;
 const TC_ACT_OK: i32 = 0;
 const TC_ACT_SHOT: i32 = 2;
 
-// eBPF opcodes used below.
-const MOV64_X: u8 = 0xbf;
-const MOV64_K: u8 = 0xb7;
-const ADD64_K: u8 = 0x07;
-const LDX_W: u8 = 0x61;
-const LDX_DW: u8 = 0x79;
-const LD_IMM64: u8 = 0x18;
-const JEQ32_K: u8 = 0x16;
-const JA: u8 = 0x05;
-const JNE_K: u8 = 0x55;
-const JEQ_X: u8 = 0x1d;
-const JNE_X: u8 = 0x5d;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
 /// `bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET)`.
 const HELPER_LOAD_BYTES_RELATIVE: i32 = 68;
 const BPF_HDR_START_NET: i32 = 1;

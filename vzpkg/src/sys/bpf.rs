@@ -12,6 +12,26 @@ const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 
+/// The eBPF opcodes the programs here use (class | operation | source).
+pub mod op {
+    pub const ADD64_K: u8 = 0x07;
+    pub const AND32_K: u8 = 0x54;
+    pub const RSH32_K: u8 = 0x74;
+    pub const MOV32_X: u8 = 0xbc;
+    pub const MOV64_K: u8 = 0xb7;
+    pub const MOV64_X: u8 = 0xbf;
+    pub const LDX_W: u8 = 0x61;
+    pub const LDX_DW: u8 = 0x79;
+    pub const LD_IMM64: u8 = 0x18;
+    pub const JA: u8 = 0x05;
+    pub const JEQ32_K: u8 = 0x16;
+    pub const JNE_K: u8 = 0x55;
+    pub const JEQ_X: u8 = 0x1d;
+    pub const JNE_X: u8 = 0x5d;
+    pub const CALL: u8 = 0x85;
+    pub const EXIT: u8 = 0x95;
+}
+
 /// One eBPF instruction as the kernel takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Insn {
@@ -56,18 +76,28 @@ pub fn attach_cgroup_device(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io:
     attr[4..8].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
     attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
     // SAFETY: `attr` is a valid bpf_attr prefix; both fds are open.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_ATTACH,
-            attr.as_ptr(),
-            attr.len() as libc::c_uint,
-        )
-    };
+    let r = unsafe { bpf(BPF_PROG_ATTACH, &attr) };
     if r == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `attr` must be a valid `union bpf_attr` prefix for `cmd`: every pointer
+/// and fd in it alive until the call returns.
+unsafe fn bpf(cmd: libc::c_long, attr: &[u8]) -> libc::c_long {
+    // SAFETY: the caller vouches for what `attr` points at.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_ptr(),
+            attr.len() as libc::c_uint,
+        )
     }
 }
 
@@ -106,14 +136,7 @@ fn load(prog_type: u32, prog: &[Insn], name: &str) -> io::Result<OwnedFd> {
         );
         // SAFETY: `attr` points at the program, license and log buffer,
         // all alive until the call returns.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_LOAD,
-                attr.as_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
+        let fd = unsafe { bpf(BPF_PROG_LOAD, &attr) };
         if fd >= 0 {
             // SAFETY: a new descriptor the kernel just gave us.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
