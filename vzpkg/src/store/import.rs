@@ -197,6 +197,9 @@ impl Store {
             }
         }
         let objects = self.objects();
+        // Each object once: a second file with the same content and
+        // metadata finds it moved in already.
+        let mut seen = HashSet::new();
         let files: Vec<(&Vec<Entry>, &Entry, &String)> = layers
             .iter()
             .flat_map(|l| {
@@ -205,30 +208,28 @@ impl Store {
                     _ => None,
                 })
             })
+            .filter(|f| seen.insert(f.2))
             .collect();
-        // Each object once: a second file with the same content and
-        // metadata finds it moved in already.
-        let mut seen = HashSet::new();
-        let files: Vec<_> = files.into_iter().filter(|f| seen.insert(f.2)).collect();
         // Thousands of renames into as many directories: in parallel, the
-        // file system's per-directory locks are rarely the same.
+        // file system's per-directory locks are rarely the same. `move_in`
+        // skips an object the store has; one it lacks must have arrived.
         files.par_iter().try_for_each(|&(l, e, object)| {
-            let have = object::object_path(&objects, object);
-            if have.exists() {
-                return Ok(());
-            }
             let src = staged.path(object);
-            if !src.exists() {
-                return Err(StoreError::BadLayer {
-                    source_name: what.to_path_buf(),
-                    id: manifest::digest(&manifest::encode(l)),
-                    why: format!(
-                        "the content of {} did not arrive",
-                        String::from_utf8_lossy(&e.path)
-                    ),
-                });
+            match object::move_in(&src, &objects, object) {
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && !src.exists() =>
+                {
+                    Err(StoreError::BadLayer {
+                        source_name: what.to_path_buf(),
+                        id: manifest::digest(&manifest::encode(l)),
+                        why: format!(
+                            "the content of {} did not arrive",
+                            String::from_utf8_lossy(&e.path)
+                        ),
+                    })
+                }
+                r => r.map(|_| ()),
             }
-            object::move_in(&src, &objects, object).map(|_| ())
         })?;
         self.sync(&objects)?;
         self.commit_layer_entries(layers, meta)
@@ -266,5 +267,31 @@ mod tests {
         let through = [e("/", Kind::Dir), e("/a", link), e("/a/x", Kind::Fifo)];
         assert!(check_layer(&through).unwrap().contains("/a/x"));
         assert!(check_layer(&[e("/", Kind::Dir), e("/a/x", Kind::Fifo)]).is_some());
+    }
+
+    /// A file whose object is neither in the store nor staged is refused,
+    /// naming it, and the store gets nothing.
+    #[test]
+    fn content_that_never_arrived_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let staged = store.stage_objects().unwrap();
+        let file = Kind::File {
+            object: "ab".repeat(32),
+            link: None,
+        };
+        let layer = vec![e("/", Kind::Dir), e("/missing", file)];
+        let meta = TemplateMeta {
+            name: "t".into(),
+            ..TemplateMeta::default()
+        };
+        let err = store
+            .commit_layers(&staged, vec![layer], &meta, Path::new("test"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::BadLayer { why, .. } if why.contains("/missing did not arrive")),
+            "{err}"
+        );
+        assert!(store.list().unwrap().is_empty());
     }
 }
