@@ -169,7 +169,10 @@ fn fork_bomb_stops_at_numproc_and_the_host_answers() {
     h.ok(&["start", "502"], 0);
     // The limit first; only then the bomb.
     assert_eq!(read_cg(&h, "502", "pids.max"), "200");
-    let mut bomb = spawn_inside(&h, "502", "f() { f | f & }; f; sleep 3");
+    // Every child forks two more and then becomes a `sleep`, so the tree
+    // stays at the limit until stop instead of dying out between two looks
+    // (a bomb whose shells exit can fall back to init alone in a moment).
+    let mut bomb = spawn_inside(&h, "502", "f() { f & f & exec sleep 60; }; f");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut worst = Duration::ZERO;
     loop {
