@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod compress;
 mod foreign;
+mod growing;
 pub mod image;
 mod layer_tar;
 mod layout;

@@ -1,5 +1,6 @@
 //! `vzpkg pull`: an OCI image into the store.
 
+use super::growing::{GrowingReader, Growth};
 use super::image::{
     digest_of, host_arch, media, sha256_hex, AnyManifest, Descriptor, ImageConfig, Manifest,
 };
@@ -10,8 +11,6 @@ use super::{Cleanup, OciError, Source};
 use crate::progress::{Reporter, Stage};
 use crate::store::{Store, TemplateMeta};
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -72,19 +71,6 @@ impl Src {
     }
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// `linux/amd64[/v8]` → (os, arch, variant).
 fn parse_platform(s: &str) -> Result<(String, String, Option<String>), String> {
     let parts: Vec<&str> = s.split('/').collect();
@@ -99,6 +85,16 @@ fn parse_platform(s: &str) -> Result<(String, String, Option<String>), String> {
     }
 }
 
+/// Where blob `d` is downloaded to: the store's `partial/`, where an
+/// interrupted run left what it got.
+fn blob_dest(store: &Store, d: &Descriptor) -> Result<PathBuf, OciError> {
+    let hex = sha256_hex(&d.digest).ok_or_else(|| OciError::BadImage {
+        reference: d.digest.clone(),
+        why: "a blob digest is not sha256".into(),
+    })?;
+    Ok(store.partial_dir()?.join(format!("sha256-{hex}")))
+}
+
 /// Fetch `d` into the store's `partial/` (resuming what is there).
 fn fetch(
     store: &Store,
@@ -106,15 +102,61 @@ fn fetch(
     d: &Descriptor,
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, OciError> {
-    let hex = sha256_hex(&d.digest).ok_or_else(|| OciError::BadImage {
-        reference: d.digest.clone(),
-        why: "a blob digest is not sha256".into(),
-    })?;
-    let dest = store.partial_dir()?.join(format!("sha256-{hex}"));
+    let dest = blob_dest(store, d)?;
     src.blob(d, &dest, &|n| {
         reporter.advance(Stage::Download, n, &d.digest)
     })?;
     Ok(dest)
+}
+
+/// Fetch layer `d` and hand it to `read` as it arrives; the fetch's error
+/// comes first, since a blob that failed its digest explains whatever
+/// `read` made of it.
+fn fetch_streaming<T>(
+    store: &Store,
+    src: &dyn Source,
+    d: &Descriptor,
+    reporter: &dyn Reporter,
+    read: impl FnOnce(GrowingReader) -> Result<T, OciError>,
+) -> Result<(T, PathBuf), OciError> {
+    let dest = blob_dest(store, d)?;
+    let werr = |source| OciError::Io {
+        op: "write",
+        path: dest.clone(),
+        source,
+    };
+    // There before the reader opens it; the fetch continues what it holds.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&dest)
+        .map_err(werr)?;
+    let file = std::fs::File::open(&dest).map_err(werr)?;
+    let growth = Growth::default();
+    let (fetched, got) = std::thread::scope(|s| {
+        let fetcher = s.spawn(|| {
+            let r = src.blob(d, &dest, &|n| {
+                reporter.advance(Stage::Download, n, &d.digest);
+                growth.grew(n);
+            });
+            growth.finish(r.is_ok());
+            r
+        });
+        let got = read(GrowingReader {
+            file,
+            pos: 0,
+            growth: &growth,
+        });
+        // Whatever `read` did, the fetch ends on its own: it finishes the
+        // blob for a later run or fails.
+        let fetched = fetcher
+            .join()
+            .unwrap_or_else(|_| Err(OciError::Internal("the blob download panicked".into())));
+        (fetched, got)
+    });
+    fetched?;
+    Ok((got?, dest))
 }
 
 fn small_blob(
@@ -316,45 +358,29 @@ pub fn pull(
                     .par_iter()
                     .map(|&i| {
                         let d = &manifest.layers[i];
-                        let file = fetch(store, source, d, reporter)?;
-                        fetched.fetch_add(1, Ordering::Relaxed);
-                        local_bytes.fetch_add(d.size, Ordering::Relaxed);
-                        let f = std::fs::File::open(&file).map_err(|source| OciError::Io {
-                            op: "read",
-                            path: file.clone(),
-                            source,
-                        })?;
-                        let rerr = |source| OciError::Io {
-                            op: "decompress",
-                            path: file.clone(),
-                            source,
-                        };
-                        let dec = super::compress::decoder(
-                            &d.media_type,
-                            std::io::BufReader::with_capacity(1 << 20, f),
-                        )
-                        .map_err(rerr)?;
-                        let mut r = HashingReader {
-                            inner: dec,
-                            hash: Sha256::new(),
-                        };
-                        let entries =
-                            super::layer_tar::read_layer(&mut r, &staged).map_err(|source| {
+                        let (entries, file) = fetch_streaming(store, source, d, reporter, |r| {
+                            let dec = super::compress::decoder(
+                                &d.media_type,
+                                std::io::BufReader::with_capacity(1 << 20, r),
+                            )
+                            .map_err(|source| OciError::Io {
+                                op: "decompress",
+                                path: PathBuf::from(&d.digest),
+                                source,
+                            })?;
+                            // No diff id is hashed: the layer id below, from
+                            // every entry and the hash of every file, checks
+                            // the same tree, and the blob's digest the bytes.
+                            super::layer_tar::read_layer(dec, &staged).map_err(|source| {
                                 OciError::Layer {
                                     reference: shown.clone(),
                                     index: i,
                                     source,
                                 }
-                            })?;
-                        std::io::copy(&mut r, &mut std::io::sink()).map_err(rerr)?;
-                        let diff_id = format!("sha256:{}", hex::encode(r.hash.finalize()));
-                        if diff_id != config.rootfs.diff_ids[i] {
-                            return Err(OciError::Digest {
-                                what: format!("{shown}: uncompressed layer {i}"),
-                                expected: config.rootfs.diff_ids[i].clone(),
-                                actual: diff_id,
-                            });
-                        }
+                            })
+                        })?;
+                        fetched.fetch_add(1, Ordering::Relaxed);
+                        local_bytes.fetch_add(d.size, Ordering::Relaxed);
                         let id = Store::layer_id(&entries);
                         if id != tc.layers[i] {
                             return Err(OciError::LayerMismatch {

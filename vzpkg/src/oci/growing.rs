@@ -1,0 +1,140 @@
+//! A blob read while it downloads: the fetch writes its file (which a later
+//! run resumes) and says how far it got; the reader follows it, so a layer
+//! is unpacked as it arrives instead of after.
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct State {
+    /// Bytes the writer reported; a hint only: the file is what is read.
+    written: u64,
+    /// Some(true) once the blob is whole and verified, Some(false) if the
+    /// fetch gave up.
+    done: Option<bool>,
+}
+
+/// What the writer tells the reader.
+#[derive(Default)]
+pub(crate) struct Growth {
+    state: Mutex<State>,
+    moved: Condvar,
+}
+
+impl Growth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `n` more bytes are in the file.
+    pub fn grew(&self, n: u64) {
+        self.lock().written += n;
+        self.moved.notify_all();
+    }
+
+    /// The fetch has ended: `ok` if the file holds the verified blob.
+    pub fn finish(&self, ok: bool) {
+        self.lock().done = Some(ok);
+        self.moved.notify_all();
+    }
+}
+
+/// Reads a file as `growth` says it grows; the end of the file is the end
+/// of the blob only once the fetch has finished well.
+pub(crate) struct GrowingReader<'a> {
+    pub file: File,
+    pub pos: u64,
+    pub growth: &'a Growth,
+}
+
+impl Read for GrowingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            // The outcome is read before the file: a fetch that finished
+            // well had written everything before it said so.
+            let done = self.growth.lock().done;
+            let k = self.file.read(buf)?;
+            if k > 0 || buf.is_empty() {
+                self.pos += k as u64;
+                return Ok(k);
+            }
+            match done {
+                Some(true) => return Ok(0),
+                Some(false) => {
+                    return Err(std::io::Error::other("the download of this blob failed"))
+                }
+                None => {}
+            }
+            crate::cancel::check().map_err(|_| std::io::Error::other("cancelled"))?;
+            let state = self.growth.lock();
+            if state.done.is_none() && state.written <= self.pos {
+                // A timeout as well: a restarted download rewrites bytes it
+                // had counted, so the count may run ahead of the file.
+                let _ = self
+                    .growth
+                    .moved
+                    .wait_timeout(state, Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn the_reader_follows_the_writer_and_ends_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob");
+        let mut w = File::create(&p).unwrap();
+        let growth = Growth::default();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let got = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut r = GrowingReader {
+                    file: File::open(&p).unwrap(),
+                    pos: 0,
+                    growth: &growth,
+                };
+                let mut out = Vec::new();
+                r.read_to_end(&mut out).map(|_| out)
+            });
+            for chunk in data.chunks(7_000) {
+                w.write_all(chunk).unwrap();
+                growth.grew(chunk.len() as u64);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            growth.finish(true);
+            reader.join().unwrap()
+        });
+        assert_eq!(got.unwrap(), data);
+    }
+
+    #[test]
+    fn a_failed_fetch_is_an_error_not_an_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob");
+        std::fs::write(&p, b"partial").unwrap();
+        let growth = Growth::default();
+        growth.grew(7);
+        let err = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut r = GrowingReader {
+                    file: File::open(&p).unwrap(),
+                    pos: 0,
+                    growth: &growth,
+                };
+                let mut out = Vec::new();
+                r.read_to_end(&mut out)
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            growth.finish(false);
+            reader.join().unwrap()
+        });
+        assert!(err.unwrap_err().to_string().contains("download"));
+    }
+}
