@@ -465,6 +465,36 @@ fn layouts_archives_and_gzip_round_trip_with_the_same_digest() {
     );
     assert_eq!(p1["digest"], p2["digest"]);
     assert_ne!(p1["digest"], p3["digest"], "gzip layers are other blobs");
+    // Pushes keep the compressed layers; one that was damaged is not sent
+    // but made again, and the image is the same.
+    let cache = a.join("templates/oci-blobs");
+    let blobs: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "blob"))
+        .collect();
+    let layers = manifest_of(&layout, "zstd").0["layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(blobs.len(), 2 * layers, "zstd and gzip blobs of each layer");
+    for b in &blobs {
+        let mut bytes = std::fs::read(b).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(b, bytes).unwrap();
+    }
+    let mended = dir.path().join("mended");
+    let p4 = vz_ok(
+        &a,
+        &["push", "rich", &format!("oci:{}:zstd", mended.display())],
+    );
+    assert_eq!(p4["digest"], p1["digest"]);
+    let r = vz_ok(
+        &dir.path().join("b-mended"),
+        &["pull", &format!("oci:{}:zstd", mended.display())],
+    );
+    assert_eq!(r["template_id"], id.as_str(), "{r}");
     let (m, _) = manifest_of(&layout, "gzip");
     assert!(m["layers"]
         .as_array()
@@ -531,6 +561,12 @@ fn layouts_archives_and_gzip_round_trip_with_the_same_digest() {
         )
     };
     assert_eq!(&buf[..n.max(0) as usize], b"value\n\0with nul");
+
+    // gc drops the cached blobs with their layer.
+    vz_ok(&a, &["rm", "rich"]);
+    let g = vz_ok(&a, &["gc"]);
+    assert_eq!(g["blobs"], 4 * layers, "descriptors and blobs: {g}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
 }
 
 #[test]

@@ -83,11 +83,28 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-fn blob_cache_path(store: &Store, layer: &str, c: Compression) -> PathBuf {
-    store
-        .root()
-        .join("oci-blobs")
-        .join(format!("{layer}.{}.json", c.settings()))
+/// The cached descriptor of layer `layer` compressed with `c`, and the blob.
+fn blob_cache_paths(store: &Store, layer: &str, c: Compression) -> (PathBuf, PathBuf) {
+    let dir = store.blob_cache_dir();
+    let stem = format!("{layer}.{}", c.settings());
+    (
+        dir.join(format!("{stem}.json")),
+        dir.join(format!("{stem}.blob")),
+    )
+}
+
+/// Whether `file` holds blob `b`: a cached blob is not synced, so it is
+/// checked before it leaves.
+fn holds(file: &Path, b: &LayerBlob) -> bool {
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return false;
+    };
+    if !f.metadata().is_ok_and(|m| m.len() == b.size) {
+        return false;
+    }
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).is_ok()
+        && format!("sha256:{}", hex::encode(h.finalize())) == b.digest
 }
 
 /// Tar and compress store layer `layer` into `out`.
@@ -133,11 +150,12 @@ fn build_blob(
     compressed.flush().map_err(werr)?;
     let digest = format!("sha256:{}", hex::encode(compressed.hash.finalize()));
     let size = compressed.n;
-    let f = compressed
+    // Not synced: the blob is a cache, checked against its digest before
+    // each later use.
+    compressed
         .inner
         .into_inner()
         .map_err(|e| werr(e.into_error()))?;
-    f.sync_all().map_err(werr)?;
     Ok(LayerBlob {
         digest,
         size,
@@ -279,7 +297,7 @@ pub fn push(
             .par_iter()
             .map(|l| -> Result<(Descriptor, String), OciError> {
                 crate::cancel::check().map_err(|_| OciError::Cancelled)?;
-                let cache = blob_cache_path(store, &l.id, opts.compression);
+                let (cache, cached_blob) = blob_cache_paths(store, &l.id, opts.compression);
                 let known: Option<LayerBlob> = std::fs::read(&cache)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
@@ -297,31 +315,43 @@ pub fn push(
                         return Ok((mk(b), b.diff_id.clone()));
                     }
                 }
-                let file = scratch_dir.join(format!("{}.blob", l.id));
-                let b = build_blob(store, &l.id, opts.compression, &file)?;
-                if let Some(k) = &known {
-                    if k.digest != b.digest {
-                        return Err(OciError::Internal(format!(
-                            "layer {} tarred to {} now and {} before",
-                            l.id, b.digest, k.digest
-                        )));
+                // The blob an earlier push made, if it is still whole; else
+                // tar and compress the layer again.
+                let (b, src) = match known.as_ref().filter(|b| holds(&cached_blob, b)) {
+                    Some(b) => (b.clone(), cached_blob.clone()),
+                    None => {
+                        let file = scratch_dir.join(format!("{}.blob", l.id));
+                        let b = build_blob(store, &l.id, opts.compression, &file)?;
+                        if let Some(k) = &known {
+                            if k.digest != b.digest {
+                                return Err(OciError::Internal(format!(
+                                    "layer {} tarred to {} now and {} before",
+                                    l.id, b.digest, k.digest
+                                )));
+                            }
+                        }
+                        let _ = std::fs::create_dir_all(store.blob_cache_dir());
+                        // The blob first: a descriptor is only trusted
+                        // beside a blob that matches it.
+                        let src = if std::fs::rename(&file, &cached_blob).is_ok() {
+                            cached_blob.clone()
+                        } else {
+                            file
+                        };
+                        if let Ok(json) = serde_json::to_vec(&b) {
+                            let _ = std::fs::write(&cache, json);
+                        }
+                        (b, src)
                     }
-                }
-                if let Some(parent) = cache.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                if let Ok(json) = serde_json::to_vec(&b) {
-                    let _ = std::fs::write(&cache, json);
-                }
+                };
                 let desc = mk(&b);
                 if target.has_blob(&desc)? {
                     skipped.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    target.put_blob(&desc, &file, &|_| {})?;
+                    target.put_blob(&desc, &src, &|_| {})?;
                     pushed.fetch_add(1, Ordering::Relaxed);
                     bytes.fetch_add(desc.size, Ordering::Relaxed);
                 }
-                let _ = std::fs::remove_file(&file);
                 reporter.advance(Stage::Upload, l.bytes, &l.id);
                 Ok((desc, b.diff_id))
             })

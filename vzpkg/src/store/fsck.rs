@@ -45,6 +45,8 @@ pub struct GcReport {
     pub objects: usize,
     /// Bytes of the objects removed whose last link was the store's.
     pub bytes: u64,
+    /// Files of the push blob cache whose layer is gone.
+    pub blobs: usize,
 }
 
 fn object_files(store: &Store) -> Result<Vec<(String, PathBuf)>, StoreError> {
@@ -98,6 +100,17 @@ pub fn gc(store: &Store) -> Result<GcReport, StoreError> {
             std::fs::remove_dir_all(&p).map_err(io("remove", &p))?;
             report.layers += 1;
         }
+    }
+    // A cached blob is named after its layer: `LAYER.SETTINGS.json|blob`.
+    let cache = store.blob_cache_dir();
+    for name in dir_names(&cache)? {
+        let layer = name.split('.').next().unwrap_or("");
+        if keep_layers.contains(layer) {
+            continue;
+        }
+        let p = cache.join(&name);
+        std::fs::remove_file(&p).map_err(io("remove", &p))?;
+        report.blobs += 1;
     }
     for (name, p) in object_files(store)? {
         if keep_objects.contains(&name) {

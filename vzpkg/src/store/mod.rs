@@ -222,6 +222,11 @@ impl Store {
     fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
+    /// Compressed forms of layers made for pushes, named `LAYER.SETTINGS.*`
+    /// so gc can drop those of layers it removes.
+    pub fn blob_cache_dir(&self) -> PathBuf {
+        self.root.join("oci-blobs")
+    }
     /// Holders outside the store (VPSs) that keep a template alive.
     fn refs(&self) -> PathBuf {
         self.root.join("refs")

@@ -89,10 +89,11 @@ pub(super) fn gc(ctx: &Ctx) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "removed {} templates, {} layers, {} objects; freed {}",
+            "removed {} templates, {} layers, {} objects, {} cached push blobs; freed {}",
             r.templates,
             r.layers,
             r.objects,
+            r.blobs,
             human_bytes(r.bytes)
         );
     }
