@@ -8,16 +8,20 @@ use super::manifest::{self, Entry, Kind, Meta};
 use super::{io, object, template, Store, StoreError, TemplateMeta};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Objects written under `tmp/` until `Store::commit_layers` takes them;
 /// removed on drop.
 pub struct StagedObjects {
     dir: PathBuf,
     seq: AtomicU64,
+    /// Object id -> the file written for it. Files keep the name they were
+    /// written under: a rename per object to its id cost a tenth of a pull.
+    files: Mutex<HashMap<String, PathBuf>>,
 }
 
 impl Drop for StagedObjects {
@@ -31,8 +35,10 @@ thread_local! {
 }
 
 impl StagedObjects {
+    /// The staged file of object `id`, or a path that does not exist.
     fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.get(id).cloned().unwrap_or_else(|| self.dir.join(id))
     }
 
     /// Write `content` as an object with metadata `m`; returns its id and size.
@@ -73,8 +79,13 @@ impl StagedObjects {
             })?;
             super::tree::apply_meta_fd(&out, &tmp, m)?;
             let id = object::object_id(&hex::encode(h.finalize()), m);
-            let dest = self.path(&id);
-            std::fs::rename(&tmp, &dest).map_err(io("rename to", &dest))?;
+            // A second file of the same object stays unnamed; it goes with
+            // the directory.
+            self.files
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.clone())
+                .or_insert_with(|| tmp.clone());
             Ok((id, n))
         })();
         if r.is_err() {
@@ -131,6 +142,7 @@ impl Store {
         Ok(StagedObjects {
             dir,
             seq: AtomicU64::new(0),
+            files: Mutex::new(HashMap::new()),
         })
     }
 
