@@ -35,7 +35,7 @@ pids=()
 fresh=
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    [ -z "$fresh" ] || { umount "$fresh" 2>/dev/null || true; rm -f "$work/fresh.img"; }
+    [ -z "$fresh" ] || { umount -R "$fresh" 2>/dev/null || true; rm -f "$work/fresh.img"; }
     [ -n "${BENCH_ROOT:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -98,13 +98,19 @@ if ! "$vzpkg" --root "$a" info debian-12-motd > /dev/null 2>&1; then
 fi
 echo "cores: $(nproc)   template: debian-12 $("$vzpkg" --root "$a" info debian-12 --json | json '["id"][:16]')"
 
-# Push: vzpkg from the store (tar and compress, then upload: the store keeps
-# files, not blobs); skopeo from an OCI layout of the same image (blobs
-# already made) to a registry of its own.
+# Push, in two matched pairs:
+# - from the files: vzpkg tars, compresses and uploads a layer no push has
+#   made yet; skopeo does the same from containers-storage (what
+#   `podman push` reads), with zstd.
+# - from finished blobs: vzpkg with the blobs an earlier push left in its
+#   cache; skopeo from an OCI layout of the same image.
+# Every measured push goes to a registry of its own, so nothing is there.
 rm -rf "$work/layout"
 "$vzpkg" --root "$a" push debian-12 "oci:$work/layout:v1" --json > /dev/null
 rm -rf "$a/templates/oci-blobs"   # a cold push tars and compresses again
 fresh_fs
+cs="containers-storage:[overlay@$fresh/cs+$fresh/cs-run]bench/debian-12:v1"
+skopeo copy -q "oci:$work/layout:v1" "$cs"
 sleep 1
 registry reg-vzpkg
 t0=$(now); "$vzpkg" --root "$a" push debian-12 "$REG/bench/debian-12:v1" --tls-verify=false --json > "$work/push.json"; t1=$(now)
@@ -112,18 +118,28 @@ vz_push=$(secs "$t0" "$t1"); vz_push_bytes=$(json '["bytes_pushed"]' < "$work/pu
 vz_reg=$REG
 t0=$(now); "$vzpkg" --root "$a" push debian-12 "$REG/bench/debian-12:v1" --tls-verify=false --json > "$work/push2.json"; t1=$(now)
 vz_push_again=$(secs "$t0" "$t1"); vz_push_again_bytes=$(json '["bytes_pushed"]' < "$work/push2.json")
+registry reg-vzpkg-cached
+t0=$(now); "$vzpkg" --root "$a" push debian-12 "$REG/bench/debian-12:v1" --tls-verify=false --json > "$work/push3.json"; t1=$(now)
+vz_push_cached=$(secs "$t0" "$t1"); vz_push_cached_bytes=$(json '["bytes_pushed"]' < "$work/push3.json")
+registry reg-skopeo-cs
+t0=$(now); skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd "$cs" "docker://$REG/bench/debian-12:v1"; t1=$(now)
+sk_push_cs=$(secs "$t0" "$t1")
+sk_push_cs_bytes=$(du -sb "$fresh/reg-skopeo-cs/data" | awk '{print $1}')
 registry reg-skopeo
 t0=$(now); skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/bench/debian-12:v1"; t1=$(now)
 sk_push=$(secs "$t0" "$t1")
 sk_push_bytes=$(du -sb "$fresh/reg-skopeo/data" | awk '{print $1}')
 
-# Pull: vzpkg into an empty store (download, verify, unpack, commit durably);
-# skopeo into a layout (download, verify).
+# Pull, matched twice: vzpkg into an empty store (download, verify, unpack,
+# commit durably) against skopeo into a layout (download and verify only)
+# and into containers-storage (download, verify, unpack: `podman pull`).
 t0=$(now); "$vzpkg" --root "$fresh/b" pull "$vz_reg/bench/debian-12:v1" --tls-verify=false --json > "$work/pull.json"; t1=$(now)
 vz_pull=$(secs "$t0" "$t1"); vz_pull_bytes=$(json '["bytes_fetched"]' < "$work/pull.json")
 t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$vz_reg/bench/debian-12:v1" "oci:$fresh/skopeo-pull:v1"; t1=$(now)
 sk_pull=$(secs "$t0" "$t1")
 sk_pull_bytes=$(du -sb "$fresh/skopeo-pull/blobs" | awk '{print $1}')
+t0=$(now); skopeo copy -q --src-tls-verify=false "docker://$vz_reg/bench/debian-12:v1" "containers-storage:[overlay@$fresh/cs2+$fresh/cs2-run]bench/debian-12:v1"; t1=$(now)
+sk_pull_cs=$(secs "$t0" "$t1")
 same=$("$vzpkg" --root "$fresh/b" info debian-12-v1 --json | json '["id"]')
 [ "$same" = "$("$vzpkg" --root "$a" info debian-12 --json | json '["id"]')" ] || { echo "pulled template has another id" >&2; exit 1; }
 
@@ -136,12 +152,18 @@ shared_bytes=$(json '["bytes_fetched"]' < "$work/shared.json")
 full_bytes=$(json '["bytes_fetched"]' < "$work/full.json")
 present=$(json '["layers_present"]' < "$work/shared.json"); layers=$(json '["layers"]' < "$work/shared.json")
 
-printf '%-34s %9s %12s\n' "" seconds bytes
-printf '%-34s %9s %12s\n' "vzpkg push (tar+zstd+upload)" "$vz_push" "$(mib "$vz_push_bytes")"
-printf '%-34s %9s %12s\n' "vzpkg push again (all there)" "$vz_push_again" "$(mib "$vz_push_again_bytes")"
-printf '%-34s %9s %12s\n' "skopeo copy layout -> registry" "$sk_push" "$(mib "$sk_push_bytes")"
-printf '%-34s %9s %12s\n' "vzpkg pull (into the store)" "$vz_pull" "$(mib "$vz_pull_bytes")"
-printf '%-34s %9s %12s\n' "skopeo copy registry -> layout" "$sk_pull" "$(mib "$sk_pull_bytes")"
-awk -v a="$vz_push" -v b="$sk_push" -v c="$vz_pull" -v d="$sk_pull" \
-    'BEGIN { printf "ratios: push %.2f, pull %.2f (vzpkg/skopeo; below 1 is faster)\n", a / b, c / d }'
+row() { printf '%-44s %9s %12s\n' "$@"; }
+row "" seconds bytes
+row "vzpkg push, from the files (tar+zstd+up)" "$vz_push" "$(mib "$vz_push_bytes")"
+row "skopeo containers-storage -> registry" "$sk_push_cs" "$(mib "$sk_push_cs_bytes")"
+row "vzpkg push, blobs made before" "$vz_push_cached" "$(mib "$vz_push_cached_bytes")"
+row "skopeo layout -> registry" "$sk_push" "$(mib "$sk_push_bytes")"
+row "vzpkg push again (all there)" "$vz_push_again" "$(mib "$vz_push_again_bytes")"
+row "vzpkg pull (into the store)" "$vz_pull" "$(mib "$vz_pull_bytes")"
+row "skopeo registry -> layout (no unpack)" "$sk_pull" "$(mib "$sk_pull_bytes")"
+row "skopeo registry -> containers-storage" "$sk_pull_cs" ""
+awk -v a="$vz_push" -v b="$sk_push_cs" -v c="$vz_push_cached" -v d="$sk_push" \
+    'BEGIN { printf "push ratios (vzpkg/skopeo; below 1 is faster): from the files %.2f, from finished blobs %.2f\n", a / b, c / d }'
+awk -v c="$vz_pull" -v d="$sk_pull" -v e="$sk_pull_cs" \
+    'BEGIN { printf "pull ratios: against containers-storage %.2f, against a layout %.2f\n", c / e, c / d }'
 echo "second template (shares $present of $layers layers): $(mib "$shared_bytes") pulled, against $(mib "$full_bytes") for a full pull"
