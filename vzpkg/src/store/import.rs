@@ -222,6 +222,10 @@ impl Store {
             })
             .filter(|f| seen.insert(f.2))
             .collect();
+        // The staged files are on disk before any of them is an object:
+        // after a crash, a later commit trusts an object it finds, so none
+        // may be visible before its content is durable.
+        self.sync(&objects)?;
         // Thousands of renames into as many directories: in parallel, the
         // file system's per-directory locks are rarely the same. `move_in`
         // skips an object the store has; one it lacks must have arrived.
@@ -243,7 +247,7 @@ impl Store {
                 r => r.map(|_| ()),
             }
         })?;
-        self.sync(&objects)?;
+        // The layers' sync makes the renames durable with them.
         self.commit_layer_entries(layers, meta)
     }
 }

@@ -335,6 +335,12 @@ impl Store {
             }
         }
         let work: Vec<usize> = first.values().copied().collect();
+        // A built tree's files become objects as they are: on disk first,
+        // since a later commit trusts an object it finds. (Copies are
+        // synced one by one.)
+        if staged {
+            self.sync(&objects)?;
+        }
         let ids: Vec<((u64, u64), String, u64)> = work
             .par_iter()
             .map(|&i| {
@@ -373,7 +379,7 @@ impl Store {
                 s.entry.size = *size;
             }
         }
-        self.sync(&objects)?;
+        // The links are made durable by the layers' sync.
 
         let entries: Vec<Entry> = scanned.into_iter().map(|s| s.entry).collect();
         let id = self.commit_layer_entries(layer::split(&entries, split), meta)?;
