@@ -44,9 +44,20 @@ impl Growth {
 /// Reads a file as `growth` says it grows; the end of the file is the end
 /// of the blob only once the fetch has finished well.
 pub(crate) struct GrowingReader<'a> {
-    pub file: File,
-    pub pos: u64,
-    pub growth: &'a Growth,
+    file: File,
+    pos: u64,
+    growth: &'a Growth,
+}
+
+impl<'a> GrowingReader<'a> {
+    /// Read `file` from its start as `growth` reports.
+    pub fn new(file: File, growth: &'a Growth) -> Self {
+        GrowingReader {
+            file,
+            pos: 0,
+            growth,
+        }
+    }
 }
 
 impl Read for GrowingReader<'_> {
@@ -86,6 +97,24 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// What a reader of `p` gets while `write` runs beside it.
+    fn follow(
+        p: &std::path::Path,
+        growth: &Growth,
+        write: impl FnOnce(),
+    ) -> std::io::Result<Vec<u8>> {
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut out = Vec::new();
+                GrowingReader::new(File::open(p).unwrap(), growth)
+                    .read_to_end(&mut out)
+                    .map(|_| out)
+            });
+            write();
+            reader.join().unwrap()
+        })
+    }
+
     #[test]
     fn the_reader_follows_the_writer_and_ends_with_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -93,23 +122,13 @@ mod tests {
         let mut w = File::create(&p).unwrap();
         let growth = Growth::default();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let got = std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let mut r = GrowingReader {
-                    file: File::open(&p).unwrap(),
-                    pos: 0,
-                    growth: &growth,
-                };
-                let mut out = Vec::new();
-                r.read_to_end(&mut out).map(|_| out)
-            });
+        let got = follow(&p, &growth, || {
             for chunk in data.chunks(7_000) {
                 w.write_all(chunk).unwrap();
                 growth.grew(chunk.len() as u64);
                 std::thread::sleep(Duration::from_micros(200));
             }
             growth.finish(true);
-            reader.join().unwrap()
         });
         assert_eq!(got.unwrap(), data);
     }
@@ -121,20 +140,10 @@ mod tests {
         std::fs::write(&p, b"partial").unwrap();
         let growth = Growth::default();
         growth.grew(7);
-        let err = std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let mut r = GrowingReader {
-                    file: File::open(&p).unwrap(),
-                    pos: 0,
-                    growth: &growth,
-                };
-                let mut out = Vec::new();
-                r.read_to_end(&mut out)
-            });
+        let got = follow(&p, &growth, || {
             std::thread::sleep(Duration::from_millis(100));
             growth.finish(false);
-            reader.join().unwrap()
         });
-        assert!(err.unwrap_err().to_string().contains("download"));
+        assert!(got.unwrap_err().to_string().contains("download"));
     }
 }

@@ -143,11 +143,7 @@ fn fetch_streaming<T>(
             growth.finish(r.is_ok());
             r
         });
-        let got = read(GrowingReader {
-            file,
-            pos: 0,
-            growth: &growth,
-        });
+        let got = read(GrowingReader::new(file, &growth));
         // Whatever `read` did, the fetch ends on its own: it finishes the
         // blob for a later run or fails.
         let fetched = fetcher
