@@ -406,10 +406,7 @@ pub fn for_running(vz_root: &Path, cfg: &VpsConfig, init: i32) -> Result<Option<
         why: format!("reading the capabilities of its init (pid {init}): {e}"),
     })?;
     if caps != walls.caps {
-        walls.seccomp = Filter::for_caps(caps).map_err(|e| VpsError::Walls {
-            ctid: cfg.ctid,
-            why: e.to_string(),
-        })?;
+        walls.seccomp = filter_for(cfg.ctid, caps)?;
         walls.caps = caps;
     }
     Ok(Some(walls))
@@ -446,6 +443,14 @@ pub struct Walls {
     masked_dirs: Vec<CString>,
 }
 
+/// The system-call filter of VPS `ctid` whose root holds `caps`.
+fn filter_for(ctid: u32, caps: Caps) -> Result<Filter, VpsError> {
+    Filter::for_caps(caps).map_err(|e| VpsError::Walls {
+        ctid,
+        why: e.to_string(),
+    })
+}
+
 fn c(s: &str) -> CString {
     // The constants above hold no NUL byte.
     CString::new(s).unwrap_or_default()
@@ -461,10 +466,7 @@ impl Walls {
         devices: &[DeviceRule],
     ) -> Result<Walls, VpsError> {
         let caps = effective_caps(capability);
-        let seccomp = Filter::for_caps(caps).map_err(|e| VpsError::Walls {
-            ctid,
-            why: e.to_string(),
-        })?;
+        let seccomp = filter_for(ctid, caps)?;
         let mut device_rules: Vec<String> = BASE_DEVICES.iter().map(|s| s.to_string()).collect();
         let mut nodes = Vec::new();
         for n in devnodes {
