@@ -39,6 +39,23 @@ impl Growth {
         self.lock().done = Some(ok);
         self.moved.notify_all();
     }
+
+    /// Says the fetch failed when dropped before [`Growth::finish`]: a
+    /// writer that panics must not leave its reader waiting.
+    pub fn failed_unless_finished(&self) -> impl Drop + '_ {
+        struct Guard<'a>(&'a Growth);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                let mut state = self.0.lock();
+                if state.done.is_none() {
+                    state.done = Some(false);
+                    drop(state);
+                    self.0.moved.notify_all();
+                }
+            }
+        }
+        Guard(self)
+    }
 }
 
 /// Reads a file as `growth` says it grows; the end of the file is the end
@@ -131,6 +148,24 @@ mod tests {
             growth.finish(true);
         });
         assert_eq!(got.unwrap(), data);
+    }
+
+    #[test]
+    fn a_writer_that_panics_ends_its_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob");
+        std::fs::write(&p, b"").unwrap();
+        let growth = Growth::default();
+        let got = follow(&p, &growth, || {
+            let _ = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _guard = growth.failed_unless_finished();
+                    panic!("the writer's panic, on purpose");
+                })
+                .join()
+            });
+        });
+        assert!(got.is_err());
     }
 
     #[test]

@@ -136,6 +136,7 @@ fn fetch_streaming<T>(
     let growth = Growth::default();
     let (fetched, got) = std::thread::scope(|s| {
         let fetcher = s.spawn(|| {
+            let _ends = growth.failed_unless_finished();
             let r = src.blob(d, &dest, &|n| {
                 reporter.advance(Stage::Download, n, &d.digest);
                 growth.grew(n);
