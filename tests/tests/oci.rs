@@ -495,6 +495,36 @@ fn layouts_archives_and_gzip_round_trip_with_the_same_digest() {
         &["pull", &format!("oci:{}:zstd", mended.display())],
     );
     assert_eq!(r["template_id"], id.as_str(), "{r}");
+    // Damaged where its stamp cannot show (the record made to match): the
+    // target's digest check refuses it, and it is made again and sent.
+    for b in blobs
+        .iter()
+        .filter(|b| b.to_string_lossy().contains("zstd"))
+    {
+        let mut bytes = std::fs::read(b).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(b, bytes).unwrap();
+        let md = std::fs::metadata(b).unwrap();
+        let json = b.with_extension("json");
+        let mut record: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        record["stamp"] = serde_json::json!({
+            "ino": md.ino(), "len": md.len(),
+            "mtime": [md.mtime(), md.mtime_nsec()],
+            "ctime": [md.ctime(), md.ctime_nsec()],
+        });
+        std::fs::write(&json, serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    let refused = dir.path().join("refused");
+    let p5 = vz_ok(
+        &a,
+        &["push", "rich", &format!("oci:{}:zstd", refused.display())],
+    );
+    assert_eq!(p5["digest"], p1["digest"]);
+    let r = vz_ok(
+        &dir.path().join("b-refused"),
+        &["pull", &format!("oci:{}:zstd", refused.display())],
+    );
+    assert_eq!(r["template_id"], id.as_str(), "{r}");
     let (m, _) = manifest_of(&layout, "gzip");
     assert!(m["layers"]
         .as_array()

@@ -63,6 +63,32 @@ struct LayerBlob {
     digest: String,
     size: u64,
     diff_id: String,
+    /// The cached blob file as it was when written and checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stamp: Option<Stamp>,
+}
+
+/// A file's inode, size and change times: while they stay, the file is the
+/// one that was written (what git's index trusts; the store trusts its
+/// objects the same way, and `fsck` reads them all).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(md: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            ino: md.ino(),
+            len: md.len(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
+        }
+    }
 }
 
 struct HashingWriter<W> {
@@ -93,14 +119,20 @@ fn blob_cache_paths(store: &Store, layer: &str, c: Compression) -> (PathBuf, Pat
     )
 }
 
-/// Whether `file` holds blob `b`: a cached blob is not synced, so it is
-/// checked before it leaves.
+/// Whether `file` holds blob `b`: untouched since it was written, or else
+/// read and hashed. (A target checks the digest again as it takes it.)
 fn holds(file: &Path, b: &LayerBlob) -> bool {
     let Ok(mut f) = std::fs::File::open(file) else {
         return false;
     };
-    if !f.metadata().is_ok_and(|m| m.len() == b.size) {
+    let Ok(md) = f.metadata() else {
         return false;
+    };
+    if md.len() != b.size {
+        return false;
+    }
+    if b.stamp.as_ref() == Some(&Stamp::of(&md)) {
+        return true;
     }
     // Big reads: `io::copy`'s 8 KiB ones made a call per page.
     let mut h = Sha256::new();
@@ -169,6 +201,7 @@ fn build_blob(
         digest,
         size,
         diff_id,
+        stamp: None,
     })
 }
 
@@ -325,12 +358,14 @@ pub fn push(
                     }
                 }
                 // The blob an earlier push made, if it is still whole; else
-                // tar and compress the layer again.
-                let (b, src) = match known.as_ref().filter(|b| holds(&cached_blob, b)) {
-                    Some(b) => (b.clone(), cached_blob.clone()),
-                    None => {
+                // tar and compress the layer again (and keep the result).
+                let obtain =
+                    |trusted: Option<&LayerBlob>| -> Result<(LayerBlob, PathBuf), OciError> {
+                        if let Some(b) = trusted.filter(|b| holds(&cached_blob, b)) {
+                            return Ok((b.clone(), cached_blob.clone()));
+                        }
                         let file = scratch_dir.join(format!("{}.blob", l.id));
-                        let b = build_blob(store, &l.id, opts.compression, &file)?;
+                        let mut b = build_blob(store, &l.id, opts.compression, &file)?;
                         if let Some(k) = &known {
                             if k.digest != b.digest {
                                 return Err(OciError::Internal(format!(
@@ -340,24 +375,36 @@ pub fn push(
                             }
                         }
                         let _ = std::fs::create_dir_all(store.blob_cache_dir());
-                        // The blob first: a descriptor is only trusted
-                        // beside a blob that matches it.
-                        let src = if std::fs::rename(&file, &cached_blob).is_ok() {
-                            cached_blob.clone()
-                        } else {
-                            file
-                        };
+                        // The blob first: a descriptor is only trusted beside
+                        // a blob that matches its stamp or its digest.
+                        if std::fs::rename(&file, &cached_blob).is_err() {
+                            return Ok((b, file));
+                        }
+                        b.stamp = std::fs::metadata(&cached_blob).ok().map(|m| Stamp::of(&m));
                         if let Ok(json) = serde_json::to_vec(&b) {
                             let _ = std::fs::write(&cache, json);
                         }
-                        (b, src)
-                    }
-                };
+                        Ok((b, cached_blob.clone()))
+                    };
+                let (mut b, mut src) = obtain(known.as_ref())?;
                 let desc = mk(&b);
                 if target.has_blob(&desc)? {
                     skipped.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    target.put_blob(&desc, &src, &|_| {})?;
+                    let mut put = target.put_blob(&desc, &src, &|_| {});
+                    // A cached blob changed in place, which its stamp does
+                    // not show, is refused by the target's digest check:
+                    // made again, it goes once more.
+                    if matches!(
+                        put,
+                        Err(OciError::Digest { .. } | OciError::Status { status: 400, .. })
+                    ) && src == cached_blob
+                    {
+                        let _ = std::fs::remove_file(&cached_blob);
+                        (b, src) = obtain(None)?;
+                        put = target.put_blob(&mk(&b), &src, &|_| {});
+                    }
+                    put?;
                     pushed.fetch_add(1, Ordering::Relaxed);
                     bytes.fetch_add(desc.size, Ordering::Relaxed);
                 }
