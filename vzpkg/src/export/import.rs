@@ -55,7 +55,7 @@ fn join(comps: &[Vec<u8>]) -> Vec<u8> {
 }
 
 impl Extractor<'_> {
-    fn unsafe_member(&self, member: &[u8], reason: String) -> ExportError {
+    fn refused_member(&self, member: &[u8], reason: String) -> ExportError {
         ExportError::Unsafe {
             path: self.cache.to_path_buf(),
             member: show(member),
@@ -67,7 +67,7 @@ impl Extractor<'_> {
     fn tree_error(&self, member: &[u8], e: TreeError) -> ExportError {
         let cache = self.cache.to_path_buf();
         match e {
-            TreeError::Escape { reason, .. } => self.unsafe_member(member, reason),
+            TreeError::Escape { reason, .. } => self.refused_member(member, reason),
             TreeError::Conflict { detail, .. } => ExportError::Unsupported {
                 path: cache,
                 member: show(member),
@@ -182,14 +182,14 @@ impl Extractor<'_> {
             mtime,
             xattrs,
         };
-        let comps = components(&member).map_err(|r| self.unsafe_member(&member, r))?;
+        let comps = components(&member).map_err(|r| self.refused_member(&member, r))?;
         let rel = join(&comps);
         let tree = self.tree;
         let mut w = tree.writer();
 
         use tar::EntryType as T;
         if comps.is_empty() && kind != T::Directory {
-            return Err(self.unsafe_member(&member, "names the root but is not a directory".into()));
+            return Err(self.refused_member(&member, "names the root but is not a directory".into()));
         }
         let done = match kind {
             T::Directory => w.dir(&rel).map(|outcome| match outcome {
@@ -216,11 +216,11 @@ impl Extractor<'_> {
             T::Link => {
                 let raw = link.unwrap_or_default();
                 let t = components(&raw).map_err(|r| {
-                    self.unsafe_member(&member, format!("is a hardlink whose target {r}"))
+                    self.refused_member(&member, format!("is a hardlink whose target {r}"))
                 })?;
                 if t.is_empty() {
                     return Err(
-                        self.unsafe_member(&member, "is a hardlink to the root directory".into())
+                        self.refused_member(&member, "is a hardlink to the root directory".into())
                     );
                 }
                 w.hardlink(&rel, &join(&t))
