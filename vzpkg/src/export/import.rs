@@ -189,7 +189,9 @@ impl Extractor<'_> {
 
         use tar::EntryType as T;
         if comps.is_empty() && kind != T::Directory {
-            return Err(self.refused_member(&member, "names the root but is not a directory".into()));
+            return Err(
+                self.refused_member(&member, "names the root but is not a directory".into())
+            );
         }
         let done = match kind {
             T::Directory => w.dir(&rel).map(|outcome| match outcome {
