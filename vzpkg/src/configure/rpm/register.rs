@@ -64,6 +64,17 @@ fn check_registered(text: &str, order: &[(RpmUnpacked, PathBuf)]) -> Result<(), 
     Ok(())
 }
 
+/// `rpm -i` that records packages in the database and does nothing else:
+/// files are unpacked already, dependencies resolved, scriptlets run later.
+const RECORD_ONLY: [&str; 6] = [
+    "-i",
+    "--justdb",
+    "--nodeps",
+    "--noscripts",
+    "--notriggers",
+    "--ignoresize",
+];
+
 /// Copy the `.rpm` files into the tree and have the tree's rpm record them
 /// (headers only: files are unpacked already and scriptlets run later).
 pub(super) fn register(
@@ -94,15 +105,8 @@ pub(super) fn register(
         let (start, end) = (range.start, range.end);
         // No keys are imported yet: signatures (checked before unpacking)
         // only give warnings here, as with the default verify level.
-        let mut argv = vec![
-            rpm,
-            "-i",
-            "--justdb",
-            "--nodeps",
-            "--noscripts",
-            "--notriggers",
-            "--ignoresize",
-        ];
+        let mut argv = vec![rpm];
+        argv.extend(RECORD_ONLY);
         argv.extend(inside[start..end].iter().map(String::as_str));
         let out = run_rpm(sandbox, &argv, "registering packages")?;
         if !out.success() {
@@ -327,17 +331,8 @@ pub(super) fn register_with_host(
         crate::cancel::check()?;
         let mut args = host.base_args(root);
         // Signatures were checked before unpacking; the tree has no keys.
-        for a in [
-            "--nosignature",
-            "-i",
-            "--justdb",
-            "--nodeps",
-            "--noscripts",
-            "--notriggers",
-            "--ignoresize",
-        ] {
-            args.push(a.into());
-        }
+        args.push("--nosignature".into());
+        args.extend(RECORD_ONLY.map(Into::into));
         args.extend(files[range].iter().map(Into::into));
         host.run_checked(&args)?;
     }
